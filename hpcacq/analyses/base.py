@@ -1,0 +1,68 @@
+"""What every analysis returns, and the checks shared by all parameter objects."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..errors import ParameterError
+
+__all__ = ["AnalysisResult", "params_from_mapping"]
+
+
+@dataclass
+class AnalysisResult:
+    """The per-window (velocity) or per-line (diameter) table of one analysis.
+
+    Attributes
+    ----------
+    analysis : str
+        Registered analysis name, ``"radon_velocity"`` or ``"diameter"``.
+    params : dict
+        The validated parameters (``dataclasses.asdict`` of the frozen params object),
+        including ``dx_um`` and ``dt_s``.
+    columns : dict of str -> 1-D ndarray
+        Equal-length columns; the first is ``time_s`` (seconds from the first line of
+        the image, not of the ROI). Flags are an integer bit mask column ``flags``.
+    units : dict of str -> str
+        Unit of each column (``"s"``, ``"deg"``, ``"mm/s"``, ``"px"``, ``"um"``, ``"1"``).
+    flag_bits : dict of str -> int
+        Meaning of each bit of ``flags``.
+    summary : dict of str -> float
+        A few scalars worth a glance (median velocity, fraction flagged, ...).
+    """
+
+    analysis: str
+    params: dict[str, Any]
+    columns: dict[str, np.ndarray]
+    units: dict[str, str]
+    flag_bits: dict[str, int] = field(default_factory=dict)
+    summary: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        lengths = {name: len(col) for name, col in self.columns.items()}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"columns of unequal length: {lengths}")
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.columns["time_s"])
+
+
+def params_from_mapping(cls: type, values: Mapping[str, Any]):
+    """Build the frozen parameters dataclass ``cls`` from ``values``.
+
+    Unknown names raise :class:`ParameterError` listing the valid ones, so a typo in a
+    job file or on the command line never passes silently.
+    """
+    valid = tuple(f.name for f in dataclasses.fields(cls))
+    unknown = sorted(set(values) - set(valid))
+    if unknown:
+        raise ParameterError(
+            f"unknown parameter(s) {', '.join(map(repr, unknown))} for {cls.__name__}; "
+            f"valid names are: {', '.join(valid)}"
+        )
+    return cls(**dict(values))

@@ -1,0 +1,1 @@
+"""Readers for line-scan files: TIFF (+ Olympus header, kymflow sidecar), .npy, HDF5."""

@@ -1,0 +1,1 @@
+"""Orchestration: batch engine, strategies, drivers (local and MPI), SLURM rendering."""

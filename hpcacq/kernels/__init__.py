@@ -1,0 +1,1 @@
+"""Numba kernels: numpy and numba only, no I/O, no logging (see docs/ARCHITECTURE.md)."""
