@@ -1,0 +1,58 @@
+"""hpcacq: red-blood-cell velocity (Radon) and vessel diameter from two-photon line scans.
+
+The public names load lazily (module ``__getattr__``), so ``import hpcacq`` stays fast and
+pulls in neither Numba, h5py nor mpi4py; each loads when first used::
+
+    import hpcacq
+    img = hpcacq.AcqImage.open("Capillary1_0001.tif")
+    key = img.analysis_set.create("radon_velocity", channel=0, roi_id=1)
+    result = img.analysis_set.run_analysis(key)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_LAZY = {
+    "AcqImage": "hpcacq.model",
+    "AcqAnalysisSet": "hpcacq.model",
+    "AnalysisKey": "hpcacq.model",
+    "AnalysisRunContext": "hpcacq.model",
+    "Roi": "hpcacq.model",
+    "RoiSet": "hpcacq.model",
+    "AnalysisResult": "hpcacq.analyses.base",
+    "radon_velocity": "hpcacq.analyses.velocity",
+    "RadonParams": "hpcacq.analyses.velocity",
+    "vessel_diameter": "hpcacq.analyses.diameter",
+    "DiameterParams": "hpcacq.analyses.diameter",
+    "read_acquisition": "hpcacq.io.readers",
+    "BatchFileOutcome": "hpcacq.jobs.batch",
+    "BatchFileResult": "hpcacq.jobs.batch",
+    "RoiBatchMode": "hpcacq.jobs.batch",
+    "AnalysisBatchKind": "hpcacq.jobs.batch",
+    "RadonVelocityBatchStrategy": "hpcacq.jobs.batch",
+    "DiameterBatchStrategy": "hpcacq.jobs.batch",
+    "AcqAnalysisBatch": "hpcacq.jobs.batch",
+}
+_SUBMODULES = ("errors", "io", "model", "analyses", "jobs", "synth", "kernels")
+
+__all__ = ["__version__", "errors", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"{__name__}.{name}")
+    else:
+        raise AttributeError(f"module 'hpcacq' has no attribute {name!r}")
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBMODULES))

@@ -1,0 +1,188 @@
+"""``hpcacq run``: analyse many files (one process, or MPI ranks) into one HDF5 file."""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import Any
+
+import click
+
+from ._common import UsageFailure, is_rank0, library_errors, load_toml, parse_value
+
+__all__ = ["run", "parse_time_limit", "build_config"]
+
+ANALYSIS_NAMES = {"velocity": "radon_velocity", "radon_velocity": "radon_velocity", "diameter": "diameter"}
+_ANALYSIS_OF_OPTION = {"window_lines": "radon_velocity", "window_rows": "diameter",
+                       "method": "diameter", "polarity": "diameter"}
+_HMS = re.compile(r"^(?:(\d+)-)?(\d+):(\d{1,2}):(\d{1,2})$")
+
+
+def parse_time_limit(text: Any) -> float | None:
+    """Seconds from ``3600``, ``90.5``, ``HH:MM:SS`` or ``D-HH:MM:SS`` (None stays None)."""
+    if text is None:
+        return None
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return float(text)
+    text = str(text).strip()
+    match = _HMS.match(text)
+    if match:
+        days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+        return float(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageFailure(f"--time-limit {text!r} must be seconds (3600) or HH:MM:SS (01:00:00)") from None
+
+
+def _parse_params(items: tuple[str, ...]) -> dict[str, Any]:
+    params = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageFailure(f"--param {item!r} must look like NAME=VALUE (e.g. --param angle_step_deg=0.25)")
+        params[name.strip().replace("-", "_")] = parse_value(value.strip())
+    return params
+
+
+def _merge_config(ctx: click.Context, values: dict[str, Any]) -> dict[str, Any]:
+    """Fill options left at their defaults from the TOML ``--config`` file (CLI wins)."""
+    if not values.get("config"):
+        return values
+    table = {str(k).replace("-", "_"): v for k, v in load_toml(values["config"]).items()}
+    by_name = {p.name: p for p in ctx.command.params if p.name not in ("config", "param")}
+    valid = sorted(set(by_name) | {"params"})
+    unknown = sorted(set(table) - set(valid))
+    if unknown:
+        raise UsageFailure(f"{values['config']}: unknown key(s) {unknown}; valid keys are {valid}")
+    params = dict(table.pop("params", {}) or {})
+    params.update(values["param_dict"])
+    values["param_dict"] = params
+    for name, value in table.items():
+        source = ctx.get_parameter_source(name)
+        if source not in (click.core.ParameterSource.DEFAULT, None) and not (name == "inputs" and not values[name]):
+            continue  # given on the command line: the CLI wins
+        option = by_name[name]
+        if name == "inputs":
+            value = tuple([value] if isinstance(value, str) else value)
+        try:
+            values[name] = option.type_cast_value(ctx, value)
+        except click.BadParameter as exc:
+            raise UsageFailure(f"{values['config']}: key {name!r}: {exc.format_message()}") from None
+    return values
+
+
+def _analysis_params(values: dict[str, Any], analysis: str) -> dict[str, Any]:
+    params = dict(values["param_dict"])
+    for name, wanted in _ANALYSIS_OF_OPTION.items():
+        if values.get(name) is None:
+            continue
+        if wanted != analysis:
+            flag = "--" + name.replace("_", "-")
+            raise UsageFailure(f"{flag} applies to --analysis {'velocity' if wanted == 'radon_velocity' else wanted}, "
+                               f"not {analysis}; remove it or use --param")
+        params[name] = values[name]
+    return params
+
+
+def build_config(ctx: click.Context, values: dict[str, Any], *, progress: bool):
+    """The :class:`hpcacq.jobs.config.JobConfig` of a ``run`` invocation (CLI + TOML)."""
+    values["param_dict"] = _parse_params(values.pop("param"))
+    values = _merge_config(ctx, values)
+    if not values["output"]:
+        raise UsageFailure("missing output: give -o OUT.h5 (or `output` in the --config file)")
+    from ..jobs.config import JobConfig
+    from ..jobs.inputs import expand_inputs
+
+    analysis = ANALYSIS_NAMES[values["analysis"]]
+    with library_errors():
+        inputs = expand_inputs(values["inputs"])
+        return JobConfig(inputs=tuple(inputs), output=values["output"], analysis=analysis,
+                         channel=values["channel"], roi_mode=values["roi"], roi_id=values["roi_id"],
+                         params=_analysis_params(values, analysis), dx_um=values["dx_um"], dt_s=values["dt_s"],
+                         threads=values["threads"], resume=values["resume"], overwrite=values["overwrite"],
+                         time_limit_s=parse_time_limit(values["time_limit"]), stop_file=values["stop_file"],
+                         progress=progress)
+
+
+class _Display:
+    """Log lines, a one-line status on a terminal, and the list of failed files."""
+
+    def __init__(self, n_files: int, tty: bool):
+        self.n_files, self.tty, self.done, self.problems = n_files, tty, 0, []
+        self.rank0 = is_rank0()
+
+    def log(self, line: str) -> None:
+        if self.rank0:
+            click.echo(("\r\033[K" if self.tty else "") + line, err=self.tty)
+
+    def on_file(self, record: Any) -> None:
+        self.done += 1
+        for analysis in record.records:
+            if analysis.outcome not in ("OK", "CANCELLED"):
+                self.problems.append((record.file_path, analysis.outcome, analysis.message))
+        if self.tty and self.rank0:
+            click.echo(f"\r\033[K[{self.done}/{self.n_files}] {record.file_path}", nl=False, err=True)
+
+    def finish(self, summary: Any) -> None:
+        if not self.rank0:
+            return
+        if self.tty:
+            click.echo("\r\033[K", nl=False, err=True)
+        for line in summary.lines():
+            click.echo(line)
+        rate = summary.n_lines / summary.elapsed_s if summary.elapsed_s > 0 else float("nan")
+        click.echo(f"{rate:,.0f} lines/s, {summary.elapsed_s:.1f} s elapsed")
+        if self.problems:
+            click.echo(f"{len(self.problems)} file(s) not OK:")
+            for path, outcome, message in self.problems:
+                click.echo(f"  {outcome} {path!r}: {message}")
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, type=click.Path())
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="HDF5 results file to write.")
+@click.option("--analysis", type=click.Choice(sorted(ANALYSIS_NAMES)), default="velocity", show_default=True,
+              help="velocity = Radon streak angle (mm/s); diameter = vessel width (um).")
+@click.option("--channel", type=click.IntRange(min=0), default=0, show_default=True, help="Channel, 0-based.")
+@click.option("--roi", type=click.Choice(["new", "existing"]), default="new", show_default=True,
+              help="new: whole image; existing: the ROI --roi-id of each file's sidecar.")
+@click.option("--roi-id", type=int, default=None, help="ROI id for --roi existing.")
+@click.option("--window-lines", type=int, default=None, help="velocity: lines per Radon window (multiple of 4).")
+@click.option("--window-rows", type=int, default=None, help="diameter: lines averaged per profile (odd).")
+@click.option("--method", type=click.Choice(["halfmax", "fit"]), default=None, help="diameter: edge method.")
+@click.option("--polarity", type=click.Choice(["bright", "dark"]), default=None,
+              help="diameter: vessel brighter or darker than the background.")
+@click.option("--param", multiple=True, metavar="NAME=VALUE", help="Any other analysis parameter (repeatable).")
+@click.option("--dx-um", type=float, default=None, help="Micrometres per pixel (overrides file headers).")
+@click.option("--dt-s", type=float, default=None, help="Seconds per line (overrides file headers).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads per rank (default: its cores).")
+@click.option("--resume", is_flag=True, default=False, help="Continue an existing output; skip files already OK.")
+@click.option("--overwrite", is_flag=True, default=False, help="Replace an existing output.")
+@click.option("--time-limit", default=None, metavar="SECONDS|HH:MM:SS", help="Stop cleanly (exit 3) after this time.")
+@click.option("--stop-file", type=click.Path(), default=None, help="Stop cleanly (exit 3) when this file appears.")
+@click.option("--config", type=click.Path(dir_okay=False), default=None,
+              help="TOML job file with any of these options (command line wins).")
+@click.pass_context
+def run(ctx: click.Context, **values: Any) -> int:
+    """Analyse INPUTS (files, folders, 'globs*', @list.txt) into one HDF5 file.
+
+    Runs on one process with threads, or on MPI ranks when started by mpiexec/srun
+    (only rank 0 prints and writes). Ctrl-C, SIGTERM, SIGUSR1, --time-limit and
+    --stop-file stop cleanly: finished files are kept and --resume completes the job.
+
+    \b
+    Example:
+      hpcacq run data/ -o out.h5 --analysis velocity --window-lines 16
+      hpcacq run @files.txt -o d.h5 --analysis diameter --method fit --time-limit 01:50:00
+      mpiexec -n 4 python -m mpi4py -m hpcacq run data/ -o out.h5
+    """
+    tty = sys.stderr.isatty()
+    config = build_config(ctx, values, progress=not tty)
+    from ..jobs.driver import run_job
+
+    display = _Display(len(config.inputs), tty)
+    with library_errors():
+        summary = run_job(config, log=display.log, on_file_result=display.on_file)
+    display.finish(summary)
+    return summary.exit_code

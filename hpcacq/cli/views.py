@@ -1,0 +1,158 @@
+"""``hpcacq info``, ``hpcacq summary`` and ``hpcacq export``: look at inputs and results."""
+
+from __future__ import annotations
+
+import collections
+import csv
+import os
+from typing import Any
+
+import click
+
+from ._common import UsageFailure, library_errors
+
+__all__ = ["info", "summary", "export", "MEASUREMENT", "export_csv"]
+
+#: The column whose per-file median `hpcacq summary` shows, per analysis.
+MEASUREMENT = {"radon_velocity": "velocity_clean_mm_s", "diameter": "diameter_um"}
+KEY_COLUMNS = ("file", "analysis", "channel", "roi_id")
+
+
+@click.command()
+@click.argument("file", type=click.Path())
+@click.option("--dx-um", type=float, default=None, help="Micrometres per pixel (overrides headers).")
+@click.option("--dt-s", type=float, default=None, help="Seconds per line (overrides headers).")
+def info(file: str, dx_um: float | None, dt_s: float | None) -> int:
+    """Show shape, channels, dtype, units (and where they came from) and ROIs of FILE.
+
+    \b
+    Example:
+      hpcacq info data/velocity_0000.tif
+    """
+    from ..model import AcqImage
+
+    with library_errors():
+        image = AcqImage.open(file, dx_um=dx_um, dt_s=dt_s)
+    source = image.header.get("units_source") or "none"
+    n_lines, n_pixels = image.shape
+    click.echo(f"file      {image.source}")
+    click.echo(f"shape     {n_lines} lines (time, axis 0) x {n_pixels} pixels (space, axis 1)")
+    click.echo(f"channels  {image.n_channels} (0-based: 0..{image.n_channels - 1})")
+    click.echo(f"dtype     {image.dtype}")
+    overridden = " (--dx-um/--dt-s given)" if dx_um is not None or dt_s is not None else ""
+    click.echo(f"dx_um     {image.dx_um if image.dx_um is not None else 'unknown: pass --dx-um'}")
+    click.echo(f"dt_s      {image.dt_s if image.dt_s is not None else 'unknown: pass --dt-s'}")
+    click.echo(f"units     from {source}{overridden}")
+    rois = list(image.rois)
+    click.echo(f"rois      {len(rois)}")
+    for roi in rois:
+        r0, r1, c0, c1 = roi.bounds
+        click.echo(f"  roi {roi.roi_id}: rows [{r0}, {r1}) x cols [{c0}, {c1})")
+    return 0
+
+
+def _medians(path: str) -> dict[tuple, float]:
+    import numpy as np
+
+    from ..results import iter_results
+
+    out = {}
+    for meta, result in iter_results(path):
+        column = MEASUREMENT.get(meta["analysis"])
+        values = result.columns.get(column)
+        if values is not None:
+            finite = np.asarray(values, dtype=float)
+            finite = finite[np.isfinite(finite)]
+            out[(meta["file"], meta["analysis"], meta["channel"], meta["roi_id"])] = (
+                float(np.median(finite)) if finite.size else float("nan"))
+    return out
+
+
+@click.command()
+@click.argument("results", type=click.Path())
+def summary(results: str) -> int:
+    """Show the job, outcome counts, failed files and per-file medians of RESULTS (.h5).
+
+    Exits 1 when some file is not OK (FAILED, SKIPPED or CANCELLED), else 0.
+
+    \b
+    Example:
+      hpcacq summary out.h5
+    """
+    from ..results import read_job_attrs, read_manifest
+
+    with library_errors():
+        attrs = read_job_attrs(results)
+        rows = read_manifest(results)
+        medians = _medians(results)
+    click.echo(f"results   {results} ({attrs['layout']}, created {attrs['created_utc']})")
+    for name, value in sorted(attrs["job"].items()):
+        click.echo(f"job.{name:<10} {value}")
+    counts = collections.Counter(row["outcome"] for row in rows)
+    click.echo("outcomes  " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no files"))
+    bad = [row for row in rows if row["outcome"] != "OK"]
+    for row in bad:
+        click.echo(f"  {row['outcome']} {row['file']!r}: {row['message']}")
+    for row in rows:
+        key = (row["file"], row["analysis"], row["channel"], row["roi_id"])
+        if key in medians:
+            click.echo(f"  {row['file']!r} ch{row['channel']} roi {row['roi_id']}: "
+                       f"median {MEASUREMENT[row['analysis']]} = {medians[key]:.4g}")
+    return 1 if bad else 0
+
+
+def export_csv(results: str, folder: str) -> list[str]:
+    """Write one ``<analysis>.csv`` per analysis in ``folder``; returns the paths written.
+
+    Columns: ``file, analysis, channel, roi_id`` then the result columns (``time_s``
+    first, then e.g. ``velocity_mm_s``, ``theta_deg`` or ``diameter_um``). The csv module
+    quotes fields, so file names with commas, quotes or newlines survive.
+    """
+    from ..results import iter_results
+
+    os.makedirs(folder, exist_ok=True)
+    handles: dict[str, Any] = {}
+    writers: dict[str, tuple[Any, list[str]]] = {}
+    try:
+        for meta, result in iter_results(results):
+            name = meta["analysis"]
+            if name not in writers:
+                handle = open(os.path.join(folder, f"{name}.csv"), "w", newline="", encoding="utf-8")
+                handles[name] = handle
+                columns = list(result.columns)
+                writer = csv.writer(handle, quoting=csv.QUOTE_MINIMAL)
+                writer.writerow([*KEY_COLUMNS, *columns])
+                writers[name] = (writer, columns)
+            writer, columns = writers[name]
+            key = [meta["file"], name, meta["channel"], "" if meta["roi_id"] is None else meta["roi_id"]]
+            table = zip(*(result.columns[c].tolist() for c in columns))
+            writer.writerows([*key, *row] for row in table)
+    finally:
+        for handle in handles.values():
+            handle.close()
+    return [handle.name for handle in handles.values()]
+
+
+@click.command()
+@click.argument("results", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["csv"]), default="csv", show_default=True, help="Output format.")
+@click.option("-o", "--output", "folder", type=click.Path(file_okay=False), required=True,
+              help="Folder for the CSV files (created if needed).")
+def export(results: str, fmt: str, folder: str) -> int:
+    """Export every OK result of RESULTS (.h5) to one CSV per analysis in a folder.
+
+    Columns: file, analysis, channel, roi_id, time_s and the measurement columns
+    (velocity_mm_s, theta_deg, ... or diameter_um, ...).
+
+    \b
+    Example:
+      hpcacq export out.h5 --format csv -o out_csv
+    """
+    del fmt  # only csv for now
+    with library_errors():
+        written = export_csv(results, folder)
+    if not written:
+        raise UsageFailure(f"{results} holds no OK result to export; `hpcacq summary {results}` tells why")
+    for path in written:
+        click.echo(path)
+    return 0

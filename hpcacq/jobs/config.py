@@ -1,0 +1,204 @@
+"""The job description behind ``hpcacq run`` and the summary it returns.
+
+:class:`JobConfig` is frozen and validated when built, so a bad analysis name, channel,
+ROI choice or parameter fails before any file is read; under MPI every rank builds the
+same config from the same command line.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from ..errors import ParameterError
+from .strategies import BatchFileOutcome, BatchStrategy, RoiBatchMode, _roi_mode, strategy_for
+
+__all__ = ["JobConfig", "JobSummary", "EXIT_OK", "EXIT_SOME_FAILED", "EXIT_USAGE", "EXIT_CANCELLED",
+           "EXIT_INTERNAL", "summarize", "already_done"]
+
+EXIT_OK = 0
+EXIT_SOME_FAILED = 1
+EXIT_USAGE = 2
+EXIT_CANCELLED = 3
+EXIT_INTERNAL = 4
+
+
+def _check_positive(name: str, value: Any, *, integer: bool = False) -> None:
+    if value is None:
+        return
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not (math.isfinite(value) and value > 0):
+        kind = "an integer >= 1" if integer else "a number > 0"
+        raise ParameterError(f"{name}={value!r} must be {kind} (or None)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobConfig:
+    """Everything one ``hpcacq run`` needs (frozen; validated when built).
+
+    Parameters
+    ----------
+    inputs : tuple of str
+        Input files (already expanded: see ``hpcacq.jobs.inputs.expand_inputs``).
+    output : str
+        HDF5 results file (written by rank 0 only).
+    analysis : {"radon_velocity", "diameter"}
+    channel : int
+        0-based channel.
+    roi_mode : RoiBatchMode
+        ADD_NEW_ROI (whole image) or ANALYZE_EXISTING_ROI (needs ``roi_id``).
+    roi_id : int or None
+    params : dict
+        Detection parameters of the analysis, checked against the registry now.
+    dx_um, dt_s : float or None
+        µm per pixel / s per line overriding the files' headers.
+    threads : int or None
+        Threads inside one file's analysis; None sizes them from the cores of a rank.
+    resume : bool
+        Continue an existing output: files already OK for the same input and
+        parameters are skipped.
+    overwrite : bool
+        Replace an existing output.
+    time_limit_s : float or None
+        Stop (exit code 3) after this many seconds; finished files are kept.
+    stop_file : str or None
+        Stop when this file appears.
+    progress : bool or None
+        True logs one line per finished file; otherwise only failures and the summary.
+    """
+
+    inputs: tuple[str, ...]
+    output: str
+    analysis: str
+    channel: int = 0
+    roi_mode: RoiBatchMode = RoiBatchMode.ADD_NEW_ROI
+    roi_id: int | None = None
+    params: dict = field(default_factory=dict)
+    dx_um: float | None = None
+    dt_s: float | None = None
+    threads: int | None = None
+    resume: bool = False
+    overwrite: bool = False
+    time_limit_s: float | None = None
+    stop_file: str | None = None
+    progress: bool | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.inputs, (str, bytes, os.PathLike)):
+            raise ParameterError("inputs must be a sequence of file paths, not one string")
+        object.__setattr__(self, "inputs", tuple(os.fspath(p) for p in self.inputs))
+        object.__setattr__(self, "output", os.fspath(self.output))
+        object.__setattr__(self, "params", dict(self.params or {}))
+        object.__setattr__(self, "roi_mode", _roi_mode(self.roi_mode))
+        if self.resume and self.overwrite:
+            raise ParameterError("resume and overwrite exclude each other: choose one")
+        _check_positive("threads", self.threads, integer=True)
+        _check_positive("time_limit_s", self.time_limit_s)
+        if self.stop_file is not None:
+            object.__setattr__(self, "stop_file", os.fspath(self.stop_file))
+        self.strategy()  # validates analysis, channel, ROI choice, units and params
+
+    def strategy(self, *, threads_per_file: int = 1) -> BatchStrategy:
+        """The batch strategy of this job (raises ParameterError for bad options)."""
+        return strategy_for(self.analysis, channel=self.channel, roi_mode=self.roi_mode, roi_id=self.roi_id,
+                            detection_params=self.params, dx_um=self.dx_um, dt_s=self.dt_s,
+                            threads_per_file=threads_per_file)
+
+    def job_attrs(self) -> dict:
+        """JSON-friendly description stored as attributes of the HDF5 file."""
+        return {
+            "analysis": self.analysis, "channel": self.channel, "roi_mode": self.roi_mode.name,
+            "roi_id": self.roi_id, "params": dict(self.params),
+            "dx_um": self.dx_um, "dt_s": self.dt_s, "n_inputs": len(self.inputs),
+        }
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    """Counts of one job, the same on every rank.
+
+    ``n_ok`` includes ``n_resumed`` files found OK in the output by ``resume``.
+    ``n_lines`` counts lines analysed in this run; ``elapsed_s`` is wall time.
+    ``exit_code``: 0 all OK, 1 some FAILED or SKIPPED, 3 cancelled.
+    """
+
+    n_files: int
+    n_ok: int
+    n_failed: int
+    n_skipped: int
+    n_cancelled: int
+    n_lines: int
+    elapsed_s: float
+    cancelled: bool
+    exit_code: int
+    n_resumed: int = 0
+    cancel_reason: str | None = None
+
+    @property
+    def files_per_s(self) -> float:
+        return (self.n_files - self.n_resumed) / self.elapsed_s if self.elapsed_s > 0 else float("nan")
+
+    def lines(self) -> list[str]:
+        """Human-readable summary lines."""
+        text = (f"{self.n_files} files: {self.n_ok} OK ({self.n_resumed} from an earlier run), "
+                f"{self.n_failed} failed, {self.n_skipped} skipped, {self.n_cancelled} cancelled; "
+                f"{self.n_lines} lines in {self.elapsed_s:.1f} s")
+        out = [text]
+        if self.cancelled:
+            out.append(f"cancelled ({self.cancel_reason or 'stop requested'}): run again with --resume to finish")
+        return out
+
+
+def summarize(outcomes: Iterable[str], *, n_lines: int, elapsed_s: float, n_resumed: int = 0,
+              cancelled: bool = False, cancel_reason: str | None = None) -> JobSummary:
+    """Build the :class:`JobSummary` from the outcome values of the files run now."""
+    counts = {o: 0 for o in BatchFileOutcome}
+    for outcome in outcomes:
+        counts[BatchFileOutcome(outcome)] += 1
+    n_skipped = counts[BatchFileOutcome.SKIPPED_MISSING_ROI] + counts[BatchFileOutcome.SKIPPED_CONFLICT]
+    n_failed, n_cancelled = counts[BatchFileOutcome.FAILED], counts[BatchFileOutcome.CANCELLED]
+    cancelled = cancelled or n_cancelled > 0
+    if cancelled:
+        code = EXIT_CANCELLED
+    else:
+        code = EXIT_SOME_FAILED if (n_failed or n_skipped) else EXIT_OK
+    n_ok = counts[BatchFileOutcome.OK] + n_resumed
+    return JobSummary(n_files=n_ok + n_failed + n_skipped + n_cancelled, n_ok=n_ok, n_failed=n_failed,
+                      n_skipped=n_skipped, n_cancelled=n_cancelled, n_lines=n_lines, elapsed_s=elapsed_s,
+                      cancelled=cancelled, exit_code=code, n_resumed=n_resumed, cancel_reason=cancel_reason)
+
+
+def _same_params(stored: Any, reference: dict) -> bool:
+    stored = stored or {}
+    return all(stored.get(name, value) == value for name, value in reference.items())
+
+
+def already_done(entry: Any, fingerprint: dict, config: JobConfig, reference: dict) -> bool:
+    """True when a stored OK result matches this file's fingerprint and this job's analysis (resume).
+
+    ``reference`` is ``config.strategy().reference_params()``.
+
+    ``entry`` is a value of ``ResultsWriter.done_fingerprints()``: ``fingerprint``,
+    ``analysis``, ``params`` and optionally ``records`` (analysis, channel, roi_id, params).
+    """
+    if not isinstance(entry, dict) or not fingerprint:
+        return False
+    stored = entry.get("fingerprint") or {}
+    for name in ("size", "mtime_ns", "sha256"):
+        if stored.get(name) is not None and fingerprint.get(name) is not None \
+                and stored.get(name) != fingerprint.get(name):
+            return False
+    if not stored:
+        return False
+    records = entry.get("records") or [{"analysis": entry.get("analysis"), "channel": config.channel,
+                                        "roi_id": config.roi_id, "params": entry.get("params")}]
+    for record in records:
+        if record.get("analysis") != config.analysis or record.get("channel", config.channel) != config.channel:
+            continue
+        if config.roi_id is not None and record.get("roi_id", config.roi_id) != config.roi_id:
+            continue
+        if _same_params(record.get("params"), reference):
+            return True
+    return False

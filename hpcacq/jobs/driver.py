@@ -1,0 +1,384 @@
+"""Run a job: one process with a thread pool, or many MPI ranks with dynamic dispatch.
+
+:func:`run_job` picks the driver from the environment: under ``mpiexec``/``srun``
+(``PMI_SIZE``, ``OMPI_COMM_WORLD_SIZE``, ``PMIX_*``) with more than one rank it imports
+mpi4py and runs the MPI driver, otherwise the local one; mpi4py is never imported
+without a launcher.
+
+MPI: rank 0 is the coordinator, the only HDF5 writer, and computes too. Files are handed
+out on request (a few ahead per rank to hide latency; never a static split, since file
+sizes differ); workers send back picklable FileRecords. Each rank runs a thread pool
+sized from the cores it really has. Cancellation seen by any rank goes to rank 0, which
+tells every rank; unstarted files become CANCELLED, finished ones are written.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections import deque
+from typing import Any, Callable
+
+from ..errors import HpcacqError
+from .batch import FileJob, FilePool
+from .cancel import CancelSource
+from .config import EXIT_USAGE, JobConfig, JobSummary, already_done, summarize
+from .resources import Backoff, cores_per_rank, launched_under_mpi, mpi_world_rank, plan_threads
+
+__all__ = ["run_job", "execute_job", "file_outcome", "main"]
+
+Log = Callable[[str], None]
+PREFETCH_PER_SLOT = 2  # files a worker holds beyond its running ones, when files are short
+PREFETCH_BELOW_S = 1.0  # files longer than this on average are not prefetched (no file waits
+#                         behind a slow one while another rank is idle; the latency is < 2 %)
+
+
+def file_outcome(record: Any) -> str:
+    """The outcome of a whole FileRecord: OK, or the first analysis outcome that is not."""
+    for analysis in record.records:
+        if analysis.outcome != "OK":
+            return analysis.outcome
+    return "OK"
+
+
+class _Tally:
+    """Rank 0's sink: write each FileRecord, count outcomes, report progress."""
+
+    def __init__(self, writer: Any, log: Log, on_file_result: Callable | None, progress: bool, n_total: int):
+        self.writer, self.log, self.on_file_result = writer, log, on_file_result
+        self.progress, self.n_total = progress, n_total
+        self.outcomes: list[str] = []
+        self.n_lines = 0
+
+    def add(self, record: Any) -> None:
+        self.writer.write_file(record)
+        outcome = file_outcome(record)
+        self.outcomes.append(outcome)
+        if outcome == "OK":
+            self.n_lines += record.n_lines
+        if self.on_file_result is not None:
+            self.on_file_result(record)
+        if self.progress or outcome not in ("OK", "CANCELLED"):
+            message = next((a.message for a in record.records if a.message), "")
+            self.log(f"[{len(self.outcomes)}/{self.n_total}] {outcome} {record.file_path} (rank {record.rank})"
+                     + (f": {message}" if message else ""))
+
+
+class _RankPool:
+    """This rank's files: a local queue feeding a thread pool of FileJob.run."""
+
+    def __init__(self, job: FileJob, slots: int):
+        self.job = job
+        self.queue: deque[tuple[int, str]] = deque()
+        self.pool = FilePool(job.run, slots, on_error=lambda i, path, exc: job.failed(path, exc))
+
+    @property
+    def idle(self) -> bool:
+        return not self.queue and not self.pool.busy
+
+    def step(self, timeout: float = 0.0) -> list:
+        """Start queued files on free slots (unless cancelled); return finished records."""
+        if self.job.cancel_event.is_set():
+            records = [self.job.cancelled(path) for _, path in self.queue]
+            self.queue.clear()
+        else:
+            records = []
+            while self.queue and self.pool.free:
+                self.pool.submit(*self.queue.popleft())
+        return records + [record for _, record in self.pool.collect(timeout=timeout)]
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def _grant(queue: deque, want: int, size: int) -> list[tuple[int, str]]:
+    """Take up to ``want`` files, fewer near the end so every rank gets a share."""
+    n = min(want, max(1, -(-len(queue) // max(1, size))))
+    return [queue.popleft() for _ in range(min(n, len(queue)))]
+
+
+def _handle_workers(link: Any, queue: deque, tally: _Tally, source: CancelSource, finished: set) -> bool:
+    """Rank 0: take in every waiting worker message; True if there was any."""
+    messages = link.poll_up()
+    for src, (records, want, reason, done) in messages:
+        for record in records:
+            tally.add(record)
+        if reason and not source.event.is_set():
+            source.cancel(f"rank {src}: {reason}")
+        if want:
+            grant = [] if source.event.is_set() else _grant(queue, want, link.size)
+            if grant:
+                link.send_down(src, "work", grant)
+            else:
+                link.send_down(src, "stop")
+        if done:
+            finished.add(src)
+    return bool(messages)
+
+
+def _coordinate(link: Any, todo: list[tuple[int, str]], local: _RankPool, tally: _Tally, source: CancelSource,
+                log: Log) -> None:
+    """Rank 0 (or the only process): hand out files, run its own share, write everything."""
+    queue = deque(todo)
+    finished: set[int] = set()
+    n_workers = 0 if link is None else link.size - 1
+    told_workers = False
+    backoff = Backoff(min_s=0.05, max_s=0.05) if link is None else link.backoff()
+    while True:
+        active = link is not None and _handle_workers(link, queue, tally, source, finished)
+        if source.event.is_set():
+            if link is not None and not told_workers:
+                log(f"cancelling: {source.reason}")
+                link.tell_workers("cancel", source.reason)
+                told_workers = True
+            local.queue.extend(queue)
+            queue.clear()
+        while queue and len(local.queue) < local.pool.free:
+            local.queue.append(queue.popleft())
+        records = local.step()
+        for record in records:
+            tally.add(record)
+        if not queue and local.idle and len(finished) == n_workers:
+            return
+        if active or records:
+            backoff.reset()
+        elif local.pool.busy:
+            for record in local.step(timeout=backoff.next()):
+                tally.add(record)
+        else:
+            backoff.sleep()
+
+
+class _Appetite:
+    """How many files a worker wants in hand: its slots, plus a prefetch when files are short."""
+
+    def __init__(self, slots: int):
+        self.slots, self._n, self._total_s = slots, 0, 0.0
+
+    def seen(self, records: list) -> None:
+        for record in records:
+            self._n += 1
+            self._total_s += float(record.timings.get("total_s", 0.0) or 0.0)
+
+    @property
+    def in_hand(self) -> int:
+        if self._n == 0 or self._total_s / self._n >= PREFETCH_BELOW_S:
+            return self.slots  # unknown or slow files: no prefetch
+        return self.slots * (1 + PREFETCH_PER_SLOT)
+
+
+def _serve(link: Any, local: _RankPool, source: CancelSource) -> JobSummary:
+    """A worker rank: ask for files, run them, send records back, relay cancellation."""
+    appetite = _Appetite(local.pool.slots)
+    outstanding = no_more = told_cancel = finished = False
+    backoff = link.backoff()
+    while True:
+        active = False
+        for kind, payload in link.poll_down():
+            active = True
+            if kind == "work":
+                local.queue.extend(payload)
+                outstanding = False
+            elif kind == "stop":
+                no_more, outstanding = True, False
+            elif kind == "cancel":
+                source.cancel(payload)
+            elif kind == "summary":
+                return payload
+        reason = None
+        if source.event.is_set() and not (told_cancel or finished):
+            reason, told_cancel, no_more = source.reason or "cancelled", True, True
+        records = local.step()
+        appetite.seen(records)
+        want_total = appetite.in_hand
+        deficit = want_total - local.pool.busy - len(local.queue)
+        want = deficit if (not no_more and not outstanding and (deficit * 2 >= want_total or local.idle)) else 0
+        done = no_more and not outstanding and local.idle and not finished
+        if records or want or reason or done:
+            link.send_up(records, want, reason, done)
+            outstanding, finished, active = outstanding or want > 0, finished or done, True
+        if active:
+            backoff.reset()
+        elif local.pool.busy:  # a finishing file wakes us at once; the timeout only bounds cancel latency
+            records = local.step(timeout=backoff.max_s)
+            appetite.seen(records)
+            if records:
+                link.send_up(records, 0, None, False)
+                backoff.reset()
+        else:
+            backoff.sleep()
+
+
+def _open_writer(config: JobConfig, writer_factory: Callable | None, size: int) -> Any:
+    mode = "resume" if config.resume else ("overwrite" if config.overwrite else "new")
+    if writer_factory is None:
+        from ..results import ResultsWriter as writer_factory
+    return writer_factory(config.output, mode=mode, job_attrs={**config.job_attrs(), "mpi_size": size})
+
+
+def _plan_todo(config: JobConfig, writer: Any, log: Log) -> tuple[list[tuple[int, str]], int]:
+    """Files to run now (index, path) and the number skipped as already done (resume)."""
+    todo = list(enumerate(config.inputs))
+    if not config.resume:
+        return todo, 0
+    from ..results import file_fingerprint
+
+    done = writer.done_fingerprints()
+    reference = config.strategy().reference_params()
+    keep = []
+    for index, path in todo:
+        try:
+            fingerprint = file_fingerprint(path)
+        except OSError:
+            fingerprint = {}
+        if not already_done(done.get(path), fingerprint, config, reference):
+            keep.append((index, path))
+    log(f"resume: {len(todo) - len(keep)} of {len(todo)} files already done")
+    return keep, len(todo) - len(keep)
+
+
+def _make_job(config: JobConfig, event: threading.Event, *, cores: int, n_files: int, rank: int,
+              host: str | None, job_factory: Callable | None) -> tuple[FileJob, int]:
+    slots, threads = plan_threads(cores, threads_per_file=config.threads, n_files=n_files)
+    strategy = config.strategy(threads_per_file=threads)
+    job = (job_factory or FileJob)(strategy, event, rank=rank, host=host)
+    return job, slots
+
+
+def _run_root(config: JobConfig, link: Any, source: CancelSource, log: Log, on_file_result, job_factory,
+              writer_factory) -> JobSummary:
+    start = time.perf_counter()
+    size = 1 if link is None else link.size
+    try:
+        writer = _open_writer(config, writer_factory, size)
+        try:
+            todo, n_resumed = _plan_todo(config, writer, log)
+        except BaseException:
+            writer.close()
+            raise
+    except (HpcacqError, OSError) as exc:
+        if link is not None:
+            from .mpi_comm import relayed
+
+            link.tell_workers("error", exc)
+            raise relayed(exc)
+        raise
+    if link is not None:
+        link.tell_workers("start", len(todo))
+    cores = cores_per_rank(ranks_on_node=1 if link is None else link.ranks_on_node)
+    job, slots = _make_job(config, source.event, cores=cores, n_files=max(1, len(todo) // size), rank=0,
+                           host=None if link is None else link.host, job_factory=job_factory)
+    log(f"{len(todo)} files on {size} rank(s), {slots} file(s) at a time x {job.strategy.threads_per_file} "
+        f"thread(s) each on rank 0")
+    tally = _Tally(writer, log, on_file_result, bool(config.progress), len(todo))
+    local = _RankPool(job, slots)
+    try:
+        _coordinate(link, todo, local, tally, source, log)
+    finally:
+        local.close()
+        writer.close()
+    summary = summarize(tally.outcomes, n_lines=tally.n_lines, elapsed_s=time.perf_counter() - start,
+                        n_resumed=n_resumed, cancelled=source.event.is_set(), cancel_reason=source.reason)
+    if link is not None:
+        link.tell_workers("summary", summary)
+    return summary
+
+
+def _run_worker(config: JobConfig, link: Any, source: CancelSource, job_factory) -> JobSummary:
+    kind, payload = link.wait_down()
+    if kind == "error":
+        from .mpi_comm import relayed
+
+        raise relayed(payload)
+    cores = cores_per_rank(ranks_on_node=link.ranks_on_node)
+    job, slots = _make_job(config, source.event, cores=cores, n_files=max(1, payload // link.size),
+                           rank=link.rank, host=link.host, job_factory=job_factory)
+    local = _RankPool(job, slots)
+    try:
+        return _serve(link, local, source)
+    finally:
+        local.close()
+
+
+def execute_job(config: JobConfig, *, log: Log | None = None, on_file_result: Callable | None = None,
+                job_factory: Callable | None = None, writer_factory: Callable | None = None,
+                use_mpi: bool | None = None) -> JobSummary:
+    """:func:`run_job` with its parts replaceable (for benchmarks and tests).
+
+    Parameters
+    ----------
+    job_factory : callable, optional
+        ``job_factory(strategy, cancel_event, rank=, host=)`` returning an object with
+        :class:`~hpcacq.jobs.batch.FileJob`'s ``run``/``cancelled``/``failed`` (e.g. a
+        no-op job that measures the dispatcher alone).
+    writer_factory : callable, optional
+        ``writer_factory(path, mode=, job_attrs=)`` with ``write_file``,
+        ``done_fingerprints`` and ``close`` (default :class:`hpcacq.results.ResultsWriter`).
+    use_mpi : bool or None
+        None detects the launcher from the environment.
+    """
+    log = log or (lambda line: None)
+    if use_mpi is None:
+        use_mpi = launched_under_mpi()
+    with CancelSource(stop_file=config.stop_file, time_limit_s=config.time_limit_s) as source:
+        if not use_mpi:
+            return _run_root(config, None, source, log, on_file_result, job_factory, writer_factory)
+        from . import mpi_comm
+
+        link = mpi_comm.Link()
+        mpi_comm.install_excepthook(link)
+        with mpi_comm.abort_on_error(link):
+            if link.rank == 0:
+                return _run_root(config, link, source, log, on_file_result, job_factory, writer_factory)
+            return _run_worker(config, link, source, job_factory)
+
+
+def run_job(config: JobConfig, *, log: Log | None = None, on_file_result: Callable | None = None) -> JobSummary:
+    """Run every input file of ``config`` and write the HDF5 results.
+
+    Parameters
+    ----------
+    config : JobConfig
+        The validated job.
+    log : callable, optional
+        Called with one line of text per event worth telling (start, failures, progress
+        when ``config.progress``, cancellation); only rank 0 logs.
+    on_file_result : callable, optional
+        Called on rank 0 with each :class:`hpcacq.results.FileRecord` once written.
+
+    Returns
+    -------
+    JobSummary
+        The same on every rank; ``exit_code`` 0 (all OK), 1 (some FAILED/SKIPPED) or 3
+        (cancelled by a signal, the stop file or the time limit; resume finishes the job).
+
+    Raises
+    ------
+    ParameterError, InputError
+        A problem the user can fix, raised on every rank (e.g. the output exists
+        without ``resume``/``overwrite``).
+    """
+    return execute_job(config, log=log, on_file_result=on_file_result)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m hpcacq.jobs.driver JOB.json``: run a JobConfig given as JSON (tests, scripts)."""
+    argv = sys.argv[1:] if argv is None else argv
+    with open(argv[0], encoding="utf-8") as handle:
+        values = json.load(handle)
+    try:
+        config = JobConfig(**{**values, "inputs": tuple(values["inputs"])})
+        summary = run_job(config, log=lambda line: print(line, flush=True))
+    except HpcacqError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return EXIT_USAGE
+    if mpi_world_rank() == 0:
+        for line in summary.lines():
+            print(line, flush=True)
+    return summary.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

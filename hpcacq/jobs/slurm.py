@@ -1,0 +1,208 @@
+"""Render SLURM batch scripts that run ``hpcacq run`` over MPI ranks.
+
+:func:`render_sbatch` is a pure function: its keyword-only, typed signature is the list
+of options, every value is shell-quoted with :func:`shlex.quote`, ``#SBATCH`` lines are
+sorted so the text is stable. :func:`render_sbatch_from_mapping` takes the same options
+from a dict (a TOML file) and rejects unknown names, listing the valid ones.
+
+The script asks SLURM for ``USR1`` some seconds before the time limit
+(``--signal=B:USR1@<seconds>``); the batch shell traps USR1 and TERM (``scancel``) and
+forwards them to the ``srun`` step, whose ranks finish their current files, write them
+and exit with code 3; ``--resume`` then finishes the job.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import re
+import shlex
+import sys
+from typing import Any, Mapping, Sequence
+
+from ..errors import ParameterError
+
+__all__ = ["render_sbatch", "render_sbatch_from_mapping", "sbatch_options"]
+
+_TIME = re.compile(r"^(\d+-)?\d+(:\d{1,2}){0,2}$")
+_ARRAY = re.compile(r"^\d+-\d+(%\d+)?$")
+
+
+def _check_int(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ParameterError(f"{name}={value!r} must be an integer >= {low}")
+
+
+def _check(job_name, nodes, ntasks_per_node, cpus_per_task, time, array, list_file, signal_seconds) -> None:
+    if not job_name or "\n" in job_name:
+        raise ParameterError(f"job_name={job_name!r} must be a non-empty single-line name")
+    _check_int("nodes", nodes, 1)
+    _check_int("ntasks_per_node", ntasks_per_node, 1)
+    _check_int("cpus_per_task", cpus_per_task, 1)
+    _check_int("signal_seconds", signal_seconds, 0)
+    if not _TIME.match(str(time)):
+        raise ParameterError(f"time={time!r} must be a SLURM time such as 01:00:00, 90 or 1-12:00:00")
+    if array is not None and not _ARRAY.match(str(array)):
+        raise ParameterError(f"array={array!r} must be a contiguous SLURM array range such as 0-9 or 0-99%10 "
+                             "(each task takes every N-th line of the list file)")
+    if array is not None and list_file is None:
+        raise ParameterError("array jobs need list_file (one input path per line): each task takes its slice")
+
+
+def _sbatch_lines(options: dict[str, Any]) -> list[str]:
+    lines = []
+    for name, value in sorted(options.items()):
+        if value is None:
+            continue
+        if "\n" in str(value) or "\r" in str(value):
+            raise ParameterError(f"{name.replace('-', '_')}={value!r} contains a newline and cannot go on a "
+                                 "#SBATCH line; choose a path without newlines for the SLURM log/workdir")
+        lines.append(f"#SBATCH --{name}={shlex.quote(str(value))}")
+    return lines
+
+
+def _quote_all(words: Sequence[str]) -> str:
+    return " ".join(shlex.quote(os.fspath(word)) for word in words)
+
+
+_PRELUDE = """\
+set -u
+{path_line}export SRUN_CPUS_PER_TASK="${{SLURM_CPUS_PER_TASK:-1}}"
+{extra_env}
+step=""
+forward() {{
+    echo "hpcacq batch script: got SIG$1, asking the ranks to stop cleanly" >&2
+    if [ -n "$step" ]; then kill -"$1" "$step" 2>/dev/null || true; fi
+}}
+trap 'forward USR1' USR1
+trap 'forward TERM' TERM
+"""
+
+_ARRAY_SLICE = """\
+# Array task: take every N-th line of the list file, starting at this task's index.
+task=$(( SLURM_ARRAY_TASK_ID - ${{SLURM_ARRAY_TASK_MIN:-0}} ))
+count="${{SLURM_ARRAY_TASK_COUNT:-1}}"
+slice={stem}_"$SLURM_ARRAY_TASK_ID".list
+awk -v t="$task" -v n="$count" '(NR - 1) % n == t' {list_file} > "$slice"
+"""
+
+_LAUNCH = """\
+srun --mpi=pmi2 --kill-on-bad-exit=1 {python} -m mpi4py -m hpcacq run {args} &
+step=$!
+rc=0
+wait "$step" || rc=$?
+# A trapped signal interrupts `wait`; keep waiting until the step really ends.
+while kill -0 "$step" 2>/dev/null; do rc=0; wait "$step" || rc=$?; done
+echo "hpcacq exit code: $rc (0 all OK, 1 some failed/skipped, 3 cancelled: rerun with --resume)"
+exit "$rc"
+"""
+
+
+def render_sbatch(
+    *,
+    job_name: str,
+    run_args: Sequence[str] = (),
+    nodes: int = 1,
+    ntasks_per_node: int = 2,
+    cpus_per_task: int = 1,
+    time: str = "01:00:00",
+    partition: str | None = None,
+    account: str | None = None,
+    mem_per_cpu: str | None = None,
+    array: str | None = None,
+    list_file: str | None = None,
+    results: str | None = None,
+    signal_seconds: int = 120,
+    output: str = "slurm-%x-%j.out",
+    python: str = sys.executable,
+    numba_cache_dir: str | None = None,
+    workdir: str | None = None,
+) -> str:
+    """The text of an sbatch script running ``hpcacq run`` on ``nodes x ntasks_per_node`` ranks.
+
+    Parameters
+    ----------
+    job_name : str
+        ``--job-name``.
+    run_args : sequence of str
+        Arguments after ``hpcacq run`` (inputs, ``-o OUT.h5``, ``--analysis``, ...).
+    nodes, ntasks_per_node, cpus_per_task : int
+        MPI ranks = nodes x ntasks_per_node; each rank gets ``cpus_per_task`` cores
+        (its thread pool is sized from ``SLURM_CPUS_PER_TASK``).
+    time : str
+        Wall-time limit (``HH:MM:SS``, minutes, or ``D-HH:MM:SS``).
+    partition, account, mem_per_cpu : str or None
+        Passed through when given.
+    array : str or None
+        Job-array spec (``0-9``, ``0-99%10``): each task takes every N-th line of
+        ``list_file`` (N = task count) and writes ``<results stem>_<task id>.h5``.
+    list_file : str or None
+        One input path per line; added to the run as ``@list_file`` (array: its slice).
+    results : str or None
+        Output HDF5 added as ``-o`` (array: the base name of each task's output).
+    signal_seconds : int
+        Seconds before the time limit at which SLURM sends USR1 to the batch shell,
+        which forwards it to the ranks so they stop cleanly (exit code 3).
+    output : str
+        SLURM log file pattern (``%x`` job name, ``%j`` job id, ``%a`` array task).
+    python : str
+        Python interpreter used by every rank (default: the one rendering the script).
+    numba_cache_dir : str or None
+        Exported as ``NUMBA_CACHE_DIR`` (a shared folder so ranks reuse compiled kernels).
+    workdir : str or None
+        ``--chdir`` of the job.
+
+    Returns
+    -------
+    str
+        The script (bash), ending with a newline.
+
+    Raises
+    ------
+    ParameterError
+        An option is out of range or inconsistent (array without list_file, ...).
+    """
+    _check(job_name, nodes, ntasks_per_node, cpus_per_task, time, array, list_file, signal_seconds)
+    sbatch = {"job-name": job_name, "nodes": nodes, "ntasks-per-node": ntasks_per_node,
+              "cpus-per-task": cpus_per_task, "time": time, "partition": partition, "account": account,
+              "mem-per-cpu": mem_per_cpu, "array": array, "output": output, "chdir": workdir,
+              "signal": f"B:USR1@{signal_seconds}" if signal_seconds else None}
+    extra_env = f"export NUMBA_CACHE_DIR={shlex.quote(numba_cache_dir)}" if numba_cache_dir else ""
+    path_line = ""
+    if os.path.isabs(python):  # its bin folder holds hpcacq and mpiexec: put it first on PATH
+        path_line = f'export PATH={shlex.quote(os.path.dirname(python))}:"$PATH"\n'
+    parts = ["#!/bin/bash", *_sbatch_lines(sbatch), "# Rendered by `hpcacq slurm`; edit the options there, not here.",
+             _PRELUDE.format(path_line=path_line, extra_env=extra_env)]
+    args = list(run_args)
+    if array is not None:
+        stem = os.path.splitext(results or "results.h5")[0]
+        parts.append(_ARRAY_SLICE.format(stem=shlex.quote(stem), list_file=shlex.quote(list_file)))
+        args_text = f'@"$slice" -o {shlex.quote(stem)}_"$SLURM_ARRAY_TASK_ID".h5 {_quote_all(args)}'.rstrip()
+    else:
+        head = ([f"@{list_file}"] if list_file else []) + (["-o", results] if results else [])
+        args_text = _quote_all(head + args)
+    parts.append(_LAUNCH.format(python=shlex.quote(python), args=args_text))
+    return "\n".join(part for part in parts if part != "")
+
+
+def sbatch_options() -> tuple[str, ...]:
+    """Names accepted by :func:`render_sbatch` (and in a TOML ``hpcacq slurm --config``)."""
+    return tuple(inspect.signature(render_sbatch).parameters)
+
+
+def render_sbatch_from_mapping(values: Mapping[str, Any]) -> str:
+    """:func:`render_sbatch` from a mapping (e.g. a TOML table); ``-`` in names means ``_``.
+
+    Raises
+    ------
+    ParameterError
+        A name is not an option (the message lists the valid ones) or a value is bad.
+    """
+    valid = sbatch_options()
+    options = {str(name).replace("-", "_"): value for name, value in values.items()}
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ParameterError(f"unknown SLURM option(s) {unknown}; valid options are {sorted(valid)}")
+    if "job_name" not in options:
+        raise ParameterError("job_name is required")
+    return render_sbatch(**options)

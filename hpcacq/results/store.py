@@ -1,0 +1,170 @@
+"""Crash-safe file operations and the root file of a results set.
+
+Every file the writer makes is written under a ``.tmp`` name, closed, fsynced and
+atomically renamed (``os.replace``), then its directory is fsynced: a reader (or a job
+killed at any moment) sees either the previous complete file or the new complete one.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import shutil
+import time
+from typing import Any, Iterable
+
+import h5py
+
+from ..errors import ParameterError
+from .layout import FORMAT, read_manifest_columns, to_json, write_manifest, _scalar_attrs
+
+__all__ = ["acquire_lock", "release_lock", "fsync_path", "fsync_dir", "commit", "shard_name", "shard_numbers", "utc_now",
+           "write_root_attrs", "write_linked_root", "check_format", "remove_tree", "remove_trash"]
+
+FORMAT_VERSION = 1
+_SHARD = re.compile(r"^shard-(\d{5,})\.h5$")
+
+
+def utc_now() -> str:
+    """Current UTC time as ISO 8601 text, e.g. ``2026-11-23T20:01:02Z``."""
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def fsync_path(path: str) -> None:
+    """Flush a closed file's data to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: str) -> None:
+    """Flush a directory entry change (create, rename, unlink) to disk."""
+    fd = os.open(path or ".", os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
+
+
+def commit(tmp: str, final: str, *, fsync: bool = True) -> None:
+    """Atomically replace ``final`` by the complete, closed file ``tmp``."""
+    if fsync:
+        fsync_path(tmp)
+    os.replace(tmp, final)
+    if fsync:
+        fsync_dir(os.path.dirname(os.path.abspath(final)))
+
+
+def remove_tree(path: str) -> None:
+    """Remove a folder by first renaming it away (atomic), so no half-deleted folder keeps its name."""
+    if not os.path.exists(path):
+        return
+    trash = f"{path}.trash-{os.getpid()}-{time.monotonic_ns()}"
+    os.replace(path, trash)
+    fsync_dir(os.path.dirname(os.path.abspath(path)))
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def remove_trash(path: str) -> None:
+    """Delete ``<path>.trash-*`` folders left by a job killed while removing ``path``."""
+    folder, name = os.path.split(os.path.abspath(path))
+    for entry in os.listdir(folder):
+        if entry.startswith(name + ".trash-"):
+            shutil.rmtree(os.path.join(folder, entry), ignore_errors=True)
+
+
+def acquire_lock(path: str) -> int:
+    """Hold an exclusive ``flock`` on ``path`` (one writer per output); returns its descriptor.
+
+    The kernel releases the lock when the process dies, so a file left by a killed job
+    does not block a resume.
+    """
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise ParameterError(f"another process is writing {path[:-5]} (it holds {path}); wait for that "
+                             "job to finish or choose another --output") from None
+    return fd
+
+
+def release_lock(fd: int, path: str) -> None:
+    """Remove the lock file and release the lock (the file goes first, while still held)."""
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+    os.close(fd)
+
+
+def shard_name(number: int) -> str:
+    """File name of shard ``number`` inside the parts folder."""
+    return f"shard-{number:05d}.h5"
+
+
+def shard_numbers(parts: str) -> list[int]:
+    """Shard numbers present in ``parts`` (ascending); leftover ``.tmp`` files are removed."""
+    numbers = []
+    for entry in os.listdir(parts):
+        if entry.endswith(".tmp"):
+            os.remove(os.path.join(parts, entry))
+            continue
+        match = _SHARD.match(entry)
+        if match:
+            numbers.append(int(match.group(1)))
+    return sorted(numbers)
+
+
+def check_format(handle: h5py.File, path: str) -> str:
+    """The ``layout`` attr of an hpcacq results file; ParameterError for any other HDF5 file."""
+    if handle.attrs.get("format") != FORMAT:
+        raise ParameterError(f"{path} exists but is not an hpcacq results file (no attr format={FORMAT!r}); "
+                             "choose another output name or pass --overwrite to replace it")
+    return str(handle.attrs.get("layout", "consolidated"))
+
+
+def write_root_attrs(handle: h5py.File, *, layout: str, job_attrs: dict, versions: dict, created: str,
+                     rows: list[dict]) -> None:
+    """Root attributes: format, layout, times, job parameters and software versions."""
+    attrs = handle.attrs
+    attrs["format"] = FORMAT
+    attrs["format_version"] = FORMAT_VERSION
+    attrs["layout"] = layout
+    attrs["created_utc"] = created
+    attrs["updated_utc"] = utc_now()
+    attrs["job_json"] = to_json(job_attrs)
+    _scalar_attrs(attrs, "job_", job_attrs)
+    attrs["versions_json"] = to_json(versions)
+    _scalar_attrs(attrs, "version_", versions)
+    attrs["n_files"] = len({row["group"] for row in rows})
+    attrs["n_rows"] = len(rows)
+
+
+def write_linked_root(path: str, links: Iterable[tuple[str, str]], rows: list[dict], *, fsync: bool,
+                      **root_attrs: Any) -> None:
+    """Rewrite the small root file: attrs, manifest and one external link per file group.
+
+    ``links`` holds (group name, shard file name relative to the root file's folder).
+    """
+    tmp = path + ".tmp"
+    with h5py.File(tmp, "w") as handle:
+        write_root_attrs(handle, layout="linked", rows=rows, **root_attrs)
+        files = handle.create_group("files")
+        for name, target in links:
+            files[name] = h5py.ExternalLink(target, f"/files/{name}")
+        write_manifest(handle, rows)
+    commit(tmp, path, fsync=fsync)
+
+
+def read_rows(path: str) -> list[dict]:
+    """Manifest rows stored in one shard or results file."""
+    with h5py.File(path, "r") as handle:
+        return read_manifest_columns(handle)

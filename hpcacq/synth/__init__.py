@@ -1,0 +1,1 @@
+"""Synthetic line scans with known answers."""

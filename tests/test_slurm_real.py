@@ -1,0 +1,145 @@
+"""Rendered sbatch scripts on a real one-node SLURM: MPI over srun, scancel, resume.
+
+The cluster (tests/slurm_cluster.py) is started once per session; slurm-wlm is installed
+with apt-get if missing (these tests must not be skipped in CI).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hpcacq.jobs.slurm import render_sbatch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from slurm_cluster import LocalSlurm, ensure_slurm_installed  # noqa: E402
+
+pytestmark = [pytest.mark.slurm, pytest.mark.mpi, pytest.mark.slow]
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory):
+    if os.geteuid() != 0:
+        pytest.skip("starting slurmctld/slurmd needs root (CI runs as root)")
+    ensure_slurm_installed()
+    cluster = LocalSlurm(tmp_path_factory.mktemp("slurm"), cpus=2).start()
+    yield cluster
+    cluster.stop()
+
+
+def _job_env(tmp_path: Path) -> dict:
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))
+    return {"PYTHONPATH": path, "NUMBA_CACHE_DIR": str(tmp_path / "numba_cache")}
+
+
+def _corpus(folder: Path, n_files: int, n_lines: int) -> list[str]:
+    from hpcacq.synth.corpus import write_corpus
+
+    return [str(p) for p in write_corpus(folder, n_files=n_files, kind="velocity", n_lines=n_lines, seed=11)]
+
+
+def _submit(cluster, tmp_path: Path, name: str, run_args: list[str]) -> tuple[str, Path]:
+    log = tmp_path / f"{name}.log"
+    script = tmp_path / f"{name}.sbatch"
+    script.write_text(render_sbatch(job_name=name, ntasks_per_node=2, cpus_per_task=1, time="00:15:00",
+                                    output=str(log), run_args=run_args, signal_seconds=60,
+                                    numba_cache_dir=str(tmp_path / "numba_cache")))
+    return cluster.submit(script, env=_job_env(tmp_path), cwd=tmp_path), log
+
+
+def _columns(path) -> dict:
+    from hpcacq.results import iter_results
+
+    return {(os.path.basename(m["file"])): r.columns for m, r in iter_results(path)}
+
+
+def test_two_rank_job_matches_local_run(slurm_cluster, tmp_path, weird_tmp_path):
+    data = weird_tmp_path / "data"
+    _corpus(data, n_files=4, n_lines=1500)
+    out = weird_tmp_path / "out.h5"
+    job, log = _submit(slurm_cluster, tmp_path, "two_ranks", [str(data), "-o", str(out), "--threads", "1"])
+    state = slurm_cluster.wait(job, timeout_s=300)
+    text = log.read_text(errors="replace")
+    assert state["JobState"] == "COMPLETED", f"{state}\n{text}\n{slurm_cluster.logs()}"
+    assert "hpcacq exit code: 0" in text
+
+    from hpcacq.results import read_job_attrs, read_manifest
+
+    rows = read_manifest(out)
+    assert [r["outcome"] for r in rows] == ["OK"] * 4
+    assert read_job_attrs(out)["job"].get("mpi_size") == 2, "the job did not run on 2 MPI ranks"
+    local = tmp_path / "local.h5"
+    subprocess.run([sys.executable, "-m", "hpcacq", "run", str(data), "-o", str(local)], check=True,
+                   env={**os.environ, **_job_env(tmp_path)}, capture_output=True)
+    got, want = _columns(out), _columns(local)
+    assert sorted(got) == sorted(want)
+    for name in want:
+        for column in want[name]:
+            np.testing.assert_array_equal(got[name][column], want[name][column], err_msg=f"{name}:{column}")
+
+
+def _wait_for_ok_lines(log: Path, n: int, timeout_s: float) -> int:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = len(re.findall(r"\] OK ", log.read_text(errors="replace"))) if log.exists() else 0
+        if found >= n:
+            return found
+        time.sleep(0.2)
+    raise TimeoutError(f"fewer than {n} files finished within {timeout_s} s:\n"
+                       + (log.read_text(errors="replace") if log.exists() else "(no log)"))
+
+
+def test_scancel_keeps_finished_files_and_resume_completes(slurm_cluster, tmp_path):
+    data = tmp_path / "slow data"
+    n_files = 12
+    _corpus(data, n_files=n_files, n_lines=16000)
+    out = tmp_path / "out slow.h5"
+    args = [str(data), "-o", str(out), "--threads", "1"]
+    job, log = _submit(slurm_cluster, tmp_path, "slow", args)
+    _wait_for_ok_lines(log, 2, timeout_s=240)
+    slurm_cluster.run("scancel", job)
+    state = slurm_cluster.wait(job, timeout_s=120)
+    text = log.read_text(errors="replace")
+    assert state["JobState"] == "CANCELLED", text
+    assert "cancelled (signal SIGTERM): run again with --resume" in text, text
+
+    from hpcacq.results import read_manifest
+
+    ok = [r["file"] for r in read_manifest(out) if r["outcome"] == "OK"]
+    assert 2 <= len(ok) < n_files, f"{len(ok)} OK files after scancel\n{text}"
+
+    job2, log2 = _submit(slurm_cluster, tmp_path, "resume", [*args, "--resume"])
+    state2 = slurm_cluster.wait(job2, timeout_s=300)
+    text2 = log2.read_text(errors="replace")
+    assert state2["JobState"] == "COMPLETED", text2
+    rows = read_manifest(out)
+    assert sorted(r["outcome"] for r in rows) == ["OK"] * n_files, text2
+    assert f"({len(ok)} from an earlier run)" in text2, text2
+
+
+def test_usr1_before_time_limit_stops_cleanly_with_exit_3(slurm_cluster, tmp_path):
+    """SLURM's --signal=B:USR1@N reaches only the batch shell: it must forward it to the ranks."""
+    data = tmp_path / "data"
+    _corpus(data, n_files=8, n_lines=16000)
+    out = tmp_path / "out.h5"
+    job, log = _submit(slurm_cluster, tmp_path, "usr1", [str(data), "-o", str(out), "--threads", "1"])
+    _wait_for_ok_lines(log, 1, timeout_s=240)
+    slurm_cluster.run("scancel", "--batch", "--signal=USR1", job)  # what SLURM sends before the time limit
+    state = slurm_cluster.wait(job, timeout_s=120)
+    text = log.read_text(errors="replace")
+    assert "got SIGUSR1" in text and "cancelled (signal SIGUSR1)" in text, text
+    assert "hpcacq exit code: 3" in text, text
+    assert state["ExitCode"].startswith("3:"), f"{state}\n{text}"
+
+    from hpcacq.results import read_manifest
+
+    outcomes = [r["outcome"] for r in read_manifest(out)]
+    assert 1 <= outcomes.count("OK") < 8 and set(outcomes) <= {"OK", "CANCELLED"}, outcomes
