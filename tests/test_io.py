@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -285,16 +288,31 @@ def test_missing_file(tmp_path):
         read_acquisition(tmp_path / "nope.tif")
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root can read any file")
-def test_unreadable_file(tmp_path):
-    path = tmp_path / "locked.tif"
-    tifffile.imwrite(path, np.zeros((4, 4), np.uint16))
-    path.chmod(0)
+@contextlib.contextmanager
+def _as_unprivileged_user():
+    """Root reads any file: drop the effective uid to 'nobody' for the block (restored after)."""
+    if os.geteuid() != 0:
+        yield
+        return
+    os.seteuid(65534)
     try:
-        with pytest.raises(InputError, match=r"locked\.tif: permission denied"):
-            read_acquisition(path)
+        yield
     finally:
-        path.chmod(0o644)
+        os.seteuid(0)
+
+
+def test_unreadable_file():
+    folder = tempfile.mkdtemp(prefix="hpcacq-locked-")  # world-traversable, unlike tmp_path
+    try:
+        os.chmod(folder, 0o755)
+        path = Path(folder) / "locked.tif"
+        tifffile.imwrite(path, np.zeros((4, 4), np.uint16))
+        path.chmod(0)
+        with _as_unprivileged_user():
+            with pytest.raises(InputError, match=r"locked\.tif: permission denied"):
+                read_acquisition(path)
+    finally:
+        shutil.rmtree(folder)
 
 
 def test_writer_refuses_bad_units_and_leaves_no_temp_files(tmp_path):
