@@ -24,6 +24,7 @@ COMMANDS = {
     "export": "hpcacq.cli.views:export",
     "synth": "hpcacq.cli.tools:synth",
     "slurm": "hpcacq.cli.tools:slurm",
+    "merge": "hpcacq.cli.merge:merge",
 }
 
 EXIT_CODES = {
