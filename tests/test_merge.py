@@ -117,3 +117,24 @@ def test_merge_refuses_non_results_files(tmp_path, bad):
     with pytest.raises(InputError, match="plain.h5"):
         merge_results([path], tmp_path / "out.h5")
     assert not (tmp_path / "out.h5").exists() and not (tmp_path / "out.h5.tmp").exists()
+
+
+def test_validate_compares_results_with_the_corpus_truth(tmp_path):
+    """`hpcacq validate`: medians within tolerance pass; a wrong truth or a missing file fails."""
+    import json
+
+    data = tmp_path / "data"
+    assert _invoke("synth", data, "--n-files", 3, "--kind", "velocity", "--n-lines", 1200).exit_code == 0
+    out_h5 = tmp_path / "out.h5"
+    assert _invoke("run", data, "-o", out_h5, "--analysis", "velocity", "--window-lines", 32).exit_code == 0
+    good = _invoke("validate", out_h5, "--truth", data)
+    assert good.exit_code == 0, good.output
+    assert "3 of 3 files within 5%" in good.output
+
+    truth = json.loads((data / "truth.json").read_text())
+    truth["files"][0]["velocity_mm_s"] *= 1.2
+    truth["files"].append({"file": "not_run.tif", "px_per_line": 1.0, "velocity_mm_s": 0.3})
+    (data / "truth.json").write_text(json.dumps(truth))
+    bad = _invoke("validate", out_h5, "--truth", data / "truth.json")
+    assert bad.exit_code == 1
+    assert "2 of 4 files" in bad.output and "MISSING" in bad.output

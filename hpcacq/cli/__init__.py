@@ -25,6 +25,7 @@ COMMANDS = {
     "synth": "hpcacq.cli.tools:synth",
     "slurm": "hpcacq.cli.tools:slurm",
     "merge": "hpcacq.cli.merge:merge",
+    "validate": "hpcacq.cli.validate:validate",
 }
 
 EXIT_CODES = {
