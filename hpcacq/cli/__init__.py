@@ -24,6 +24,8 @@ COMMANDS = {
     "export": "hpcacq.cli.views:export",
     "synth": "hpcacq.cli.tools:synth",
     "slurm": "hpcacq.cli.tools:slurm",
+    "bench": "hpcacq.cli.bench:bench",
+    "compile": "hpcacq.cli.compile:compile_kernels",
     "merge": "hpcacq.cli.merge:merge",
     "validate": "hpcacq.cli.validate:validate",
 }

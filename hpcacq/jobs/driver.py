@@ -14,6 +14,7 @@ tells every rank; unstarted files become CANCELLED, finished ones are written.
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 import threading
@@ -66,6 +67,36 @@ class _Tally:
                      + (f": {message}" if message else ""))
 
 
+class _Collector:
+    """Free each finished file's reference cycles at once, cheaply.
+
+    An ``AcqImage`` and its analysis set refer to each other, so without this a file's
+    pixels live until Python's next full collection, several files later: about 30 MB
+    more peak memory per rank for 30000 x 38 files. A full collection scans every object
+    (~20 ms with numba loaded), so after the first file, when the kernels are loaded,
+    what is alive is frozen (:func:`gc.freeze`) and later collections scan only newer
+    objects (~1 ms). The job's end unfreezes; nothing is frozen if the caller froze first
+    or disabled the collector.
+    """
+
+    def __init__(self):
+        self.active = gc.isenabled()
+        self.frozen = False
+
+    def after(self, n_finished: int) -> None:
+        if not (n_finished and self.active):
+            return
+        gc.collect()
+        if not self.frozen and gc.get_freeze_count() == 0:
+            gc.freeze()
+            self.frozen = True
+
+    def close(self) -> None:
+        if self.frozen:
+            gc.unfreeze()
+            self.frozen = False
+
+
 class _RankPool:
     """This rank's files: a local queue feeding a thread pool of FileJob.run."""
 
@@ -73,6 +104,7 @@ class _RankPool:
         self.job = job
         self.queue: deque[tuple[int, str]] = deque()
         self.pool = FilePool(job.run, slots, on_error=lambda i, path, exc: job.failed(path, exc))
+        self.collector = _Collector()
 
     @property
     def idle(self) -> bool:
@@ -87,10 +119,13 @@ class _RankPool:
             records = []
             while self.queue and self.pool.free:
                 self.pool.submit(*self.queue.popleft())
-        return records + [record for _, record in self.pool.collect(timeout=timeout)]
+        finished = [record for _, record in self.pool.collect(timeout=timeout)]
+        self.collector.after(len(finished))
+        return records + finished
 
     def close(self) -> None:
         self.pool.close()
+        self.collector.close()
 
 
 def _grant(queue: deque, want: int, size: int) -> list[tuple[int, str]]:

@@ -1,0 +1,203 @@
+"""Fill the Numba cache with every kernel signature that a job uses (``hpcacq compile``).
+
+Kernels are ``@njit(cache=True)``: the first process that calls one compiles it (seconds)
+and writes the machine code to ``NUMBA_CACHE_DIR`` (default: ``__pycache__`` beside the
+kernel source); later processes load it (milliseconds). On a cluster, thousands of ranks
+starting at once with an empty cache would each compile. :func:`precompile` runs every
+registered analysis, with every option that changes which kernels run (velocity score,
+diameter method / binning / polarity), on small synthetic blocks of the dtypes readers
+return, so the cache holds everything a run needs; run it once per machine type.
+
+Numba keys a cache entry by signature and by the CPU (name and features) it was compiled
+for, so nodes of another CPU type add their own entries to the same files; the kernel
+source path is part of the cache folder name, so every node must see the package at the
+same path (a shared installation). ``NUMBA_CACHE_DIR`` must be set before numba is
+imported: :func:`precompile` refuses a ``cache_dir`` that differs from the one numba
+already uses in this process.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+import time
+from dataclasses import dataclass, field
+
+from ..errors import ParameterError
+
+__all__ = ["KernelEntry", "PrecompileReport", "precompile", "kernel_dispatchers", "cache_stats",
+           "current_cache_dir", "WORKLOAD"]
+
+#: (analysis name, detection parameters) run by :func:`precompile`: every option that
+#: selects different kernels. Units are stand-ins (they do not change the signatures).
+WORKLOAD: tuple[tuple[str, dict], ...] = (
+    ("radon_velocity", {"score": "variance"}),
+    ("radon_velocity", {"score": "path_normalized"}),
+    ("diameter", {"method": "halfmax", "binning": "mean", "polarity": "bright"}),
+    ("diameter", {"method": "halfmax", "binning": "median", "polarity": "dark"}),
+    ("diameter", {"method": "fit", "binning": "mean", "polarity": "bright"}),
+    ("diameter", {"method": "fit", "binning": "median", "polarity": "dark"}),
+)
+#: dtypes of the blocks given to the analyses (what the readers return for microscope files).
+DTYPES = ("uint8", "uint16", "float32", "float64")
+
+
+@dataclass
+class KernelEntry:
+    """One compiled kernel: ``module.function``, its signatures and what this process did."""
+
+    name: str
+    signatures: list[str]
+    compiled: int  # signatures compiled in this process (cache misses)
+    loaded: int  # signatures loaded from the cache (cache hits)
+
+
+@dataclass
+class PrecompileReport:
+    """What :func:`precompile` did.
+
+    ``seconds`` is the wall time of running the workload (compiling or loading);
+    ``import_s`` the time to import the kernels. ``compiled``/``loaded`` count
+    signatures; ``from_cache`` is True when nothing had to be compiled.
+    """
+
+    cache_dir: str
+    seconds: float
+    import_s: float
+    kernels: list[KernelEntry] = field(default_factory=list)
+    index_files: int = 0
+
+    @property
+    def compiled(self) -> int:
+        return sum(k.compiled for k in self.kernels)
+
+    @property
+    def loaded(self) -> int:
+        return sum(k.loaded for k in self.kernels)
+
+    @property
+    def n_signatures(self) -> int:
+        return sum(len(k.signatures) for k in self.kernels)
+
+    @property
+    def from_cache(self) -> bool:
+        return self.compiled == 0 and self.loaded > 0
+
+    def as_dict(self) -> dict:
+        return {"cache_dir": self.cache_dir, "seconds": self.seconds, "import_s": self.import_s,
+                "n_kernels": len(self.kernels), "n_signatures": self.n_signatures, "compiled": self.compiled,
+                "loaded": self.loaded, "from_cache": self.from_cache, "index_files": self.index_files,
+                "kernels": [vars(k) for k in self.kernels]}
+
+
+def current_cache_dir() -> str:
+    """The folder numba caches into in this process ('' = ``__pycache__`` beside the sources)."""
+    import numba
+
+    return str(numba.config.CACHE_DIR or "")
+
+
+def kernel_dispatchers() -> dict[str, object]:
+    """``"module.function"`` -> numba dispatcher for every jitted function of ``hpcacq.kernels``."""
+    from numba.core.registry import CPUDispatcher
+
+    from .. import kernels
+
+    found = {}
+    for info in pkgutil.iter_modules(kernels.__path__):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{kernels.__name__}.{info.name}")
+        for attr, value in vars(module).items():
+            if isinstance(value, CPUDispatcher) and getattr(value, "__module__", "") == module.__name__:
+                found[f"{info.name}.{attr}"] = value
+    return dict(sorted(found.items()))
+
+
+def cache_stats() -> dict[str, tuple[int, int]]:
+    """``"module.function"`` -> (signatures compiled, signatures loaded from cache) in this process."""
+    out = {}
+    for name, dispatcher in kernel_dispatchers().items():
+        stats = dispatcher.stats
+        out[name] = (sum(stats.cache_misses.values()), sum(stats.cache_hits.values()))
+    return out
+
+
+def _blocks():
+    """Small synthetic blocks (velocity streaks; a bright vessel) in every dtype of :data:`DTYPES`."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    lines = np.arange(96)[:, None]
+    velocity = 1000 + 800 * np.sin(2 * np.pi * (np.arange(38)[None, :] - 0.7 * lines) / 9.0)
+    velocity = velocity + rng.normal(0, 20, velocity.shape)
+    x = np.arange(48)[None, :]
+    vessel = 200 + 1500 * ((x > 14) & (x < 32)) + rng.normal(0, 20, (64, 48))
+    return {dtype: {"radon_velocity": np.clip(velocity, 0, 255 if dtype == "uint8" else 65535).astype(dtype),
+                    "diameter": np.clip(vessel, 0, 255 if dtype == "uint8" else 65535).astype(dtype)}
+            for dtype in DTYPES}
+
+
+def _index_files(cache_dir: str) -> int:
+    if not cache_dir or not os.path.isdir(cache_dir):
+        return 0
+    return sum(name.endswith(".nbi") for _, _, names in os.walk(cache_dir) for name in names)
+
+
+def precompile(cache_dir: str | os.PathLike | None = None, *,
+               analyses: tuple[str, ...] | None = None) -> PrecompileReport:
+    """Compile (or load from the cache) every kernel signature of :data:`WORKLOAD`.
+
+    Parameters
+    ----------
+    cache_dir : str or path-like, optional
+        Expected numba cache folder. numba reads ``NUMBA_CACHE_DIR`` when it is imported,
+        so this must already be the folder numba uses (the ``hpcacq compile`` command
+        sets the variable before importing numba).
+    analyses : tuple of str, keyword-only, optional
+        Only the kernels of these analyses (registry names); default all.
+
+    Returns
+    -------
+    PrecompileReport
+
+    Raises
+    ------
+    ParameterError
+        ``cache_dir`` differs from the folder numba uses in this process.
+    """
+    start = time.perf_counter()
+    from ..analyses.registry import build_params, get_spec
+
+    names = {name for name, _ in WORKLOAD}
+    wanted = names if analyses is None else set(analyses)
+    if not wanted or wanted - names:
+        raise ParameterError(f"analyses={sorted(wanted)!r}: choose among {sorted(names)}")
+    kernels = kernel_dispatchers()
+    import_s = time.perf_counter() - start
+    used = current_cache_dir()
+    if cache_dir is not None and os.path.abspath(os.fspath(cache_dir)) != os.path.abspath(used or "."):
+        raise ParameterError(f"numba already caches into {used or '__pycache__'!r} in this process; set "
+                             f"NUMBA_CACHE_DIR={os.fspath(cache_dir)} before importing numba (or use hpcacq compile)")
+    before = cache_stats()
+    start = time.perf_counter()
+    for blocks in _blocks().values():
+        for name, options in WORKLOAD:
+            if name not in wanted:
+                continue
+            spec = get_spec(name)
+            params = build_params(name, options, dx_um=0.3, dt_s=0.001)
+            spec.run(blocks[name], params, row_offset=0, threads=1, cancel=None, progress=None)
+    seconds = time.perf_counter() - start
+    after = cache_stats()
+    entries = []
+    for name, dispatcher in kernels.items():
+        compiled = after[name][0] - before[name][0]
+        loaded = after[name][1] - before[name][1]
+        signatures = [", ".join(str(t) for t in sig) for sig in dispatcher.signatures]
+        if signatures:
+            entries.append(KernelEntry(name, signatures, compiled, loaded))
+    cache = used or os.path.dirname(importlib.import_module("hpcacq.kernels").__file__) + os.sep + "__pycache__"
+    return PrecompileReport(cache_dir=cache, seconds=seconds, import_s=import_s, kernels=entries,
+                            index_files=_index_files(cache))
