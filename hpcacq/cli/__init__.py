@@ -28,6 +28,7 @@ COMMANDS = {
     "compile": "hpcacq.cli.compile:compile_kernels",
     "merge": "hpcacq.cli.merge:merge",
     "validate": "hpcacq.cli.validate:validate",
+    "plot": "hpcacq.cli.plot:plot",
 }
 
 EXIT_CODES = {

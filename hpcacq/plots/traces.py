@@ -1,0 +1,176 @@
+"""Draw one analysis' table on a matplotlib Axes: lines, flagged rows, robust y range.
+
+Velocity panels show the raw (``velocity_mm_s``) and the cleaned (``velocity_clean_mm_s``)
+trace; diameter panels show ``diameter_um`` per line and its median over blocks of lines.
+Flagged rows are marked on a strip under the trace (:func:`draw_flags`): one row per flag
+bit, each with its own marker and colour, at the flagged rows' times. Values far outside
+the bulk are drawn as triangles on the panel's edge, so one wild window cannot squash the
+trace into a flat line.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from .data import Trace
+
+__all__ = ["draw_trace", "draw_flags", "draw_edges", "robust_limits", "FLAG_STYLES", "UNIT_TEXT"]
+
+UNIT_TEXT = {"mm/s": "mm/s", "um": "µm", "px": "px", "s": "s", "deg": "deg"}
+#: (marker, colour, size) per flag bit, in bit order; hollow markers are drawn unfilled.
+FLAG_STYLES = [("o", "tab:orange", 3.5), ("x", "tab:red", 5), ("v", "tab:purple", 5), ("s", "tab:green", 4),
+               ("D", "tab:brown", 4), ("P", "tab:pink", 5)]
+_FENCE_IQR = 8.0  # values beyond quartiles +- 8 IQR are off scale
+
+
+def robust_limits(values: np.ndarray) -> tuple[float, float]:
+    """A y range holding every finite value unless a few lie far outside the bulk.
+
+    The range is [min, max] of the finite values, narrowed to the quartiles +- 8
+    interquartile ranges when values lie beyond that, then padded by 5 %.
+    """
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return -1.0, 1.0
+    lo, hi = float(finite.min()), float(finite.max())
+    q1, q3 = np.percentile(finite, [25, 75])
+    iqr = float(q3 - q1)
+    if iqr > 0:
+        lo, hi = max(lo, q1 - _FENCE_IQR * iqr), min(hi, q3 + _FENCE_IQR * iqr)
+    if hi <= lo:
+        half = max(abs(lo) * 0.05, 1e-9)
+        return lo - half, hi + half
+    pad = 0.05 * (hi - lo)
+    return lo - pad, hi + pad
+
+
+def _in_range(t: np.ndarray, time_range) -> np.ndarray:
+    if time_range is None:
+        return np.ones(t.shape, dtype=bool)
+    return (t >= time_range[0]) & (t <= time_range[1])
+
+
+def _block_median_curve(t: np.ndarray, y: np.ndarray, target: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Median of consecutive rows (NaN ignored) so that about ``target`` points remain."""
+    k = max(1, math.ceil(len(t) / max(1, target)))
+    n = (len(t) // k) * k
+    if n == 0:
+        return t, y, 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks stay NaN
+        med = np.nanmedian(y[:n].reshape(-1, k), axis=1)
+    return t[:n].reshape(-1, k).mean(axis=1), med, k
+
+
+def _isolated(values: np.ndarray) -> np.ndarray:
+    """Finite values whose neighbours are both NaN (or missing)."""
+    finite = np.isfinite(values)
+    before = np.concatenate([[False], finite[:-1]])
+    after = np.concatenate([finite[1:], [False]])
+    return finite & ~before & ~after
+
+
+def _draw_off_scale(ax, t, raw, limits) -> None:
+    lo, hi = limits
+    transform = ax.get_xaxis_transform()  # x in data, y in axes fraction
+    label = f"off scale ({int((np.isfinite(raw) & ((raw > hi) | (raw < lo))).sum())})"
+    for side, y, marker in ((raw > hi, 0.985, "^"), (raw < lo, 0.015, "v")):
+        side &= np.isfinite(raw)
+        if side.any():
+            ax.plot(t[side], np.full(int(side.sum()), y), linestyle="none", marker=marker, color="black",
+                    markersize=4, transform=transform, label=label)
+            label = None
+
+
+def draw_flags(ax, trace: Trace, *, time_range=None) -> None:
+    """A strip under a trace: one row per flag bit, a marker at each flagged row's time.
+
+    A strip rather than markers on the trace: on real data a flag can hold half of all
+    windows (low separability), and markers on the values would hide the trace itself.
+    """
+    columns = trace.result.columns
+    t = np.asarray(columns["time_s"], dtype=float)
+    keep = _in_range(t, time_range)
+    t = t[keep]
+    flags = np.asarray(columns.get("flags", np.zeros(keep.size, dtype=np.int64)))[keep].astype(np.int64)
+    bits = sorted(trace.result.flag_bits.items(), key=lambda item: item[1])
+    labels = []
+    for i, (name, bit) in enumerate(bits):
+        marker, colour, size = FLAG_STYLES[i % len(FLAG_STYLES)]
+        hit = (flags & int(bit)) != 0
+        labels.append(f"{name} ({int(hit.sum())})")
+        if hit.any():
+            ax.plot(t[hit], np.full(int(hit.sum()), i), linestyle="none", marker=marker, color=colour,
+                    markersize=size, markeredgewidth=0.8, alpha=0.7,
+                    **({"markerfacecolor": "none"} if marker in "osD" else {}))
+    ax.set_yticks(range(len(bits)), labels, fontsize=7)
+    ax.set_ylim(len(bits) - 0.5, -0.5)
+    ax.tick_params(axis="y", length=0)
+    ax.grid(True, axis="x", color="0.92", linewidth=0.6)
+    ax.set_ylabel("flagged", fontsize=8)
+
+
+def _median_text(values: np.ndarray, unit: str) -> str:
+    finite = values[np.isfinite(values)]
+    return f"median {np.median(finite):.4g} {unit}" if finite.size else "no finite values"
+
+
+def draw_trace(ax, trace: Trace, *, time_range=None, max_points: int = 2000) -> None:
+    """Draw ``trace`` (a velocity or diameter result) on ``ax`` with legend and labels."""
+    columns, info = trace.result.columns, trace.info
+    t = np.asarray(columns["time_s"], dtype=float)
+    keep = _in_range(t, time_range)
+    t = t[keep]
+    if info["analysis"] == "radon_velocity":
+        raw = np.asarray(columns["velocity_mm_s"], dtype=float)[keep]
+        clean = np.asarray(columns["velocity_clean_mm_s"], dtype=float)[keep]
+        unit = UNIT_TEXT.get(trace.result.units.get("velocity_mm_s", "mm/s"), "mm/s")
+        ax.plot(t, raw, color="0.55", linewidth=0.6, label="raw (velocity_mm_s)")
+        ax.plot(t, clean, color="tab:blue", linewidth=0.8, label="cleaned (velocity_clean_mm_s)")
+        ax.set_ylabel(f"velocity ({unit})")
+        summary, name = _median_text(clean, unit) + " cleaned", "velocity"
+    else:
+        raw = np.asarray(columns["diameter_um"], dtype=float)[keep]
+        unit = UNIT_TEXT.get(trace.result.units.get("diameter_um", "um"), "µm")
+        ax.plot(t, raw, color="tab:blue", linewidth=0.5, alpha=0.7, label="diameter_um (NaN: gap)")
+        alone = _isolated(raw)
+        if alone.any():  # a value between two NaNs draws no line segment: show it as a dot
+            ax.plot(t[alone], raw[alone], linestyle="none", marker=".", markersize=2, color="tab:blue")
+        tm, med, k = _block_median_curve(t, raw, max_points // 4)
+        if k > 1:
+            ax.plot(tm, med, color="black", linewidth=1.0, label=f"median of {k} lines")
+        ax.set_ylabel(f"diameter ({unit})")
+        summary, name = _median_text(raw, unit), "diameter"
+    limits = robust_limits(raw)
+    ax.set_ylim(*limits)
+    _draw_off_scale(ax, t, raw, limits)
+    if info["analysis"] == "radon_velocity" and limits[0] < 0 < limits[1]:
+        ax.axhline(0.0, color="0.8", linewidth=0.6, zorder=0)
+    roi = "whole image" if info["roi_id"] is None else f"ROI {info['roi_id']}"
+    rows = f"{len(t)} {'windows' if name == 'velocity' else 'lines'}"
+    ax.set_title(f"{name}, channel {info['channel']}, {roi}: {summary}, {rows}", loc="left", fontsize=9)
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=4, fontsize=7, frameon=False,
+              borderaxespad=0.1, handletextpad=0.3, columnspacing=1.0)
+    ax.grid(True, color="0.92", linewidth=0.6)
+
+
+def draw_edges(ax, trace: Trace, *, time_range=None, max_points: int = 2000) -> None:
+    """Draw a diameter result's left and right vessel edges over the kymograph.
+
+    Edges are stored in pixels from the centre of the ROI's first column (``left_px``,
+    ``right_px``); on the kymograph, whose µm axis starts at the image's first pixel edge,
+    they sit at ``(c0 + 0.5 + edge_px) * dx_um``.
+    """
+    columns = trace.result.columns
+    c0 = trace.info["roi_bounds"][2] if trace.info["roi_bounds"] else 0
+    dx_um = float(trace.result.params["dx_um"])
+    t = np.asarray(columns["time_s"], dtype=float)
+    keep = _in_range(t, time_range)
+    for name in ("left_px", "right_px"):
+        edge_um = (c0 + 0.5 + np.asarray(columns[name], dtype=float)[keep]) * dx_um
+        tm, edge, _ = _block_median_curve(t[keep], edge_um, max_points // 2)
+        ax.plot(tm, edge, color="tab:cyan", linewidth=0.8, alpha=0.9,
+                label="vessel edges (left_px, right_px)" if name == "left_px" else None)
