@@ -112,6 +112,14 @@ def _outcome_key(outcome: str) -> str:
     return "SKIPPED" if outcome.startswith("SKIPPED") else outcome if outcome in OUTCOME_STYLES else "FAILED"
 
 
+def _short(label: str, limit: int = 48) -> str:
+    """``label`` cut in the middle to ``limit`` characters (file names share starts and ends)."""
+    if len(label) <= limit:
+        return label
+    keep = (limit - 3) // 2
+    return label[:keep] + "..." + label[-(limit - 3 - keep):]
+
+
 def summary_size(n_rows: int, width: int = 1100) -> tuple[int, int]:
     """Default summary size: 22 px per row up to 60 rows, then 12 px per row."""
     per_row = 22 if n_rows <= 60 else 12
@@ -168,7 +176,7 @@ def summary_figure(results, *, analysis=None, channel=None, roi_id=None, size: t
     row_px = max(1.0, (height - _SUMMARY_MARGIN_PX) / max(1, len(rows)))
     fontsize = float(np.clip(row_px * 0.62 * 72 / fig.dpi, 3.0, 9.0))
     _draw_rows(ax, rows, fontsize)
-    ax.set_yticks(np.arange(len(rows)), [row["label"] for row in rows], fontsize=fontsize)
+    ax.set_yticks(np.arange(len(rows)), [_short(row["label"]) for row in rows], fontsize=fontsize)
     ax.set_ylim(len(rows) - 0.5, -0.5)
     column = rows[0]["column"] if rows else ""
     unit = UNIT_TEXT.get({"velocity_clean_mm_s": "mm/s", "diameter_um": "um"}.get(column, ""), "")
@@ -177,6 +185,7 @@ def summary_figure(results, *, analysis=None, channel=None, roi_id=None, size: t
     if lo < 0 < hi:
         ax.axvline(0.0, color="0.8", linewidth=0.6, zorder=0)
     ax.grid(True, axis="x", color="0.92")
+    ax.grid(True, axis="y", color="0.96", linewidth=0.5)  # helps follow a row from its name
     left_out = f"; first {len(rows)} of {total} rows shown" if total > len(rows) else ""
     fig.suptitle(f"{os.path.basename(os.fspath(results))}: {analysis}, {total} rows ("
                  + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + f"){left_out}", fontsize=11)
