@@ -70,8 +70,10 @@ set -u
 {path_line}export SRUN_CPUS_PER_TASK="${{SLURM_CPUS_PER_TASK:-1}}"
 {extra_env}
 step=""
+stop=""
 forward() {{
     echo "hpcacq batch script: got SIG$1, asking the ranks to stop cleanly" >&2
+    stop="$1"
     if [ -n "$step" ]; then kill -"$1" "$step" 2>/dev/null || true; fi
 }}
 trap 'forward USR1' USR1
@@ -84,6 +86,13 @@ task=$(( SLURM_ARRAY_TASK_ID - ${{SLURM_ARRAY_TASK_MIN:-0}} ))
 count="${{SLURM_ARRAY_TASK_COUNT:-1}}"
 slice={stem}_"$SLURM_ARRAY_TASK_ID".list
 awk -v t="$task" -v n="$count" '(NR - 1) % n == t' {list_file} > "$slice"
+"""
+
+_PRECOMPILE = """\
+# Fill the shared Numba cache for this node's CPU type before the ranks start (fast when it
+# is already filled), so that they load the kernels instead of each compiling them.
+{python} -m hpcacq compile >&2 || echo "hpcacq compile failed: the ranks will compile the kernels themselves" >&2
+if [ -n "$stop" ]; then echo "hpcacq exit code: 3 (stopped before the ranks started: rerun with --resume)"; exit 3; fi
 """
 
 _LAUNCH = """\
@@ -148,7 +157,12 @@ def render_sbatch(
     python : str
         Python interpreter used by every rank (default: the one rendering the script).
     numba_cache_dir : str or None
-        Exported as ``NUMBA_CACHE_DIR`` (a shared folder so ranks reuse compiled kernels).
+        Exported as ``NUMBA_CACHE_DIR``: a folder shared by the ranks (and by later jobs).
+        The script then runs ``hpcacq compile`` in the batch shell before ``srun``, which
+        compiles every kernel once into that folder (or finds it already filled), so the
+        ranks load the kernels instead of each compiling them. Nodes of another CPU type
+        add their own entries when they first run; run ``hpcacq compile`` on one node of
+        each type beforehand to avoid that.
     workdir : str or None
         ``--chdir`` of the job.
 
@@ -181,6 +195,8 @@ def render_sbatch(
     else:
         head = ([f"@{list_file}"] if list_file else []) + (["-o", results] if results else [])
         args_text = _quote_all(head + args)
+    if numba_cache_dir:
+        parts.append(_PRECOMPILE.format(python=shlex.quote(python)))
     parts.append(_LAUNCH.format(python=shlex.quote(python), args=args_text))
     return "\n".join(part for part in parts if part != "")
 
