@@ -89,6 +89,50 @@ def test_chosen_angles_match_skimage_on_streaks():
     np.testing.assert_array_equal(theta[picks], expected)
 
 
+def _search_one(window):
+    """Coarse then fine argmax of one window with this module's own projections and np.var."""
+    w = window - window.mean()
+    coarse = np.arange(180.0)
+    best = coarse[np.argmax(np.var(kr.radon_projections(w, coarse), axis=0))]
+    fine = best + np.arange(-2, 2.25, 0.25)
+    return fine[np.argmax(np.var(kr.radon_projections(w, fine), axis=0))], best
+
+
+def test_fine_batches_of_mixed_coarse_angles_pick_each_windows_own_best():
+    # speeds drift so neighbouring windows' coarse angles differ by 0, 1 or more degrees:
+    # the fine pass scores them together on the union of their fine angles
+    from hpcacq.synth.velocity import make_velocity_kymograph
+
+    speeds = [0.80, 0.83, 0.86, 0.90, 1.2, -0.5, 0.84, 0.87]
+    image = np.concatenate([make_velocity_kymograph(48, 11, px_per_line=v, rng=i, noise_sd=60)
+                            for i, v in enumerate(speeds)])
+    theta, _, coarse = kr.radon_windows(image, window_lines=16)
+    expected = [_search_one(image[k * 4:k * 4 + 16]) for k in range(len(theta))]
+    assert len(set(coarse)) >= 5  # the batches really mix coarse angles
+    np.testing.assert_array_equal(coarse, [c for _, c in expected])
+    np.testing.assert_array_equal(theta, [t for t, _ in expected])
+
+
+def test_fine_pass_keeps_each_window_to_its_own_17_angles():
+    # streaks at about 45.75 degrees; half the windows are told their coarse angle is 43,
+    # half 44: batched together, each must choose within its own +-2 degrees
+    from hpcacq.synth.velocity import make_velocity_kymograph
+
+    image = make_velocity_kymograph(16 * 20, 13, px_per_line=np.tan(np.deg2rad(45.75)), rng=3, noise_sd=20)
+    n = kr.window_count(image.shape[0], 16)
+    coarse = np.where(np.arange(n) % 2 == 0, 43, 44).astype(np.int64)
+    n_ops, op_col, op_pix, op_w, size, energy = kr.angle_table(16, image.shape[1])
+    best_idx, best_var = np.zeros(n, dtype=np.int64), np.zeros(n)
+    kr._fine_pass(image, 16, 0, size, n_ops, op_col, op_pix, op_w, np.ones_like(energy), coarse,
+                  best_idx, best_var)
+    theta = -2.0 + best_idx / 4
+    for k in range(n):
+        w = image[k * 4:k * 4 + 16] - image[k * 4:k * 4 + 16].mean()
+        fine = coarse[k] + np.arange(-2, 2.25, 0.25)
+        assert theta[k] == fine[np.argmax(np.var(kr.radon_projections(w, fine), axis=0))]
+    assert np.all(theta[coarse == 43] <= 45) and np.mean(theta[coarse == 44] > 45) > 0.5
+
+
 def test_chunking_gives_identical_results():
     rng = np.random.default_rng(5)
     image = rng.normal(size=(800, 17))
