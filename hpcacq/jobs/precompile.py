@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ParameterError
 
-__all__ = ["KernelEntry", "PrecompileReport", "precompile", "kernel_dispatchers", "cache_stats",
+__all__ = ["KernelEntry", "PrecompileReport", "precompile", "warm_up", "kernel_dispatchers", "cache_stats",
            "current_cache_dir", "WORKLOAD"]
 
 #: (analysis name, detection parameters) run by :func:`precompile`: every option that
@@ -201,3 +201,30 @@ def precompile(cache_dir: str | os.PathLike | None = None, *,
     cache = used or os.path.dirname(importlib.import_module("hpcacq.kernels").__file__) + os.sep + "__pycache__"
     return PrecompileReport(cache_dir=cache, seconds=seconds, import_s=import_s, kernels=entries,
                             index_files=_index_files(cache))
+
+
+def warm_up(analysis: str, detection_params: dict | None = None) -> bool:
+    """Load (or compile) the kernels of one analysis by running it on a small synthetic block.
+
+    The driver calls this on every rank before its first file, so the kernels' loading
+    cost and the objects it creates are not part of any file. Returns False (and does
+    nothing else) when the block is not valid for these parameters; the first real
+    file then loads the kernels; also for an analysis registered from outside hpcacq.
+    """
+    import numpy as np
+
+    from ..analyses.registry import build_params, get_spec
+
+    try:
+        spec = get_spec(analysis)
+        if not getattr(spec.run, "__module__", "").startswith("hpcacq."):
+            return False  # not one of hpcacq's Numba analyses (e.g. a stand-in in tests)
+        params = build_params(analysis, dict(detection_params or {}), dx_um=0.3, dt_s=0.001)
+        window = int(getattr(params, "window_lines", 16))
+        block = _blocks()["float64"][analysis]
+        if block.shape[0] < 4 * window:
+            block = np.tile(block, (-(-4 * window // block.shape[0]), 1))
+        spec.run(block, params, row_offset=0, threads=1, cancel=None, progress=None)
+    except Exception:  # noqa: BLE001 - only a warm-up: the real files report real problems
+        return False
+    return True
