@@ -27,7 +27,7 @@ def naive_bin(image, window_rows=5, binning="mean", polarity="bright"):
     return -out if polarity == "dark" else out
 
 
-def naive_halfmax_profile(profile, q_lo=10.0, q_hi=90.0):
+def naive_halfmax_profile(profile, q_lo=10.0, q_hi=100.0):
     """(left, right, flags) of one profile, walking the pixels one by one."""
     base, peak = np.percentile(profile, [q_lo, q_hi])
     if not peak > base:
@@ -50,7 +50,7 @@ def naive_halfmax_profile(profile, q_lo=10.0, q_hi=90.0):
     return left, right, flags
 
 
-def naive_halfmax(image, window_rows=5, binning="mean", polarity="bright", q_lo=10.0, q_hi=90.0):
+def naive_halfmax(image, window_rows=5, binning="mean", polarity="bright", q_lo=10.0, q_hi=100.0):
     """(left, right, flags) arrays for every line."""
     prof = naive_bin(image, window_rows, binning, polarity)
     res = [naive_halfmax_profile(p, q_lo, q_hi) for p in prof]

@@ -159,8 +159,8 @@ def test_bad_options_are_refused_before_writing(tmp_path, standin_generators, op
 @pytest.mark.slow
 @pytest.mark.parametrize("kind, analysis, params, column, tolerance", [
     ("velocity", "radon_velocity", {}, "velocity_mm_s", dict(rel=0.1)),
-    # the profile fit; the half-maximum method reads narrow vessels ~0.9 px wide (percentile levels)
     ("diameter", "diameter", {"method": "fit"}, "diameter_px", dict(abs=0.1)),
+    ("diameter", "diameter", {"method": "halfmax"}, "diameter_px", dict(abs=0.25)),
 ])
 def test_corpus_answers_come_back_through_the_analyses(tmp_path, kind, analysis, params, column, tolerance):
     """End to end with the real generators and analyses: file -> AcqImage -> analysis ~ truth."""

@@ -55,11 +55,47 @@ def test_fit_error_is_within_0p15_px_down_to_4_psf_sigma(grid_errors):
             assert np.mean(np.abs(fit)) <= 0.15, (w, s, np.mean(np.abs(fit)))
 
 
-def test_halfmax_error_is_within_0p25_px_from_8_px_and_6_psf_sigma(grid_errors):
+def _ideal_halfmax_width(width, sigma):
+    """Full width at half maximum of a top-hat of this width blurred by a Gaussian (no noise)."""
+    from scipy.optimize import brentq
+    from scipy.special import erf
+
+    def f(x):
+        return 0.5 * (erf((x + width / 2) / (np.sqrt(2) * sigma)) - erf((x - width / 2) / (np.sqrt(2) * sigma)))
+
+    half = 0.5 * f(0.0)
+    return 2.0 * brentq(lambda x: f(x) - half, 0.0, 3.0 * width)
+
+
+def test_halfmax_mean_error_over_widths_4_to_60_px_is_within_0p25_px(grid_errors):
+    per_case = [np.mean(np.abs(hm)) for hm, _, _ in grid_errors.values()]
+    assert all(np.isfinite(hm).all() for hm, _, _ in grid_errors.values())
+    assert np.mean(per_case) <= 0.25, np.mean(per_case)
+
+
+def test_halfmax_error_is_within_0p1_px_from_6_psf_sigma(grid_errors):
     for (w, s), (hm, _, _) in grid_errors.items():
-        if w >= 8 and w >= 6 * s:
-            assert np.isfinite(hm).all(), (w, s)
-            assert np.mean(np.abs(hm)) <= 0.25, (w, s, np.mean(np.abs(hm)))
+        if w >= 6 * s:
+            assert np.mean(np.abs(hm)) <= 0.1, (w, s, np.mean(np.abs(hm)))
+
+
+def test_halfmax_reads_the_blurred_width_of_narrow_vessels(grid_errors):
+    # below ~6 PSF sigma the half-maximum width of the blurred lumen exceeds the lumen
+    # itself (physics, not the kernel): the measurement follows that known width
+    for (w, s), (hm, _, _) in grid_errors.items():
+        if w < 6 * s:
+            ideal = _ideal_halfmax_width(w, s)
+            assert ideal > w
+            assert abs(np.mean(hm) + w - ideal) <= 0.15, (w, s, np.mean(hm) + w, ideal)
+
+
+def test_kymflow_peak_level_overreads_narrow_vessels_more_than_the_default():
+    # the 90th percentile of a line falls on the shoulder of a lumen covering < 10% of it
+    img, rows = _case(4, 1.0, seed=0)
+    default = vessel_diameter(img, **UNITS).columns["diameter_px"][rows] - 4
+    kymflow = vessel_diameter(img, peak_percentile=90, **UNITS).columns["diameter_px"][rows] - 4
+    assert np.mean(kymflow) > 0.5
+    assert np.mean(np.abs(default)) < 0.25
 
 
 def test_whole_pixel_method_reads_about_one_pixel_low(grid_errors):
@@ -72,9 +108,9 @@ def test_whole_pixel_method_reads_about_one_pixel_low(grid_errors):
 
 def test_halfmax_overreads_narrow_vessels_where_the_fit_does_not(grid_errors):
     # documented limit: the half-maximum width of a blurred narrow lumen exceeds the lumen
-    for w in (6, 8):
-        hm, fit, _ = grid_errors[w, 2.0]
-        assert np.mean(hm) > 0.5
+    for (w, s), over in (((6, 2.0), 0.5), ((8, 2.0), 0.2)):
+        hm, fit, _ = grid_errors[w, s]
+        assert np.mean(hm) > over
         assert abs(np.mean(fit)) < 0.1
 
 

@@ -155,7 +155,7 @@ def bin_lines(image, *, window_rows=5, binning="mean", polarity="bright", start=
 
 
 def halfmax_edges(image, *, window_rows=5, binning="mean", polarity="bright",
-                  baseline_percentile=10.0, peak_percentile=90.0, start=0, stop=None):
+                  baseline_percentile=10.0, peak_percentile=100.0, start=0, stop=None):
     """Sub-pixel half-maximum vessel edges of each line.
 
     threshold = baseline + 0.5 * (peak - baseline), with baseline and peak the given
@@ -170,7 +170,8 @@ def halfmax_edges(image, *, window_rows=5, binning="mean", polarity="bright",
     window_rows, binning, polarity, start, stop
         As in :func:`bin_lines`.
     baseline_percentile, peak_percentile : float, keyword-only
-        Percentiles (0-100) of the profile taken as background and vessel level.
+        Percentiles (0-100) of the profile taken as background and vessel level
+        (default 10 and 100: the peak is the binned profile's maximum).
 
     Returns
     -------
@@ -188,7 +189,7 @@ def halfmax_edges(image, *, window_rows=5, binning="mean", polarity="bright",
 
 
 def fit_edges(image, *, window_rows=5, binning="mean", polarity="bright",
-              baseline_percentile=10.0, peak_percentile=90.0, max_iter=50, min_r2=0.9,
+              baseline_percentile=10.0, peak_percentile=100.0, max_iter=50, min_r2=0.9,
               start=0, stop=None):
     """Vessel edges of each line from a least-squares fit of a blurred top-hat.
 
