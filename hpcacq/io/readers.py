@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,7 +119,8 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, dict]:
             axes = series.axes
     except tifffile.TiffFileError as exc:
         raise InputError(f"{path}: not a readable TIFF file ({exc})") from None
-    except (ValueError, OSError, EOFError, IndexError, KeyError) as exc:
+    except (ValueError, OSError, EOFError, IndexError, KeyError, struct.error) as exc:
+        # struct.error: a file cut inside its 8-byte header (tifffile unpacks it unchecked)
         raise InputError(f"{path}: the TIFF is truncated or corrupt ({exc}); re-export the file") from None
     if data.ndim == 3 and axes.endswith("S"):  # RGB-like samples last -> channels first (a view)
         data = np.moveaxis(data, -1, 0)
