@@ -434,6 +434,8 @@ def test_sigkill_of_the_whole_job_midway_leaves_a_readable_file_that_resume_comp
         lines = _read_until_ok(proc, 17)  # the 16th file written made the first shard durable
     finally:
         tree = _kill_job(proc)
+        proc.stdout.close()
+        proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL and len(tree) >= 4, (proc.returncode, tree)  # mpiexec, proxy, 2 ranks
     assert not any(line.startswith(f"{N_CANCEL_FILES} files:") for line in lines)  # killed midway
 
