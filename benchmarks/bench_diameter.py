@@ -73,7 +73,7 @@ def naive_loop(image: np.ndarray) -> np.ndarray:
     out = np.full(n, np.nan)
     for i in range(n):
         prof = image[max(i - 2, 0):i + 3].mean(axis=0)
-        base, peak = np.percentile(prof, [10, 90])
+        base, peak = np.percentile(prof, [10, 100])
         thr = base + 0.5 * (peak - base)
         above = np.nonzero(prof >= thr)[0]
         first, last = above[0], above[-1]

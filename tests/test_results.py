@@ -443,3 +443,27 @@ def test_real_velocity_result_round_trips_in_a_weird_folder(realdata, weird_tmp_
         group = f["files"][info["group"]][info["dataset"]]
         assert group["velocity_mm_s"].attrs["units"] == "mm/s"
         assert all(group.attrs[f"flag_bit_{name}"] == bit for name, bit in result.flag_bits.items())
+
+
+def test_writer_keeps_well_under_1_kb_per_file_and_the_manifest_is_unchanged(tmp_path):
+    # rank 0 holds one manifest row per file for the whole job: its memory must stay small
+    import tracemalloc
+
+    record = velocity_record(0, n_rows=10)
+    writer = ResultsWriter(tmp_path / "o.h5", mode="new", fsync=False, flush_every=100)
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for i in range(300):
+            record.file_path = f"/data/mouse 1/session 2026-11-20/file_{i:06d}.tif"
+            writer.write_file(record)
+        per_file = (tracemalloc.get_traced_memory()[0] - base) / 300
+    finally:
+        tracemalloc.stop()
+    writer.close()
+    print(f"{per_file:.0f} bytes retained per file")
+    assert per_file < 800, f"{per_file:.0f} bytes retained per file"
+    rows = read_manifest(tmp_path / "o.h5")
+    assert len(rows) == 300 and rows[-1]["file"].endswith("file_000299.tif")
+    assert {row["host"] for row in rows} == {"node1"} and {row["outcome"] for row in rows} == {"OK"}
+    assert json.loads(rows[0]["params_json"])["window_lines"] == 16

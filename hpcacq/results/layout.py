@@ -18,7 +18,7 @@ import numpy as np
 from ..analyses.base import AnalysisResult
 from .records import FileRecord, path_text
 
-__all__ = ["MANIFEST_COLUMNS", "write_file_group", "manifest_rows", "write_manifest",
+__all__ = ["MANIFEST_COLUMNS", "ManifestRow", "write_file_group", "manifest_rows", "write_manifest",
            "read_manifest_columns", "read_analysis", "analysis_path", "to_json", "FORMAT"]
 
 FORMAT = "hpcacq-results"
@@ -143,11 +143,43 @@ def manifest_rows(record: FileRecord, name: str) -> list[dict]:
     return rows
 
 
+class ManifestRow:
+    """One manifest row kept in memory by the writer: a slotted record, read as ``row[name]``.
+
+    A writer holds one per stored (file, analysis, channel, ROI) for the whole job, so it is
+    kept small: ~200 bytes plus the file and group names, instead of ~1 KB for a dict; text
+    that repeats from row to row (host, analysis, outcome, parameters, ...) is stored once
+    through ``strings``.
+    """
+
+    __slots__ = tuple(MANIFEST_COLUMNS)
+    _UNIQUE = ("file", "group")
+
+    def __init__(self, row: dict, strings: dict[str, str] | None = None) -> None:
+        for name, kind in MANIFEST_COLUMNS.items():
+            value = row[name]
+            if kind == "str" and strings is not None and name not in self._UNIQUE:
+                value = strings.setdefault(value, value)
+            setattr(self, name, value)
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return getattr(self, name)
+        except AttributeError:
+            raise KeyError(name) from None
+
+    def as_dict(self) -> dict:
+        return {name: getattr(self, name) for name in MANIFEST_COLUMNS}
+
+    def __repr__(self) -> str:
+        return f"ManifestRow({self.as_dict()!r})"
+
+
 def _int_or(value: Any, default: int = -1) -> int:
     return default if value is None else int(value)
 
 
-def write_manifest(root: h5py.File, rows: list[dict]) -> None:
+def write_manifest(root: h5py.File, rows: "list[dict] | list[ManifestRow]") -> None:
     """Write ``rows`` as ``/manifest``: one 1-D dataset per column, one entry per row."""
     manifest = root.create_group("manifest")
     manifest.attrs["columns_json"] = to_json(list(MANIFEST_COLUMNS))

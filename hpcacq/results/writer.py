@@ -18,7 +18,7 @@ from typing import Any, Callable
 import h5py
 
 from ..errors import ParameterError
-from .layout import to_json, write_file_group, write_manifest, manifest_rows
+from .layout import ManifestRow, to_json, write_file_group, write_manifest, manifest_rows
 from .records import FileRecord, group_name, software_versions
 from .store import (acquire_lock, check_format, commit, fsync_dir, read_rows, release_lock, remove_trash,
                     remove_tree, shard_name, shard_numbers, utc_now, write_linked_root, write_root_attrs)
@@ -72,8 +72,9 @@ class ResultsWriter:
         self.versions = software_versions()
         self._versions_json = to_json(self.versions)
         self._lock = threading.RLock()
-        self._groups: dict[str, tuple[int, list[dict]]] = {}  # group -> (shard, rows), flushed
-        self._pending: dict[str, tuple[list[dict], str]] = {}  # group -> (rows, path), in the open shard
+        self._groups: dict[str, tuple[int, list[ManifestRow]]] = {}  # group -> (shard, rows), flushed
+        self._pending: dict[str, tuple[list[ManifestRow], str]] = {}  # group -> (rows, path), open shard
+        self._strings: dict[str, str] = {}  # one copy of each text that repeats across rows
         self._shard: h5py.File | None = None
         self._next_shard, self._base_unlinked, self._dirty = 1, False, False
         self._clean_consolidated = False  # resumed a consolidated output, nothing new yet
@@ -122,7 +123,7 @@ class ResultsWriter:
         if layout == "consolidated":
             remove_tree(self.parts)  # left by a consolidation killed before its clean-up
             for row in read_rows(self.path):
-                self._groups.setdefault(row["group"], (0, []))[1].append(row)
+                self._groups.setdefault(row["group"], (0, []))[1].append(self._compact(row))
             self._base_unlinked = bool(self._groups)
             self._clean_consolidated = True
         elif os.path.isdir(self.parts):
@@ -132,7 +133,7 @@ class ResultsWriter:
     def _adopt_shard(self, number: int) -> None:
         by_group: dict[str, list[dict]] = {}
         for row in read_rows(os.path.join(self.parts, shard_name(number))):
-            by_group.setdefault(row["group"], []).append(row)
+            by_group.setdefault(row["group"], []).append(self._compact(row))
         for name, rows in by_group.items():
             self._groups.pop(name, None)
             self._groups[name] = (number, rows)
@@ -154,9 +155,12 @@ class ResultsWriter:
             if not self._pending:
                 self._oldest = time.monotonic()
             self._pending.pop(name, None)
-            self._pending[name] = (manifest_rows(record, name), record.file_path)
+            self._pending[name] = ([self._compact(row) for row in manifest_rows(record, name)], record.file_path)
             if self._flush_due():
                 self._flush()
+
+    def _compact(self, row: dict) -> ManifestRow:
+        return ManifestRow(row, self._strings)
 
     def _open_shard(self) -> None:
         if not os.path.isdir(self.parts):
