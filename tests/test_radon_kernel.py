@@ -66,7 +66,8 @@ def test_chosen_angles_match_naive_search():
     theta, sep, coarse = kr.radon_windows(block, window_lines=8)
     expected = [naive_window_angle(w) for w in naive_windows(block, 8)[:6]]
     np.testing.assert_array_equal(theta[:6], [t for t, _ in expected])
-    np.testing.assert_allclose(sep[:6], [s for _, s in expected], rtol=1e-9)
+    # separability's denominator is the mean of the coarse scores, projected in float32
+    np.testing.assert_allclose(sep[:6], [s for _, s in expected], rtol=1e-6)
     assert np.all(np.abs(theta - coarse) <= 2)
 
 

