@@ -20,7 +20,7 @@ from ..errors import InputError, ParameterError
 from .layout import read_manifest_columns, write_manifest
 from .reader import _open
 from .records import software_versions
-from .store import commit, utc_now, write_root_attrs
+from .store import commit, open_h5, utc_now, write_root_attrs
 
 __all__ = ["merge_results", "MergeReport"]
 
@@ -74,7 +74,7 @@ def merge_results(inputs: Iterable[str | os.PathLike], output: str | os.PathLike
 
     tmp = output + ".tmp"
     try:
-        with h5py.File(tmp, "w") as out:
+        with open_h5(tmp, "w") as out:
             rows_out = [row for _, rows in chosen.values() for row in rows]
             write_root_attrs(out, layout="consolidated", rows=rows_out, created=utc_now(),
                              versions=software_versions(),

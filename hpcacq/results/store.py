@@ -19,11 +19,35 @@ import h5py
 from ..errors import ParameterError
 from .layout import FORMAT, read_manifest_columns, to_json, write_manifest, _scalar_attrs
 
-__all__ = ["acquire_lock", "release_lock", "fsync_path", "fsync_dir", "commit", "shard_name", "shard_numbers", "utc_now",
+__all__ = ["open_h5", "acquire_lock", "release_lock", "fsync_path", "fsync_dir", "commit", "shard_name", "shard_numbers", "utc_now",
            "write_root_attrs", "write_linked_root", "check_format", "remove_tree", "remove_trash"]
 
 FORMAT_VERSION = 1
 _SHARD = re.compile(r"^shard-(\d{5,})\.h5$")
+
+
+METADATA_CACHE_MAX_BYTES = 4 << 20
+
+
+def open_h5(path: str, mode: str) -> h5py.File:
+    """``h5py.File(path, mode)`` with HDF5's metadata cache bounded to 4 MiB (default 32 MiB).
+
+    The writer's files hold thousands of small groups; HDF5 grows its metadata cache with
+    them, which was ~15 MiB of rank 0's peak memory when consolidating 3000 files. Smaller
+    is as fast here: these files are written once, in order.
+    """
+    handle = h5py.File(path, mode)
+    try:
+        config = handle.id.get_mdc_config()
+        config.set_initial_size = True
+        config.initial_size = min(config.initial_size, 1 << 20)
+        config.min_size = min(config.min_size, 1 << 20)
+        config.max_size = METADATA_CACHE_MAX_BYTES
+        handle.id.set_mdc_config(config)
+    except Exception:
+        handle.close()
+        raise
+    return handle
 
 
 def utc_now() -> str:
@@ -155,7 +179,7 @@ def write_linked_root(path: str, links: Iterable[tuple[str, str]], rows: list[di
     ``links`` holds (group name, shard file name relative to the root file's folder).
     """
     tmp = path + ".tmp"
-    with h5py.File(tmp, "w") as handle:
+    with open_h5(tmp, "w") as handle:
         write_root_attrs(handle, layout="linked", rows=rows, **root_attrs)
         files = handle.create_group("files")
         for name, target in links:

@@ -20,7 +20,7 @@ import h5py
 from ..errors import ParameterError
 from .layout import ManifestRow, to_json, write_file_group, write_manifest, manifest_rows
 from .records import FileRecord, group_name, software_versions
-from .store import (acquire_lock, check_format, commit, fsync_dir, read_rows, release_lock, remove_trash,
+from .store import (open_h5, acquire_lock, check_format, commit, fsync_dir, read_rows, release_lock, remove_trash,
                     remove_tree, shard_name, shard_numbers, utc_now, write_linked_root, write_root_attrs)
 
 __all__ = ["ResultsWriter", "MODES"]
@@ -168,7 +168,7 @@ class ResultsWriter:
             if self.fsync:
                 fsync_dir(os.path.dirname(self.parts))
         tmp = os.path.join(self.parts, shard_name(self._next_shard) + ".tmp")
-        self._shard = h5py.File(tmp, "w")
+        self._shard = open_h5(tmp, "w")
 
     def _flush_due(self) -> bool:
         now = time.monotonic()
@@ -279,12 +279,12 @@ class ResultsWriter:
         by_shard: dict[int, list[str]] = {}
         for name, (number, _) in self._groups.items():
             by_shard.setdefault(number, []).append(name)
-        with h5py.File(tmp, "w") as out:
+        with open_h5(tmp, "w") as out:
             rows = self._rows()
             write_root_attrs(out, layout="consolidated", rows=rows, **self._root_attrs())
             files = out.create_group("files")
             for number, names in sorted(by_shard.items()):
-                with h5py.File(os.path.join(self.parts, shard_name(number)), "r") as src:
+                with open_h5(os.path.join(self.parts, shard_name(number)), "r") as src:
                     for name in names:
                         src.copy(src[f"files/{name}"], files, name=name)
             write_manifest(out, rows)
