@@ -53,7 +53,7 @@ def startup() -> dict:
     return {"import_s": t1 - t0, "halfmax_first_call_s": t2 - t1, "fit_first_call_s": t3 - t2}
 
 
-def best_rate(func, n_lines: int, repeats: int = 5) -> float:
+def best_rate(func, n_lines: int, repeats: int = 20) -> float:
     """Lines per second of ``func()`` (best of ``repeats``)."""
     func()
     best = min(_timed(func) for _ in range(repeats))

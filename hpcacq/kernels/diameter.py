@@ -29,7 +29,7 @@ from numba import njit
 from ._jit import JIT_OPTIONS
 from .diameter_fit import _fit_lines
 from .diameter_profile import (_ANCHOR, _SMALL, FIT_NOT_CONVERGED, FIT_POOR, FLAG_BITS, LEFT_EDGE_MISSING,
-                               NO_CONTRAST, RIGHT_EDGE_MISSING, _edges_at, _extremes5_lanes, _lerp,
+                               NO_CONTRAST, RIGHT_EDGE_MISSING, _edges_at, _extremes5_lanes, _lerp, _low5_max,
                                _next_profile, _order_index, _two_percentiles)
 
 _LANES = 32  # lines whose percentiles are found together (SIMD over lines)
@@ -60,9 +60,11 @@ def _bin_lines(img, start, stop, h, median, flip, out):
 def _halfmax_lines(img, start, stop, h, median, flip, q_lo, q_hi, left, right, flags):
     """Half-maximum edges of lines ``start..stop-1``, ``_LANES`` lines at a time.
 
-    When the percentiles need at most 5 order statistics at each end (10th/90th of up to
-    44 pixels), they come from one compare-exchange pass over all the block's profiles at
-    once (SIMD over lines); otherwise line by line. Both give numpy's exact percentiles.
+    With the default peak (the maximum) and a baseline among the 5 smallest values (10th
+    percentile of up to 44 pixels), one pass per line keeps those order statistics in
+    registers (:func:`_low5_max`). Other percentiles needing at most 5 order statistics at
+    each end come from one compare-exchange pass over all the block's profiles at once
+    (SIMD over lines); the rest line by line. All give numpy's exact percentiles.
     """
     n_pix = img.shape[1]
     acc = np.empty(n_pix)
@@ -76,17 +78,21 @@ def _halfmax_lines(img, start, stop, h, median, flip, q_lo, q_hi, left, right, f
     k_hi, g_hi = _order_index(q_hi, n_pix)
     t = n_pix - 1 - k_hi  # rank of order statistic k_hi counted from the largest
     lanes = min(k_lo + 2, n_pix) <= 5 and t + 1 <= 5
+    low5 = np.empty(5)
     for i0 in range(start, stop, _LANES):
         nl = min(_LANES, stop - i0)
         for b in range(nl):
             _next_profile(img, i0 + b, start, h, median, flip, acc, buf, rows[b])
-        if lanes:
+        if lanes and t > 0:
             for b in range(nl):
                 for j in range(n_pix):
                     cols[j, b] = rows[b, j]
             _extremes5_lanes(cols, nl, low, high)
         for b in range(nl):
-            if lanes:
+            if lanes and t == 0:  # peak = the maximum (default): order statistics in registers
+                peak = _low5_max(rows[b], low5)
+                base = _lerp(low5[k_lo], low5[k_lo + 1] if g_lo > 0.0 else low5[k_lo], g_lo)
+            elif lanes:
                 base = _lerp(low[k_lo, b], low[k_lo + 1, b] if g_lo > 0.0 else low[k_lo, b], g_lo)
                 peak = _lerp(high[t, b], high[t - 1, b] if g_hi > 0.0 else high[t, b], g_hi)
             else:

@@ -330,3 +330,37 @@ def _extremes5_lanes(cols, nl, low, high):
                 x = high[q, b]
                 high[q, b] = max(x, w)
                 w = min(x, w)
+
+
+@njit(**JIT_OPTIONS)
+def _low5_max(prof, low):
+    """``low[q]`` = the q-th smallest value of ``prof`` (q < 5); returns its largest value.
+
+    For the default peak (the maximum) with a percentile baseline: one pass with the
+    running order statistics in registers, about twice as fast per line as the SIMD-lanes
+    cascade of :func:`_extremes5_lanes`, which keeps them in memory.
+    """
+    l0 = l1 = l2 = l3 = l4 = np.inf
+    top = -np.inf
+    for j in range(prof.shape[0]):
+        v = prof[j]
+        top = max(top, v)
+        x = l0
+        l0 = min(x, v)
+        v = max(x, v)
+        x = l1
+        l1 = min(x, v)
+        v = max(x, v)
+        x = l2
+        l2 = min(x, v)
+        v = max(x, v)
+        x = l3
+        l3 = min(x, v)
+        v = max(x, v)
+        l4 = min(l4, v)
+    low[0] = l0
+    low[1] = l1
+    low[2] = l2
+    low[3] = l3
+    low[4] = l4
+    return top
