@@ -180,3 +180,14 @@ def test_kernel_wrapper_rejects_bad_requests(kwargs, match):
 def test_kernel_wrapper_rejects_non_2d():
     with pytest.raises(ValueError, match="2-D"):
         kr.radon_windows(np.zeros((2, 40, 5)))
+
+
+def test_float32_weights_are_kept_per_shape_and_leave_with_their_table(monkeypatch):
+    from hpcacq.kernels import radon_table as rt
+
+    a, b = rt.coarse_weights32(16, 38), rt.coarse_weights32(16, 19)
+    assert rt.coarse_weights32(16, 38) is a and rt.coarse_weights32(16, 19) is b  # no rebuild
+    np.testing.assert_array_equal(a, rt.angle_table(16, 38)[3].astype(np.float32))
+    monkeypatch.setattr(rt, "_CACHE_BYTES", 1)  # every new table evicts the older ones
+    rt.coarse_weights32(16, 11)
+    assert set(rt._weights32) <= set(rt._cache) == {(16, 11)}

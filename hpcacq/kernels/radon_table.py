@@ -202,25 +202,34 @@ def angle_table(window_lines, n_pixels):
         grid = GRID_FIRST_DEG + np.arange(N_GRID) / GRID_PER_DEG
         table = make_table(key[0], key[1], grid)
         _cache[key] = table
-        while len(_cache) > 1 and sum(_table_bytes(t) for t in _cache.values()) > _CACHE_BYTES:
-            _cache.popitem(last=False)  # least recently used first; the newest always stays
+        while len(_cache) > 1 and _cached_bytes() > _CACHE_BYTES:
+            old, _ = _cache.popitem(last=False)  # least recently used first; the newest always stays
+            _weights32.pop(old, None)
         return table
 
 
 def coarse_weights32(window_lines, n_pixels):
-    """The weights of :func:`angle_table` as float32 (for the coarse search), cached with it."""
-    table = angle_table(window_lines, n_pixels)
-    key = id(table[3])
+    """The weights of :func:`angle_table` as float32 (for the coarse search).
+
+    Kept per shape beside the table while the table is cached (files of several widths
+    analysed at once each keep theirs), counted in the same memory bound.
+    """
+    key = (int(window_lines), int(n_pixels))
+    table = angle_table(*key)
     with _cache_lock:
         cached = _weights32.get(key)
         if cached is None or cached[0] is not table[3]:
             cached = (table[3], table[3].astype(np.float32))
-            _weights32.clear()  # only the newest shape's: few kB per pixel, rebuilt in ~1 ms
-            _weights32[key] = cached
+            if _cache.get(key) is table:
+                _weights32[key] = cached
         return cached[1]
 
 
-_weights32 = {}
+_weights32 = {}  # shape -> (the table's float64 weights, their float32 copy)
+
+
+def _cached_bytes():
+    return sum(_table_bytes(t) for t in _cache.values()) + sum(w.nbytes for _, w in _weights32.values())
 
 
 def _table_bytes(table):

@@ -153,7 +153,7 @@ class ManifestRow:
     """
 
     __slots__ = tuple(MANIFEST_COLUMNS)
-    _UNIQUE = ("file", "group")
+    _UNIQUE = ("file", "group", "sha256", "message")  # mostly unique per file: not shared
 
     def __init__(self, row: dict, strings: dict[str, str] | None = None) -> None:
         for name, kind in MANIFEST_COLUMNS.items():
