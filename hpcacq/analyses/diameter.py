@@ -16,10 +16,10 @@ two vessel edges are found in pixels (pixel ``j`` centred at ``j``):
   without noise). Measured (tests/test_diameter.py, widths 4-60 px, PSF sigma 1-2, line =
   2 x width + 16 px, 2% noise): mean absolute error 0.07 px over the vessels >= 4 sigma
   wide (at most 0.30 px, 8 px / sigma 2), 0.18 px over the whole grid. Noise lifts the
-  maximum: at 10% / 20% of the contrast per pixel (after binning 5 lines) a 20 px vessel
-  reads 0.15 / 0.28 px narrow (the 90th percentile reads as much wide); bin more lines
-  (``window_rows``) or use the fit on noisy data. Kymflow's whole-pixel edges read about
-  1 px low.
+  maximum: with noise of 10% / 20% of the contrast per pixel (before binning 5 lines) a
+  20 px vessel (PSF sigma 1.5) reads 0.17 / 0.33 px narrow (the 90th percentile 0.09 /
+  0.18 px wide); bin more lines (``window_rows``) or use the fit on noisy data. Kymflow's
+  whole-pixel edges read about 1 px low.
 - ``method="fit"``: least-squares fit of a top-hat lumen seen through a Gaussian PSF,
   ``b + a/2 (erf((x-l)/(sqrt2 s)) - erf((x-r)/(sqrt2 s)))``, by Levenberg-Marquardt from
   the half-maximum edges; mean absolute error <= 0.08 px down to 4 PSF sigma (0.16 px at
