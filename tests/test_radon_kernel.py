@@ -183,8 +183,12 @@ def test_kernel_wrapper_rejects_non_2d():
 
 
 def test_float32_weights_are_kept_per_shape_and_leave_with_their_table(monkeypatch):
+    from collections import OrderedDict
+
     from hpcacq.kernels import radon_table as rt
 
+    monkeypatch.setattr(rt, "_cache", OrderedDict())  # start empty: other tests fill the cache
+    monkeypatch.setattr(rt, "_weights32", {})
     a, b = rt.coarse_weights32(16, 38), rt.coarse_weights32(16, 19)
     assert rt.coarse_weights32(16, 38) is a and rt.coarse_weights32(16, 19) is b  # no rebuild
     np.testing.assert_array_equal(a, rt.angle_table(16, 38)[3].astype(np.float32))
