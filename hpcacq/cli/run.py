@@ -156,7 +156,8 @@ class _Display:
 @click.option("--param", multiple=True, metavar="NAME=VALUE", help="Any other analysis parameter (repeatable).")
 @click.option("--dx-um", type=float, default=None, help="Micrometres per pixel (overrides file headers).")
 @click.option("--dt-s", type=float, default=None, help="Seconds per line (overrides file headers).")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="Threads inside one file's analysis; a rank runs (its cores / N) files at once. "
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Threads inside one file's analysis; a rank runs (its cores / N) files at once. "
                    "Default: 1 per file when there are at least as many files as cores.")
 @click.option("--resume", is_flag=True, default=False, help="Continue an existing output; skip files already OK.")
 @click.option("--overwrite", is_flag=True, default=False, help="Replace an existing output.")

@@ -23,8 +23,8 @@ SIMD lanes, half the memory traffic; it only chooses where the fine search looks
 fine pass in float64: on the real data and 8 synthetic files (104,958 windows) every
 final angle equals that of an all-float64 search (the coarse angle differed on 3 of
 78,696 real windows at W = 16, 32, 64: near-ties one degree apart, whose fine searches
-overlap). A window's arithmetic is the same
-sequence of operations (with fused multiply-adds) whatever its batch, chunk or thread.
+overlap). A window's arithmetic is the same sequence of operations (with fused
+multiply-adds) whatever its batch, chunk or thread.
 
 Option ``path_normalized``: each angle's variance is divided by the projection energy of
 a window of ones at that angle (a per-angle constant), which removes the advantage that

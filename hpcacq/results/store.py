@@ -19,8 +19,8 @@ import h5py
 from ..errors import ParameterError
 from .layout import FORMAT, read_manifest_columns, to_json, write_manifest, _scalar_attrs
 
-__all__ = ["open_h5", "acquire_lock", "release_lock", "fsync_path", "fsync_dir", "commit", "shard_name", "shard_numbers", "utc_now",
-           "write_root_attrs", "write_linked_root", "check_format", "remove_tree", "remove_trash"]
+__all__ = ["open_h5", "acquire_lock", "release_lock", "fsync_path", "fsync_dir", "commit", "shard_name", "shard_numbers",
+           "utc_now", "write_root_attrs", "write_linked_root", "check_format", "remove_tree", "remove_trash"]
 
 FORMAT_VERSION = 1
 _SHARD = re.compile(r"^shard-(\d{5,})\.h5$")
