@@ -194,43 +194,36 @@ def _extremes(a, low, high, m_lo, m_hi):
 
 
 @njit(**JIT_OPTIONS)
+def _cascade5(l0, l1, l2, l3, l4, v):
+    """``v`` down the compare-exchange cascade of the 5 smallest values seen so far (ascending)."""
+    x = l0
+    l0 = min(x, v)
+    v = max(x, v)
+    x = l1
+    l1 = min(x, v)
+    v = max(x, v)
+    x = l2
+    l2 = min(x, v)
+    v = max(x, v)
+    x = l3
+    l3 = min(x, v)
+    v = max(x, v)
+    return l0, l1, l2, l3, min(l4, v)
+
+
+@njit(**JIT_OPTIONS)
 def _extremes5(a):
     """One pass: the 5 smallest values ascending and the 5 largest descending (+-inf pads).
 
-    The compare-exchange cascade of :func:`_extremes` with its 10 slots in registers.
+    The compare-exchange cascade of :func:`_extremes` with its 10 slots in registers; the
+    largest values run down the same cascade negated (exact).
     """
     l0 = l1 = l2 = l3 = l4 = np.inf
-    h0 = h1 = h2 = h3 = h4 = -np.inf
+    n0 = n1 = n2 = n3 = n4 = np.inf  # the 5 largest, negated
     for t in range(a.shape[0]):
-        v = a[t]
-        w = v
-        x = l0
-        l0 = min(x, v)
-        v = max(x, v)
-        x = l1
-        l1 = min(x, v)
-        v = max(x, v)
-        x = l2
-        l2 = min(x, v)
-        v = max(x, v)
-        x = l3
-        l3 = min(x, v)
-        v = max(x, v)
-        l4 = min(l4, v)
-        x = h0
-        h0 = max(x, w)
-        w = min(x, w)
-        x = h1
-        h1 = max(x, w)
-        w = min(x, w)
-        x = h2
-        h2 = max(x, w)
-        w = min(x, w)
-        x = h3
-        h3 = max(x, w)
-        w = min(x, w)
-        h4 = max(h4, w)
-    return (l0, l1, l2, l3, l4), (h0, h1, h2, h3, h4)
+        l0, l1, l2, l3, l4 = _cascade5(l0, l1, l2, l3, l4, a[t])
+        n0, n1, n2, n3, n4 = _cascade5(n0, n1, n2, n3, n4, -a[t])
+    return (l0, l1, l2, l3, l4), (-n0, -n1, -n2, -n3, -n4)
 
 
 @njit(**JIT_OPTIONS)
@@ -337,27 +330,14 @@ def _low5_max(prof, low):
     """``low[q]`` = the q-th smallest value of ``prof`` (q < 5); returns its largest value.
 
     For the default peak (the maximum) with a percentile baseline: one pass with the
-    running order statistics in registers, about twice as fast per line as the SIMD-lanes
-    cascade of :func:`_extremes5_lanes`, which keeps them in memory.
+    running order statistics in registers (:func:`_cascade5`), about twice as fast per line
+    as the SIMD-lanes cascade of :func:`_extremes5_lanes`, which keeps them in memory.
     """
     l0 = l1 = l2 = l3 = l4 = np.inf
     top = -np.inf
     for j in range(prof.shape[0]):
-        v = prof[j]
-        top = max(top, v)
-        x = l0
-        l0 = min(x, v)
-        v = max(x, v)
-        x = l1
-        l1 = min(x, v)
-        v = max(x, v)
-        x = l2
-        l2 = min(x, v)
-        v = max(x, v)
-        x = l3
-        l3 = min(x, v)
-        v = max(x, v)
-        l4 = min(l4, v)
+        top = max(top, prof[j])
+        l0, l1, l2, l3, l4 = _cascade5(l0, l1, l2, l3, l4, prof[j])
     low[0] = l0
     low[1] = l1
     low[2] = l2
