@@ -29,13 +29,14 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+
+from test_cancel import wait_for_ok_lines
 
 pytestmark = [pytest.mark.mpi, pytest.mark.slow]
 
@@ -370,21 +371,6 @@ def _start(args, ranks: int) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
-def _read_until_ok(proc: subprocess.Popen, count: int, timeout: float = 120.0) -> list[str]:
-    """Rank 0's lines until ``count`` files are OK (a line is printed once the file is written)."""
-    timer = threading.Timer(timeout, lambda: _kill_job(proc))
-    timer.start()
-    lines: list[str] = []
-    try:
-        for line in proc.stdout:
-            lines.append(line)
-            if sum("] OK " in text for text in lines) >= count:
-                return lines
-    finally:
-        timer.cancel()
-    pytest.fail(f"the job ended before {count} files were OK:\n{''.join(lines)}\n{proc.stderr.read()}")
-
-
 def _resume_and_check(corpus: Path, out: Path, n_before: int, reference: dict) -> str:
     done = hpcacq("run", corpus, "-o", out, "--resume", ranks=2, cores_per_rank=1)
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
@@ -403,7 +389,7 @@ def test_sigterm_midway_keeps_finished_files_and_resume_equals_uninterrupted_run
     out = tmp_path / "out.h5"
     proc = _start(["run", corpus, "-o", out, "--threads", 1], ranks=2)
     try:
-        _read_until_ok(proc, 8)
+        wait_for_ok_lines(proc, 8, timeout=120.0, marker="] OK ", on_timeout=lambda: _kill_job(proc))
         os.kill(proc.pid, signal.SIGTERM)  # to mpiexec, which forwards it to every rank (as srun does)
         rest, err = proc.communicate(timeout=60)
     finally:
@@ -431,7 +417,8 @@ def test_sigkill_of_the_whole_job_midway_leaves_a_readable_file_that_resume_comp
     out = tmp_path / "out.h5"
     proc = _start(["run", corpus, "-o", out, "--threads", 1], ranks=2)
     try:
-        lines = _read_until_ok(proc, 17)  # the 16th file written made the first shard durable
+        # the 16th file written made the first shard durable
+        lines = wait_for_ok_lines(proc, 17, timeout=120.0, marker="] OK ", on_timeout=lambda: _kill_job(proc))
     finally:
         tree = _kill_job(proc)
         proc.stdout.close()

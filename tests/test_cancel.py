@@ -62,15 +62,20 @@ def test_signals_are_not_touched_outside_the_main_thread():
     assert errors == []
 
 
-def _wait_for_ok_lines(proc, count: int, timeout: float = 60.0) -> list[str]:
-    """Read rank 0's progress lines until ``count`` files are OK."""
-    timer = threading.Timer(timeout, proc.kill)
+def wait_for_ok_lines(proc, count: int, *, timeout: float = 60.0, marker: str = " OK ",
+                      on_timeout=None) -> list[str]:
+    """Read rank 0's progress lines until ``count`` of them hold ``marker`` (files OK).
+
+    After ``timeout`` seconds ``on_timeout()`` (default ``proc.kill``) ends the job and the
+    test fails with what it printed.
+    """
+    timer = threading.Timer(timeout, on_timeout or proc.kill)
     timer.start()
     lines = []
     try:
         for line in proc.stdout:
             lines.append(line)
-            if sum(" OK " in text for text in lines) >= count:
+            if sum(marker in text for text in lines) >= count:
                 return lines
     finally:
         timer.cancel()
@@ -85,7 +90,7 @@ def test_signal_to_one_rank_cancels_the_mpi_job_and_resume_finishes(fakes, tmp_p
     slow = {"params": {"delay_s": 0.25}, "threads": 1}
     job = write_job(tmp_path, paths, out, progress=True, **slow)
     proc = launch(tmp_path, job, 2, env={"HPCACQ_TEST_PID_DIR": str(tmp_path)})
-    _wait_for_ok_lines(proc, 3)
+    wait_for_ok_lines(proc, 3)
     # mpiexec forwards SIGTERM to every rank (as scancel does through srun)
     pid = proc.pid if target_rank == "mpiexec" else int((tmp_path / f"rank{target_rank}.pid").read_text())
     os.kill(pid, signum)
@@ -121,7 +126,7 @@ def test_sigint_stops_a_local_job_with_exit_code_3(fakes, tmp_path):
     out = tmp_path / "out.h5"
     proc = launch(tmp_path, write_job(tmp_path, paths, out, progress=True, threads=1, params={"delay_s": 0.25}),
                   None, mpi4py_runner=False)
-    _wait_for_ok_lines(proc, 2)
+    wait_for_ok_lines(proc, 2)
     proc.send_signal(signal.SIGINT)
     rest, err = proc.communicate(timeout=30)
     assert proc.returncode == 3, err
