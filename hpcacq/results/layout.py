@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, Iterator
 
 import h5py
 import numpy as np
@@ -18,11 +18,14 @@ import numpy as np
 from ..analyses.base import AnalysisResult
 from .records import FileRecord, path_text
 
-__all__ = ["MANIFEST_COLUMNS", "ManifestRow", "write_file_group", "manifest_rows", "write_manifest",
+__all__ = ["MANIFEST_COLUMNS", "write_file_group", "manifest_rows", "write_manifest", "create_manifest",
+           "rows_to_columns", "write_manifest_columns", "append_manifest_columns", "drop_manifest_groups",
+           "manifest_slices", "n_column_rows",
            "read_manifest_columns", "read_analysis", "analysis_path", "to_json", "FORMAT"]
 
 FORMAT = "hpcacq-results"
 STR = h5py.string_dtype("utf-8")
+MANIFEST_CHUNK_ROWS = 1024  # rows per chunk of an appendable manifest column
 
 #: Manifest column -> kind ("str", "int" or "float"); -1 / "" stand for "none".
 MANIFEST_COLUMNS = {
@@ -143,54 +146,104 @@ def manifest_rows(record: FileRecord, name: str) -> list[dict]:
     return rows
 
 
-class ManifestRow:
-    """One manifest row kept in memory by the writer: a slotted record, read as ``row[name]``.
-
-    A writer holds one per stored (file, analysis, channel, ROI) for the whole job, so it is
-    kept small: ~200 bytes plus the file and group names, instead of ~1 KB for a dict; text
-    that repeats from row to row (host, analysis, outcome, parameters, ...) is stored once
-    through ``strings``.
-    """
-
-    __slots__ = tuple(MANIFEST_COLUMNS)
-    _UNIQUE = ("file", "group", "sha256", "message")  # mostly unique per file: not shared
-
-    def __init__(self, row: dict, strings: dict[str, str] | None = None) -> None:
-        for name, kind in MANIFEST_COLUMNS.items():
-            value = row[name]
-            if kind == "str" and strings is not None and name not in self._UNIQUE:
-                value = strings.setdefault(value, value)
-            setattr(self, name, value)
-
-    def __getitem__(self, name: str) -> Any:
-        try:
-            return getattr(self, name)
-        except AttributeError:
-            raise KeyError(name) from None
-
-    def as_dict(self) -> dict:
-        return {name: getattr(self, name) for name in MANIFEST_COLUMNS}
-
-    def __repr__(self) -> str:
-        return f"ManifestRow({self.as_dict()!r})"
-
-
 def _int_or(value: Any, default: int = -1) -> int:
     return default if value is None else int(value)
 
 
-def write_manifest(root: h5py.File, rows: "list[dict] | list[ManifestRow]") -> None:
-    """Write ``rows`` as ``/manifest``: one 1-D dataset per column, one entry per row."""
+def _column_dtype(kind: str) -> Any:
+    return STR if kind == "str" else (np.int64 if kind == "int" else np.float64)
+
+
+def create_manifest(root: h5py.File, n_rows: int | None = None) -> h5py.Group:
+    """An empty ``/manifest``: ``n_rows`` rows to fill, or (``None``) appendable, chunked columns."""
     manifest = root.create_group("manifest")
     manifest.attrs["columns_json"] = to_json(list(MANIFEST_COLUMNS))
     manifest.attrs["none_value"] = "-1 for integers, empty string for text"
     for name, kind in MANIFEST_COLUMNS.items():
+        if n_rows is None:
+            manifest.create_dataset(name, shape=(0,), maxshape=(None,), chunks=(MANIFEST_CHUNK_ROWS,),
+                                    dtype=_column_dtype(kind))
+        else:
+            manifest.create_dataset(name, shape=(int(n_rows),), dtype=_column_dtype(kind))
+    return manifest
+
+
+def rows_to_columns(rows: list[dict]) -> dict[str, np.ndarray]:
+    """Manifest rows (dicts) as one array per column."""
+    columns = {}
+    for name, kind in MANIFEST_COLUMNS.items():
         values = [row[name] for row in rows]
         if kind == "str":
-            data = np.array(values, dtype=object) if values else np.zeros(0, dtype=object)
-            manifest.create_dataset(name, data=data, dtype=STR)
+            column = np.empty(len(values), dtype=object)
+            column[:] = values
         else:
-            manifest.create_dataset(name, data=np.asarray(values, dtype=np.int64 if kind == "int" else np.float64))
+            column = np.asarray(values, dtype=_column_dtype(kind)).reshape(len(values))
+        columns[name] = column
+    return columns
+
+
+def n_column_rows(columns: dict[str, np.ndarray]) -> int:
+    """Number of rows in a dict of manifest columns."""
+    return len(columns["group"])
+
+
+def write_manifest_columns(manifest: h5py.Group, start: int, columns: dict[str, np.ndarray]) -> None:
+    """Write ``columns`` into rows ``start``... of a fixed-size manifest."""
+    n = n_column_rows(columns)
+    if n:
+        for name in MANIFEST_COLUMNS:
+            manifest[name][start:start + n] = columns[name]
+
+
+def append_manifest_columns(manifest: h5py.Group, columns: dict[str, np.ndarray]) -> None:
+    """Append ``columns`` to an appendable manifest (see :func:`create_manifest`)."""
+    n = n_column_rows(columns)
+    if not n:
+        return
+    start = manifest["group"].shape[0]
+    for name in MANIFEST_COLUMNS:
+        manifest[name].resize((start + n,))
+        manifest[name][start:] = columns[name]
+
+
+def drop_manifest_groups(manifest: h5py.Group, groups: set[str]) -> None:
+    """Remove the rows of ``groups`` from an appendable manifest (the other rows keep their order)."""
+    keep = np.array([name not in groups for name in manifest["group"].asstr()[()]], dtype=bool)
+    if keep.all():
+        return
+    for name, kind in MANIFEST_COLUMNS.items():
+        data = manifest[name]
+        kept = (data.asstr()[()] if kind == "str" else data[()])[keep]
+        data.resize((len(kept),))
+        data[:] = kept
+
+
+def manifest_slices(root: h5py.File, step: int = 65536) -> Iterator[dict[str, np.ndarray]]:
+    """``/manifest`` of a results or shard file in slices of at most ``step`` rows (text as str).
+
+    A column missing from an older file reads as its none value (-1 or "").
+    """
+    if "manifest" not in root:
+        return
+    manifest = root["manifest"]
+    n = manifest["group"].shape[0]
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        columns = {}
+        for name, kind in MANIFEST_COLUMNS.items():
+            if name not in manifest:
+                columns[name] = (np.full(stop - start, "", dtype=object) if kind == "str"
+                                 else np.full(stop - start, -1, dtype=_column_dtype(kind)))
+            elif kind == "str":
+                columns[name] = manifest[name].asstr()[start:stop]
+            else:
+                columns[name] = manifest[name][start:stop]
+        yield columns
+
+
+def write_manifest(root: h5py.File, rows: list[dict]) -> None:
+    """Write ``rows`` as ``/manifest``: one 1-D dataset per column, one entry per row."""
+    write_manifest_columns(create_manifest(root, len(rows)), 0, rows_to_columns(rows))
 
 
 def read_manifest_columns(root: h5py.File) -> list[dict]:

@@ -76,7 +76,7 @@ def merge_results(inputs: Iterable[str | os.PathLike], output: str | os.PathLike
     try:
         with open_h5(tmp, "w") as out:
             rows_out = [row for _, rows in chosen.values() for row in rows]
-            write_root_attrs(out, layout="consolidated", rows=rows_out, created=utc_now(),
+            write_root_attrs(out, layout="consolidated", n_files=len(chosen), n_rows=len(rows_out), created=utc_now(),
                              versions=software_versions(),
                              job_attrs={"merged_from": paths, "merged_jobs": jobs})
             files = out.create_group("files")

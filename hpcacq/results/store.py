@@ -15,12 +15,14 @@ import time
 from typing import Any, Iterable
 
 import h5py
+import numpy as np
 
 from ..errors import ParameterError
-from .layout import FORMAT, read_manifest_columns, to_json, write_manifest, _scalar_attrs
+from .layout import (FORMAT, append_manifest_columns, create_manifest, drop_manifest_groups, to_json,
+                     _scalar_attrs)
 
 __all__ = ["open_h5", "acquire_lock", "release_lock", "fsync_path", "fsync_dir", "commit", "shard_name", "shard_numbers",
-           "utc_now", "write_root_attrs", "write_linked_root", "check_format", "remove_tree", "remove_trash"]
+           "utc_now", "write_root_attrs", "write_linked_root", "extend_linked_root", "check_format", "remove_tree", "remove_trash"]
 
 FORMAT_VERSION = 1
 _SHARD = re.compile(r"^shard-(\d{5,})\.h5$")
@@ -156,7 +158,7 @@ def check_format(handle: h5py.File, path: str) -> str:
 
 
 def write_root_attrs(handle: h5py.File, *, layout: str, job_attrs: dict, versions: dict, created: str,
-                     rows: list[dict]) -> None:
+                     n_files: int, n_rows: int) -> None:
     """Root attributes: format, layout, times, job parameters and software versions."""
     attrs = handle.attrs
     attrs["format"] = FORMAT
@@ -168,27 +170,47 @@ def write_root_attrs(handle: h5py.File, *, layout: str, job_attrs: dict, version
     _scalar_attrs(attrs, "job_", job_attrs)
     attrs["versions_json"] = to_json(versions)
     _scalar_attrs(attrs, "version_", versions)
-    attrs["n_files"] = len({row["group"] for row in rows})
-    attrs["n_rows"] = len(rows)
+    attrs["n_files"] = int(n_files)
+    attrs["n_rows"] = int(n_rows)
 
 
-def write_linked_root(path: str, links: Iterable[tuple[str, str]], rows: list[dict], *, fsync: bool,
-                      **root_attrs: Any) -> None:
-    """Rewrite the small root file: attrs, manifest and one external link per file group.
+def write_linked_root(path: str, links: Iterable[tuple[str, str]], manifest: Iterable[dict[str, np.ndarray]], *,
+                      fsync: bool, **root_attrs: Any) -> None:
+    """Write the root file from scratch: attrs, one external link per file group, the manifest.
 
-    ``links`` holds (group name, shard file name relative to the root file's folder).
+    ``links`` holds (group name, shard file name relative to the root file's folder);
+    ``manifest`` yields the rows as dicts of column arrays, so no list of all rows is built.
     """
     tmp = path + ".tmp"
     with open_h5(tmp, "w") as handle:
-        write_root_attrs(handle, layout="linked", rows=rows, **root_attrs)
+        write_root_attrs(handle, layout="linked", **root_attrs)
         files = handle.create_group("files")
         for name, target in links:
             files[name] = h5py.ExternalLink(target, f"/files/{name}")
-        write_manifest(handle, rows)
+        table = create_manifest(handle)
+        for columns in manifest:
+            append_manifest_columns(table, columns)
     commit(tmp, path, fsync=fsync)
 
 
-def read_rows(path: str) -> list[dict]:
-    """Manifest rows stored in one shard or results file."""
-    with h5py.File(path, "r") as handle:
-        return read_manifest_columns(handle)
+def extend_linked_root(path: str, links: Iterable[tuple[str, str]], columns: dict[str, np.ndarray], *,
+                       replaced: set[str], fsync: bool, **root_attrs: Any) -> None:
+    """Next version of the root file: a copy of it with ``links`` and ``columns``' rows added.
+
+    Links and manifest rows of the groups in ``replaced`` are dropped first. Costs memory in
+    proportion to the rows added, not to the rows already stored (the file is copied by the
+    OS, not read into Python), and stays crash-safe: the copy is committed like any new file.
+    """
+    tmp = path + ".tmp"
+    shutil.copyfile(path, tmp)
+    with open_h5(tmp, "r+") as handle:
+        write_root_attrs(handle, layout="linked", **root_attrs)
+        files, table = handle["files"], handle["manifest"]
+        if replaced:
+            drop_manifest_groups(table, replaced)
+        for name, target in links:
+            if name in files:
+                del files[name]
+            files[name] = h5py.ExternalLink(target, f"/files/{name}")
+        append_manifest_columns(table, columns)
+    commit(tmp, path, fsync=fsync)

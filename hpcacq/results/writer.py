@@ -13,19 +13,23 @@ import json
 import os
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 
 import h5py
 
 from ..errors import ParameterError
-from .layout import ManifestRow, to_json, write_file_group, write_manifest, manifest_rows
+import numpy as np
+
+from .layout import (create_manifest, manifest_rows, manifest_slices, n_column_rows, rows_to_columns, to_json,
+                     write_file_group, write_manifest, write_manifest_columns)
 from .records import FileRecord, group_name, software_versions
-from .store import (open_h5, acquire_lock, check_format, commit, fsync_dir, read_rows, release_lock, remove_trash,
-                    remove_tree, shard_name, shard_numbers, utc_now, write_linked_root, write_root_attrs)
+from .store import (open_h5, acquire_lock, check_format, commit, extend_linked_root, fsync_dir, release_lock,
+                    remove_trash, remove_tree, shard_name, shard_numbers, utc_now, write_linked_root, write_root_attrs)
 
 __all__ = ["ResultsWriter", "MODES"]
 
 MODES = ("new", "resume", "overwrite")
+CONSOLIDATE_SHARDS_PER_OPEN = 64  # HDF5 memory of an open file grows with what is written through it
 
 
 class ResultsWriter:
@@ -72,9 +76,12 @@ class ResultsWriter:
         self.versions = software_versions()
         self._versions_json = to_json(self.versions)
         self._lock = threading.RLock()
-        self._groups: dict[str, tuple[int, list[ManifestRow]]] = {}  # group -> (shard, rows), flushed
-        self._pending: dict[str, tuple[list[ManifestRow], str]] = {}  # group -> (rows, path), open shard
-        self._strings: dict[str, str] = {}  # one copy of each text that repeats across rows
+        # Per flushed file only its group name, shard and row count stay in memory; its manifest
+        # rows are read back from the shards when needed (resume, root rebuild, consolidation).
+        self._groups: dict[str, tuple[int, int]] = {}  # group -> (shard, manifest rows), flushed
+        self._n_rows = 0  # manifest rows of the flushed groups
+        self._pending: dict[str, tuple[list[dict], str]] = {}  # group -> (rows, path), open shard
+        self._root_current = False  # OUT.h5 is the linked root of exactly _groups (written by us)
         self._shard: h5py.File | None = None
         self._next_shard, self._base_unlinked, self._dirty = 1, False, False
         self._clean_consolidated = False  # resumed a consolidated output, nothing new yet
@@ -122,22 +129,30 @@ class ResultsWriter:
                 self._created = str(handle.attrs.get("created_utc", self._created))
         if layout == "consolidated":
             remove_tree(self.parts)  # left by a consolidation killed before its clean-up
-            for row in read_rows(self.path):
-                self._groups.setdefault(row["group"], (0, []))[1].append(self._compact(row))
+            self._adopt(0, self.path)
             self._base_unlinked = bool(self._groups)
             self._clean_consolidated = True
         elif os.path.isdir(self.parts):
             for number in shard_numbers(self.parts):
-                self._adopt_shard(number)
+                self._adopt(number, os.path.join(self.parts, shard_name(number)))
+                self._next_shard = max(self._next_shard, number + 1)
 
-    def _adopt_shard(self, number: int) -> None:
-        by_group: dict[str, list[dict]] = {}
-        for row in read_rows(os.path.join(self.parts, shard_name(number))):
-            by_group.setdefault(row["group"], []).append(self._compact(row))
-        for name, rows in by_group.items():
-            self._groups.pop(name, None)
-            self._groups[name] = (number, rows)
-        self._next_shard = max(self._next_shard, number + 1)
+    def _adopt(self, number: int, path: str) -> None:
+        """Take the groups of one stored file as flushed in shard ``number`` (later shards win)."""
+        counts: dict[str, int] = {}
+        with h5py.File(path, "r") as handle:
+            for columns in manifest_slices(handle):
+                for name in columns["group"]:
+                    counts[name] = counts.get(name, 0) + 1
+        for name, n_rows in counts.items():
+            self._place(name, number, n_rows)
+
+    def _place(self, name: str, number: int, n_rows: int) -> None:
+        old = self._groups.pop(name, None)
+        if old is not None:
+            self._n_rows -= old[1]
+        self._groups[name] = (number, n_rows)
+        self._n_rows += n_rows
 
     # ----------------------------------------------------------------- writing
     def write_file(self, record: FileRecord) -> None:
@@ -155,12 +170,9 @@ class ResultsWriter:
             if not self._pending:
                 self._oldest = time.monotonic()
             self._pending.pop(name, None)
-            self._pending[name] = ([self._compact(row) for row in manifest_rows(record, name)], record.file_path)
+            self._pending[name] = (manifest_rows(record, name), record.file_path)
             if self._flush_due():
                 self._flush()
-
-    def _compact(self, row: dict) -> ManifestRow:
-        return ManifestRow(row, self._strings)
 
     def _open_shard(self) -> None:
         if not os.path.isdir(self.parts):
@@ -190,21 +202,23 @@ class ResultsWriter:
         number, handle = self._next_shard, self._shard
         rows = [row for rows, _ in self._pending.values() for row in rows]
         write_root_attrs(handle, layout="shard", job_attrs=self.job_attrs, versions=self.versions,
-                         created=self._created, rows=rows)
+                         created=self._created, n_files=len(self._pending), n_rows=len(rows))
         write_manifest(handle, rows)
         tmp = handle.filename
         handle.close()
         self._shard = None
         commit(tmp, os.path.join(self.parts, shard_name(number)), fsync=self.fsync)
         self._next_shard += 1
-        flushed = []
-        for name, (rows, path) in self._pending.items():
-            self._groups.pop(name, None)
-            self._groups[name] = (number, rows)
+        flushed, replaced = [], set()
+        for name, (group_rows, path) in self._pending.items():
+            if name in self._groups:
+                replaced.add(name)
+            self._place(name, number, len(group_rows))
             flushed.append(path)
+        names = list(self._pending)
         self._pending.clear()
         self._dirty = True
-        self._write_root()
+        self._write_root(number, names, rows_to_columns(rows), replaced)
         self._last_flush = time.monotonic()
         self._flush_cost = self._last_flush - start
         if self.on_flush is not None:
@@ -226,17 +240,57 @@ class ResultsWriter:
             fsync_dir(self.parts)
         self._base_unlinked = False
 
-    def _write_root(self) -> None:
+    def _write_root(self, number: int, names: list[str], columns: dict[str, np.ndarray], replaced: set[str]) -> None:
+        """Make OUT.h5 link shard ``number``'s new groups ``names`` (manifest rows ``columns``).
+
+        The first root of a writer is built from the shards; later ones extend the previous
+        root, so their cost does not grow with the number of files already stored.
+        """
         self._link_base()
         folder = os.path.basename(self.parts)
-        links = [(name, f"{folder}/{shard_name(number)}") for name, (number, _) in self._groups.items()]
-        write_linked_root(self.path, links, self._rows(), fsync=self.fsync, **self._root_attrs())
-
-    def _rows(self) -> list[dict]:
-        return [row for _, rows in self._groups.values() for row in rows]
+        extend, self._root_current = self._root_current and os.path.exists(self.path), False
+        if extend:
+            target = f"{folder}/{shard_name(number)}"
+            extend_linked_root(self.path, [(name, target) for name in names], columns, replaced=replaced,
+                               fsync=self.fsync, **self._root_attrs())
+        else:
+            links = ((name, f"{folder}/{shard_name(shard)}") for name, (shard, _) in self._groups.items())
+            write_linked_root(self.path, links, _batched(self._stored_columns()), fsync=self.fsync,
+                              **self._root_attrs())
+        self._root_current = True
 
     def _root_attrs(self) -> dict:
-        return {"job_attrs": self.job_attrs, "versions": self.versions, "created": self._created}
+        return {"job_attrs": self.job_attrs, "versions": self.versions, "created": self._created,
+                "n_files": len(self._groups), "n_rows": self._n_rows}
+
+    def _shard_path(self, number: int) -> str:
+        if number == 0 and self._base_unlinked:
+            return self.path  # the consolidated output being resumed, before the first flush
+        return os.path.join(self.parts, shard_name(number))
+
+    def _stored_columns(self, numbers: list[int] | None = None, copy_groups_to: h5py.Group | None = None
+                        ) -> Iterator[dict[str, np.ndarray]]:
+        """Manifest rows of the flushed groups, shard by shard, read back from the shards.
+
+        Each group's rows come from the shard that holds its latest version. With
+        ``copy_groups_to``, each such group is also copied there (``H5Ocopy``).
+        """
+        if numbers is None:
+            numbers = sorted({shard for shard, _ in self._groups.values()})
+        for number in numbers:
+            with open_h5(self._shard_path(number), "r") as src:
+                last = None
+                for columns in manifest_slices(src):
+                    groups = columns["group"]
+                    keep = np.fromiter((self._groups.get(name, (-1,))[0] == number for name in groups),
+                                       dtype=bool, count=len(groups))
+                    columns = {name: column[keep] for name, column in columns.items()}
+                    if copy_groups_to is not None:
+                        for name in columns["group"]:
+                            if name != last and name not in copy_groups_to:
+                                src.copy(src[f"files/{name}"], copy_groups_to, name=name)
+                                last = name
+                    yield columns
 
     # ----------------------------------------------------------------- resume
     def done_fingerprints(self) -> dict[str, dict]:
@@ -247,10 +301,14 @@ class ResultsWriter:
         params of each record).
         """
         with self._lock:
-            entries = [(name, rows) for name, (_, rows) in self._groups.items()]
-            entries += [(name, rows) for name, (rows, _) in self._pending.items()]
+            entries: dict[str, list[dict]] = {}
+            for columns in self._stored_columns():
+                lists = {name: column.tolist() for name, column in columns.items()}
+                for i, name in enumerate(lists["group"]):
+                    entries.setdefault(name, []).append({key: values[i] for key, values in lists.items()})
+            entries.update((name, rows) for name, (rows, _) in self._pending.items())
         done = {}
-        for name, rows in entries:
+        for name, rows in entries.items():
             if rows and all(row["outcome"] == "OK" for row in rows):
                 done[rows[0]["file"]] = _done_entry(name, rows)
         return done
@@ -276,18 +334,21 @@ class ResultsWriter:
 
     def _consolidate(self) -> None:
         tmp = self.path + ".tmp"
-        by_shard: dict[int, list[str]] = {}
-        for name, (number, _) in self._groups.items():
-            by_shard.setdefault(number, []).append(name)
         with open_h5(tmp, "w") as out:
-            rows = self._rows()
-            write_root_attrs(out, layout="consolidated", rows=rows, **self._root_attrs())
-            files = out.create_group("files")
-            for number, names in sorted(by_shard.items()):
-                with open_h5(os.path.join(self.parts, shard_name(number)), "r") as src:
-                    for name in names:
-                        src.copy(src[f"files/{name}"], files, name=name)
-            write_manifest(out, rows)
+            write_root_attrs(out, layout="consolidated", **self._root_attrs())
+            out.create_group("files")
+            create_manifest(out, self._n_rows)
+        numbers = sorted({shard for shard, _ in self._groups.values()})
+        start = 0
+        for first in range(0, len(numbers), CONSOLIDATE_SHARDS_PER_OPEN):
+            with open_h5(tmp, "r+") as out:
+                batch = numbers[first:first + CONSOLIDATE_SHARDS_PER_OPEN]
+                for columns in _batched(self._stored_columns(batch, copy_groups_to=out["files"])):
+                    write_manifest_columns(out["manifest"], start, columns)
+                    start += n_column_rows(columns)
+        if start != self._n_rows:
+            raise RuntimeError(f"consolidating {self.path}: {start} manifest rows found in the shards, "
+                               f"{self._n_rows} expected")
         commit(tmp, self.path, fsync=self.fsync)
         remove_tree(self.parts)
 
@@ -317,6 +378,26 @@ class ResultsWriter:
 
     def __repr__(self) -> str:
         return f"ResultsWriter({self.path!r}, files={len(self._groups) + len(self._pending)})"
+
+
+def _batched(chunks: Iterable[dict[str, np.ndarray]], rows: int = 4096) -> Iterator[dict[str, np.ndarray]]:
+    """Join consecutive small column chunks into chunks of at least ``rows`` rows (fewer writes)."""
+    held: list[dict[str, np.ndarray]] = []
+    n = 0
+    for chunk in chunks:
+        held.append(chunk)
+        n += n_column_rows(chunk)
+        if n >= rows:
+            yield _join(held)
+            held, n = [], 0
+    if n:
+        yield _join(held)
+
+
+def _join(chunks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    if len(chunks) == 1:
+        return chunks[0]
+    return {name: np.concatenate([chunk[name] for chunk in chunks]) for name in chunks[0]}
 
 
 def _done_entry(name: str, rows: list[dict]) -> dict:
