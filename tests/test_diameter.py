@@ -278,6 +278,24 @@ def test_bad_input_is_rejected_with_a_message(image, kwargs, error, match):
         vessel_diameter(image, **args)
 
 
+def test_one_bad_pixel_anywhere_is_found_and_huge_finite_values_pass():
+    # the finite check sums the block first (NaN/inf propagate) and only then tests each pixel
+    rng = np.random.default_rng(3)
+    for value in (np.nan, np.inf, -np.inf):
+        img = rng.normal(100, 5, (3000, 38))
+        img[2718, 29] = value
+        with pytest.raises(InputError, match=r"1 NaN/inf pixel\(s\) \(first at line 2718, pixel 29\)"):
+            vessel_diameter(img, **UNITS)
+    img = rng.normal(100, 5, (3000, 38))
+    img[10, 3], img[20, 4] = np.inf, -np.inf  # the sum is NaN, not inf
+    with pytest.raises(InputError, match="2 NaN/inf"):
+        vessel_diameter(img, **UNITS)
+    huge = np.full((64, 38), 1e305)  # finite, but the sum overflows to inf
+    huge[:, 10:28] = 1e306
+    result = vessel_diameter(huge, **UNITS)
+    assert np.allclose(result.columns["diameter_px"], 18.0, atol=1.0)
+
+
 def test_params_from_mapping_and_frozen():
     p = params_from_mapping(DiameterParams, {"dx_um": 0.3, "dt_s": 0.001, "method": "fit", "window_rows": 3})
     assert p.method == "fit" and p.window_rows == 3 and p.polarity == "bright"
