@@ -2,9 +2,11 @@
 
 See docs/HDF5.md for the design. In short: each input file's group is written into the
 current shard ``OUT.h5.parts/shard-NNNNN.h5.tmp``; a flush closes it, fsyncs it, renames it
-to ``shard-NNNNN.h5`` and rewrites the root ``OUT.h5`` (manifest + one external link per
-file group) through ``OUT.h5.tmp`` and an atomic rename. ``close()`` consolidates all
-groups into one self-contained ``OUT.h5`` and removes the parts folder.
+to ``shard-NNNNN.h5`` and replaces the root ``OUT.h5`` (manifest + one external link per
+file group) by an extended copy, through ``OUT.h5.tmp`` and an atomic rename. Per stored
+file only (shard, row count) stays in memory; rows are read back from the shards.
+``close()`` consolidates all groups into one self-contained ``OUT.h5`` and removes the
+parts folder.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ class ResultsWriter:
         Files per shard (default 16); a shard is also flushed when its oldest file has waited
         ``flush_seconds`` (default 10 s, checked by a background thread).
     max_flush_share : float, keyword-only
-        Upper bound on the share of time spent rewriting the root; for jobs of many small
+        Upper bound on the share of time spent replacing the root; for jobs of many small
         files the writer waits longer than ``flush_every`` files (never than ``flush_seconds``).
     fsync : bool, keyword-only
         fsync files and folders before each rename (default True; False only for tests).
@@ -190,7 +192,7 @@ class ResultsWriter:
         return len(self._pending) >= self.flush_every and now - self._last_flush >= wait
 
     def flush(self) -> None:
-        """Make every file written so far durable (shard + root rewrite)."""
+        """Make every file written so far durable (shard + root update)."""
         with self._lock:
             self._check_open()
             self._flush()
