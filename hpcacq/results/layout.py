@@ -19,7 +19,7 @@ from ..analyses.base import AnalysisResult
 from .records import FileRecord, path_text
 
 __all__ = ["MANIFEST_COLUMNS", "write_file_group", "manifest_rows", "write_manifest", "create_manifest",
-           "rows_to_columns", "write_manifest_columns", "append_manifest_columns", "drop_manifest_groups",
+           "rows_to_columns", "write_manifest_columns", "append_manifest_columns",
            "manifest_slices", "n_column_rows",
            "read_manifest_columns", "read_analysis", "analysis_path", "to_json", "FORMAT"]
 
@@ -204,18 +204,6 @@ def append_manifest_columns(manifest: h5py.Group, columns: dict[str, np.ndarray]
     for name in MANIFEST_COLUMNS:
         manifest[name].resize((start + n,))
         manifest[name][start:] = columns[name]
-
-
-def drop_manifest_groups(manifest: h5py.Group, groups: set[str]) -> None:
-    """Remove the rows of ``groups`` from an appendable manifest (the other rows keep their order)."""
-    keep = np.array([name not in groups for name in manifest["group"].asstr()[()]], dtype=bool)
-    if keep.all():
-        return
-    for name, kind in MANIFEST_COLUMNS.items():
-        data = manifest[name]
-        kept = (data.asstr()[()] if kind == "str" else data[()])[keep]
-        data.resize((len(kept),))
-        data[:] = kept
 
 
 def manifest_slices(root: h5py.File, step: int = 65536) -> Iterator[dict[str, np.ndarray]]:

@@ -18,11 +18,11 @@ import h5py
 import numpy as np
 
 from ..errors import ParameterError
-from .layout import (FORMAT, append_manifest_columns, create_manifest, drop_manifest_groups, to_json,
-                     _scalar_attrs)
+from .layout import FORMAT, append_manifest_columns, create_manifest, to_json, _scalar_attrs
 
-__all__ = ["open_h5", "acquire_lock", "release_lock", "fsync_path", "fsync_dir", "commit", "shard_name", "shard_numbers",
-           "utc_now", "write_root_attrs", "write_linked_root", "extend_linked_root", "check_format", "remove_tree", "remove_trash"]
+__all__ = ["open_h5", "acquire_lock", "release_lock", "fsync_path", "fsync_dir", "commit", "shard_name",
+           "shard_numbers", "utc_now", "write_root_attrs", "write_linked_root", "extend_linked_root", "check_format",
+           "remove_tree", "remove_trash"]
 
 FORMAT_VERSION = 1
 _SHARD = re.compile(r"^shard-(\d{5,})\.h5$")
@@ -194,23 +194,20 @@ def write_linked_root(path: str, links: Iterable[tuple[str, str]], manifest: Ite
 
 
 def extend_linked_root(path: str, links: Iterable[tuple[str, str]], columns: dict[str, np.ndarray], *,
-                       replaced: set[str], fsync: bool, **root_attrs: Any) -> None:
-    """Next version of the root file: a copy of it with ``links`` and ``columns``' rows added.
+                       fsync: bool, **root_attrs: Any) -> None:
+    """Next version of the root file: a copy of it with new ``links`` and ``columns``' rows added.
 
-    Links and manifest rows of the groups in ``replaced`` are dropped first. Costs memory in
-    proportion to the rows added, not to the rows already stored (the file is copied by the
-    OS, not read into Python), and stays crash-safe: the copy is committed like any new file.
+    Costs memory in proportion to the rows added, not to the rows already stored (the file
+    is copied by the OS, not read into Python), and stays crash-safe: the copy is committed
+    like any new file. Each append leaves a few KB of HDF5 free space in the file; the
+    writer rewrites the root in full when it has grown too much.
     """
     tmp = path + ".tmp"
     shutil.copyfile(path, tmp)
     with open_h5(tmp, "r+") as handle:
         write_root_attrs(handle, layout="linked", **root_attrs)
-        files, table = handle["files"], handle["manifest"]
-        if replaced:
-            drop_manifest_groups(table, replaced)
+        files = handle["files"]
         for name, target in links:
-            if name in files:
-                del files[name]
             files[name] = h5py.ExternalLink(target, f"/files/{name}")
-        append_manifest_columns(table, columns)
+        append_manifest_columns(handle["manifest"], columns)
     commit(tmp, path, fsync=fsync)

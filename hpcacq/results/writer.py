@@ -11,6 +11,7 @@ parts folder.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import threading
@@ -83,7 +84,10 @@ class ResultsWriter:
         self._groups: dict[str, tuple[int, int]] = {}  # group -> (shard, manifest rows), flushed
         self._n_rows = 0  # manifest rows of the flushed groups
         self._pending: dict[str, tuple[list[dict], str]] = {}  # group -> (rows, path), open shard
-        self._root_current = False  # OUT.h5 is the linked root of exactly _groups (written by us)
+        # os.stat of the root this writer committed last (None: build the next one from the
+        # shards) and its size after the last full write (appends grow it by a few KB each)
+        self._root_stat: tuple | None = None
+        self._root_full_size = 0
         self._shard: h5py.File | None = None
         self._next_shard, self._base_unlinked, self._dirty = 1, False, False
         self._clean_consolidated = False  # resumed a consolidated output, nothing new yet
@@ -245,21 +249,40 @@ class ResultsWriter:
     def _write_root(self, number: int, names: list[str], columns: dict[str, np.ndarray], replaced: set[str]) -> None:
         """Make OUT.h5 link shard ``number``'s new groups ``names`` (manifest rows ``columns``).
 
-        The first root of a writer is built from the shards; later ones extend the previous
-        root, so their cost does not grow with the number of files already stored.
+        Three ways, all written to ``OUT.h5.tmp`` and committed (crash-safe), none holding
+        more than a slice of the manifest in memory:
+
+        * extend a copy of the previous root (the usual flush: no file written again);
+        * stream the previous root's manifest into a new root (files written again, whose
+          old rows are left out; or when appends have bloated the root past twice its
+          size at the last full write);
+        * build it from the shards (the writer's first root, or when OUT.h5 is not the
+          file this writer committed last, e.g. replaced by someone during the run).
         """
         self._link_base()
         folder = os.path.basename(self.parts)
-        extend, self._root_current = self._root_current and os.path.exists(self.path), False
-        if extend:
+        ours, self._root_stat = self._root_stat is not None and _stat(self.path) == self._root_stat, None
+        links = ((name, f"{folder}/{shard_name(shard)}") for name, (shard, _) in self._groups.items())
+        if ours and not replaced and os.path.getsize(self.path) <= 2 * self._root_full_size:
             target = f"{folder}/{shard_name(number)}"
-            extend_linked_root(self.path, [(name, target) for name in names], columns, replaced=replaced,
-                               fsync=self.fsync, **self._root_attrs())
+            extend_linked_root(self.path, [(name, target) for name in names], columns, fsync=self.fsync,
+                               **self._root_attrs())
         else:
-            links = ((name, f"{folder}/{shard_name(shard)}") for name, (shard, _) in self._groups.items())
-            write_linked_root(self.path, links, _batched(self._stored_columns()), fsync=self.fsync,
-                              **self._root_attrs())
-        self._root_current = True
+            if ours:
+                rows = itertools.chain(self._root_columns(exclude=replaced), [columns])
+            else:
+                rows = self._stored_columns()
+            write_linked_root(self.path, links, _batched(rows), fsync=self.fsync, **self._root_attrs())
+            self._root_full_size = os.path.getsize(self.path)
+        self._root_stat = _stat(self.path)
+
+    def _root_columns(self, exclude: set[str]) -> Iterator[dict[str, np.ndarray]]:
+        """Manifest rows of the current root, without those of the groups in ``exclude``."""
+        with h5py.File(self.path, "r") as root:
+            for columns in manifest_slices(root):
+                groups = columns["group"]
+                keep = np.fromiter((name not in exclude for name in groups), dtype=bool, count=len(groups))
+                yield {name: column[keep] for name, column in columns.items()}
 
     def _root_attrs(self) -> dict:
         return {"job_attrs": self.job_attrs, "versions": self.versions, "created": self._created,
@@ -352,6 +375,9 @@ class ResultsWriter:
             raise RuntimeError(f"consolidating {self.path}: {start} manifest rows found in the shards, "
                                f"{self._n_rows} expected")
         commit(tmp, self.path, fsync=self.fsync)
+        for name, (_, n_rows) in self._groups.items():  # all in OUT.h5 now (done_fingerprints)
+            self._groups[name] = (0, n_rows)
+        self._base_unlinked = True
         remove_tree(self.parts)
 
     def _timer_loop(self) -> None:
@@ -380,6 +406,15 @@ class ResultsWriter:
 
     def __repr__(self) -> str:
         return f"ResultsWriter({self.path!r}, files={len(self._groups) + len(self._pending)})"
+
+
+def _stat(path: str) -> tuple | None:
+    """Identity of a file (device, inode, size, mtime), None if it does not exist."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def _batched(chunks: Iterable[dict[str, np.ndarray]], rows: int = 4096) -> Iterator[dict[str, np.ndarray]]:
