@@ -189,7 +189,8 @@ def _kernel_call(block: np.ndarray, params: DiameterParams) -> Callable[[int, in
     from ..kernels import diameter as kern
 
     common = dict(window_rows=params.window_rows, binning=params.binning, polarity=params.polarity,
-                  baseline_percentile=params.baseline_percentile, peak_percentile=params.peak_percentile)
+                  baseline_percentile=params.baseline_percentile, peak_percentile=params.peak_percentile,
+                  check_finite=False)  # _check_image has tested the whole block
     if params.method == "fit":
         def work(start, stop):
             return kern.fit_edges(block, start=start, stop=stop, max_iter=params.max_iter,
@@ -237,6 +238,8 @@ def _run_chunks(work, n_lines: int, chunk: int, threads: int, cancel, progress) 
                 stop.set()
                 for fut in pending:
                     fut.cancel()
+    if len(bounds) == 1:
+        return list(parts[0])
     return [np.concatenate([parts[i][k] for i in range(len(bounds))]) for k in range(4)]
 
 
@@ -321,6 +324,9 @@ def vessel_diameter(image, *, dx_um: float, dt_s: float, window_rows: int = 5, m
     block = _check_image(image, params.method)
     work = _kernel_call(block, params)
     n_lines = block.shape[0]
-    chunk = max(1024, min(_CHUNK_LINES[params.method], -(-n_lines // (4 * threads))))
+    if threads == 1 and cancel is None and progress is None:
+        chunk = n_lines  # chunks only serve threads, cancellation and progress
+    else:
+        chunk = max(1024, min(_CHUNK_LINES[params.method], -(-n_lines // (4 * threads))))
     left, right, r2, flags = _run_chunks(work, n_lines, chunk, threads, cancel, progress)
     return _assemble(params, left, right, r2, flags, row_offset)

@@ -116,7 +116,7 @@ def all_finite(values: np.ndarray) -> bool:
     return bool(np.isfinite(values).all())
 
 
-def _prepare(image, window_rows, binning, polarity, start, stop, min_pixels):
+def _prepare(image, window_rows, binning, polarity, start, stop, min_pixels, check_finite=True):
     """Check the options shared by every wrapper; returns (img, h, median, flip, start, stop)."""
     img = np.asarray(image)
     if img.ndim != 2:
@@ -139,7 +139,7 @@ def _prepare(image, window_rows, binning, polarity, start, stop, min_pixels):
     img = np.ascontiguousarray(img, dtype=np.float64)
     h = int(window_rows) // 2
     first_read = max((start // _ANCHOR) * _ANCHOR - h, 0)  # only the lines this call reads
-    if floats and not all_finite(img[first_read:stop + h]):
+    if check_finite and floats and not all_finite(img[first_read:stop + h]):
         raise ValueError("image holds NaN or infinite pixels; replace them (np.nan_to_num) or crop")
     return img, h, binning == "median", polarity == "dark", int(start), int(stop)
 
@@ -176,7 +176,7 @@ def bin_lines(image, *, window_rows=5, binning="mean", polarity="bright", start=
 
 
 def halfmax_edges(image, *, window_rows=5, binning="mean", polarity="bright",
-                  baseline_percentile=10.0, peak_percentile=100.0, start=0, stop=None):
+                  baseline_percentile=10.0, peak_percentile=100.0, start=0, stop=None, check_finite=True):
     """Sub-pixel half-maximum vessel edges of each line.
 
     threshold = baseline + 0.5 * (peak - baseline), with baseline and peak the given
@@ -193,6 +193,10 @@ def halfmax_edges(image, *, window_rows=5, binning="mean", polarity="bright",
     baseline_percentile, peak_percentile : float, keyword-only
         Percentiles (0-100) of the profile taken as background and vessel level
         (default 10 and 100: the peak is the binned profile's maximum).
+    check_finite : bool, keyword-only
+        Test the lines read for NaN/inf and raise ValueError (default). False skips the
+        test for a block the caller has already checked; NaN/inf pixels then give
+        undefined edges.
 
     Returns
     -------
@@ -201,7 +205,7 @@ def halfmax_edges(image, *, window_rows=5, binning="mean", polarity="bright",
     flags : ndarray, int32
         Bit mask, see :data:`FLAG_BITS`.
     """
-    img, h, median, flip, start, stop = _prepare(image, window_rows, binning, polarity, start, stop, 3)
+    img, h, median, flip, start, stop = _prepare(image, window_rows, binning, polarity, start, stop, 3, check_finite)
     q_lo, q_hi = _check_percentiles(baseline_percentile, peak_percentile)
     n = stop - start
     left, right, flags = np.empty(n), np.empty(n), np.empty(n, np.int32)
@@ -211,7 +215,7 @@ def halfmax_edges(image, *, window_rows=5, binning="mean", polarity="bright",
 
 def fit_edges(image, *, window_rows=5, binning="mean", polarity="bright",
               baseline_percentile=10.0, peak_percentile=100.0, max_iter=50, min_r2=0.9,
-              start=0, stop=None):
+              start=0, stop=None, check_finite=True):
     """Vessel edges of each line from a least-squares fit of a blurred top-hat.
 
     Model (x in pixels): ``f(x) = b + a/2 * (erf((x-l)/(sqrt2 s)) - erf((x-r)/(sqrt2 s)))``,
@@ -220,7 +224,7 @@ def fit_edges(image, *, window_rows=5, binning="mean", polarity="bright",
 
     Parameters
     ----------
-    image, window_rows, binning, polarity, baseline_percentile, peak_percentile, start, stop
+    image, window_rows, binning, polarity, baseline_percentile, peak_percentile, start, stop, check_finite
         As in :func:`halfmax_edges`; at least 6 pixels per line.
     max_iter : int, keyword-only
         Largest number of accepted Levenberg-Marquardt steps.
@@ -237,7 +241,7 @@ def fit_edges(image, *, window_rows=5, binning="mean", polarity="bright",
         Coefficient of determination of the fit on the binned profile (NaN if no fit).
     flags : ndarray, int32
     """
-    img, h, median, flip, start, stop = _prepare(image, window_rows, binning, polarity, start, stop, 6)
+    img, h, median, flip, start, stop = _prepare(image, window_rows, binning, polarity, start, stop, 6, check_finite)
     q_lo, q_hi = _check_percentiles(baseline_percentile, peak_percentile)
     if not (isinstance(max_iter, (int, np.integer)) and max_iter >= 1):
         raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}")
