@@ -41,7 +41,7 @@ def main() -> None:
     paths = sorted(glob.glob(os.path.join(data, "*.tif")))
     if len(paths) < args.n_files:
         print(f"writing {args.n_files} files of 64 x 38 into {data} ...", flush=True)
-        paths = sorted(map(str, write_corpus(data, n_files=args.n_files, n_lines=64, seed=1)))
+        paths = sorted(map(str, write_corpus(data, n_files=args.n_files, n_lines=64, seed=1, overwrite=True)))
     paths = paths[:args.n_files]
     output = os.path.join(args.folder, f"out_{args.n_files}.h5")
     done = {"files": 0}
