@@ -206,7 +206,7 @@ def append_manifest_columns(manifest: h5py.Group, columns: dict[str, np.ndarray]
         manifest[name][start:] = columns[name]
 
 
-def manifest_slices(root: h5py.File, step: int = 65536) -> Iterator[dict[str, np.ndarray]]:
+def manifest_slices(root: h5py.File, step: int = 4096) -> Iterator[dict[str, np.ndarray]]:
     """``/manifest`` of a results or shard file in slices of at most ``step`` rows (text as str).
 
     A column missing from an older file reads as its none value (-1 or "").

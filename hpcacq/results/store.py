@@ -29,6 +29,7 @@ _SHARD = re.compile(r"^shard-(\d{5,})\.h5$")
 
 
 METADATA_CACHE_MAX_BYTES = 4 << 20
+RAW_CHUNK_CACHE_BYTES = 64 << 10  # per dataset (default 1 MiB); manifest columns are read in order
 
 
 def open_h5(path: str, mode: str) -> h5py.File:
@@ -38,7 +39,7 @@ def open_h5(path: str, mode: str) -> h5py.File:
     them, which was ~15 MiB of rank 0's peak memory when consolidating 3000 files. Smaller
     is as fast here: these files are written once, in order.
     """
-    handle = h5py.File(path, mode)
+    handle = h5py.File(path, mode, rdcc_nbytes=RAW_CHUNK_CACHE_BYTES)
     try:
         config = handle.id.get_mdc_config()
         config.set_initial_size = True

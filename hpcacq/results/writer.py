@@ -33,6 +33,11 @@ __all__ = ["ResultsWriter", "MODES"]
 
 MODES = ("new", "resume", "overwrite")
 CONSOLIDATE_SHARDS_PER_OPEN = 64  # HDF5 memory of an open file grows with what is written through it
+# Each append to the root leaves ~4 KB of HDF5 free space (a new heap for its text): a
+# root of 16-file flushes stays ~1.4x the size of a fresh one and is never rewritten for
+# it; flushes of single files (slow files, the timer) reach this factor and trigger a
+# full rewrite, whose transient memory (~1 KB per file) is why the factor is not smaller.
+ROOT_BLOAT = 3
 
 
 class ResultsWriter:
@@ -87,7 +92,7 @@ class ResultsWriter:
         # os.stat of the root this writer committed last (None: build the next one from the
         # shards) and its size after the last full write (appends grow it by a few KB each)
         self._root_stat: tuple | None = None
-        self._root_full_size = 0
+        self._root_full = (0, 0)  # size and rows of the root at its last full write
         self._shard: h5py.File | None = None
         self._next_shard, self._base_unlinked, self._dirty = 1, False, False
         self._clean_consolidated = False  # resumed a consolidated output, nothing new yet
@@ -146,7 +151,7 @@ class ResultsWriter:
     def _adopt(self, number: int, path: str) -> None:
         """Take the groups of one stored file as flushed in shard ``number`` (later shards win)."""
         counts: dict[str, int] = {}
-        with h5py.File(path, "r") as handle:
+        with open_h5(path, "r") as handle:
             for columns in manifest_slices(handle):
                 for name in columns["group"]:
                     counts[name] = counts.get(name, 0) + 1
@@ -254,8 +259,8 @@ class ResultsWriter:
 
         * extend a copy of the previous root (the usual flush: no file written again);
         * stream the previous root's manifest into a new root (files written again, whose
-          old rows are left out; or when appends have bloated the root past twice its
-          size at the last full write);
+          old rows are left out; or when appends have bloated the root past
+          ``ROOT_BLOAT`` times the size of a fresh root);
         * build it from the shards (the writer's first root, or when OUT.h5 is not the
           file this writer committed last, e.g. replaced by someone during the run).
         """
@@ -263,7 +268,7 @@ class ResultsWriter:
         folder = os.path.basename(self.parts)
         ours, self._root_stat = self._root_stat is not None and _stat(self.path) == self._root_stat, None
         links = ((name, f"{folder}/{shard_name(shard)}") for name, (shard, _) in self._groups.items())
-        if ours and not replaced and os.path.getsize(self.path) <= 2 * self._root_full_size:
+        if ours and not replaced and not self._root_bloated():
             target = f"{folder}/{shard_name(number)}"
             extend_linked_root(self.path, [(name, target) for name in names], columns, fsync=self.fsync,
                                **self._root_attrs())
@@ -273,12 +278,18 @@ class ResultsWriter:
             else:
                 rows = self._stored_columns()
             write_linked_root(self.path, links, _batched(rows), fsync=self.fsync, **self._root_attrs())
-            self._root_full_size = os.path.getsize(self.path)
+            self._root_full = (os.path.getsize(self.path), self._n_rows)
         self._root_stat = _stat(self.path)
+
+    def _root_bloated(self) -> bool:
+        """Has the root grown ROOT_BLOAT times the size of a fresh root with the same rows?"""
+        size, rows = self._root_full
+        fresh = size * max(1, self._n_rows) / max(1, rows)
+        return os.path.getsize(self.path) > ROOT_BLOAT * fresh
 
     def _root_columns(self, exclude: set[str]) -> Iterator[dict[str, np.ndarray]]:
         """Manifest rows of the current root, without those of the groups in ``exclude``."""
-        with h5py.File(self.path, "r") as root:
+        with open_h5(self.path, "r") as root:
             for columns in manifest_slices(root):
                 groups = columns["group"]
                 keep = np.fromiter((name not in exclude for name in groups), dtype=bool, count=len(groups))
