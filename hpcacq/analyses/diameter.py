@@ -171,17 +171,15 @@ def _check_image(image, method: str) -> np.ndarray:
             f"{MIN_PIXELS[method]} pixels: draw the ROI wider than the vessel, with background on both sides")
     if arr.shape[0] < 1:
         raise InputError("the block has no lines; choose an ROI with at least one line")
-    floats = arr.dtype.kind == "f"  # integer pixels are always finite
-    arr = np.ascontiguousarray(arr, dtype=np.float64)
     from ..kernels.diameter import all_finite  # here: numba is imported only when the kernels run
 
-    if floats and not all_finite(arr):
+    if not all_finite(arr):
         bad = ~np.isfinite(arr)
         row, col = np.argwhere(bad)[0]
         raise InputError(
             f"image has {int(bad.sum())} NaN/inf pixel(s) (first at line {row}, pixel {col}); "
             f"replace them (e.g. np.nan_to_num) or choose an ROI without them")
-    return arr
+    return np.ascontiguousarray(arr, dtype=np.float64)
 
 
 def _kernel_call(block: np.ndarray, params: DiameterParams) -> Callable[[int, int], tuple]:

@@ -104,12 +104,14 @@ def _halfmax_lines(img, start, stop, h, median, flip, q_lo, q_hi, left, right, f
 
 # -------------------------------------------------------------------- public wrappers
 def all_finite(values: np.ndarray) -> bool:
-    """True if no element is NaN or infinite.
+    """True if no element is NaN or infinite (always for integer and boolean arrays).
 
     NaN and inf propagate through a sum, so one summing pass (no temporary array) decides;
     only when the sum is not finite (which finite values near 1e308 can also cause) are the
     elements tested one by one.
     """
+    if values.dtype.kind in "biu":
+        return True
     with np.errstate(over="ignore", invalid="ignore"):
         if np.isfinite(values.sum()):
             return True
@@ -135,12 +137,11 @@ def _prepare(image, window_rows, binning, polarity, start, stop, min_pixels, che
     stop = n_lines if stop is None else stop
     if not 0 <= start <= stop <= n_lines:
         raise ValueError(f"need 0 <= start <= stop <= n_lines={n_lines}, got start={start}, stop={stop}")
-    floats = img.dtype.kind == "f"  # integer pixels are always finite
-    img = np.ascontiguousarray(img, dtype=np.float64)
     h = int(window_rows) // 2
     first_read = max((start // _ANCHOR) * _ANCHOR - h, 0)  # only the lines this call reads
-    if check_finite and floats and not all_finite(img[first_read:stop + h]):
+    if check_finite and not all_finite(img[first_read:stop + h]):
         raise ValueError("image holds NaN or infinite pixels; replace them (np.nan_to_num) or crop")
+    img = np.ascontiguousarray(img, dtype=np.float64)
     return img, h, binning == "median", polarity == "dark", int(start), int(stop)
 
 

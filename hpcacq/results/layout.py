@@ -20,7 +20,7 @@ from .records import FileRecord, path_text
 
 __all__ = ["MANIFEST_COLUMNS", "write_file_group", "manifest_rows", "write_manifest", "create_manifest",
            "rows_to_columns", "write_manifest_columns", "append_manifest_columns",
-           "manifest_slices", "n_column_rows",
+           "manifest_slices", "n_column_rows", "columns_to_rows",
            "read_manifest_columns", "read_analysis", "analysis_path", "to_json", "FORMAT"]
 
 FORMAT = "hpcacq-results"
@@ -244,9 +244,15 @@ def read_manifest_columns(root: h5py.File) -> list[dict]:
         if name not in manifest:
             continue
         data = manifest[name]
-        columns[name] = list(data.asstr()[()]) if kind == "str" else data[()].tolist()
-    n = len(next(iter(columns.values()))) if columns else 0
-    return [{name: values[i] for name, values in columns.items()} for i in range(n)]
+        columns[name] = data.asstr()[()] if kind == "str" else data[()]
+    return columns_to_rows(columns)
+
+
+def columns_to_rows(columns: dict[str, np.ndarray]) -> list[dict]:
+    """Manifest columns (arrays of equal length) as one dict per row, with plain Python values."""
+    lists = {name: values.tolist() for name, values in columns.items()}
+    n = len(next(iter(lists.values()))) if lists else 0
+    return [{name: values[i] for name, values in lists.items()} for i in range(n)]
 
 
 def _json_attr(attrs: h5py.AttributeManager, name: str, default: Any) -> Any:

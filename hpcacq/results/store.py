@@ -185,9 +185,7 @@ def write_linked_root(path: str, links: Iterable[tuple[str, str]], manifest: Ite
     tmp = path + ".tmp"
     with open_h5(tmp, "w") as handle:
         write_root_attrs(handle, layout="linked", **root_attrs)
-        files = handle.create_group("files")
-        for name, target in links:
-            files[name] = h5py.ExternalLink(target, f"/files/{name}")
+        _add_links(handle.create_group("files"), links)
         table = create_manifest(handle)
         for columns in manifest:
             append_manifest_columns(table, columns)
@@ -207,8 +205,12 @@ def extend_linked_root(path: str, links: Iterable[tuple[str, str]], columns: dic
     shutil.copyfile(path, tmp)
     with open_h5(tmp, "r+") as handle:
         write_root_attrs(handle, layout="linked", **root_attrs)
-        files = handle["files"]
-        for name, target in links:
-            files[name] = h5py.ExternalLink(target, f"/files/{name}")
+        _add_links(handle["files"], links)
         append_manifest_columns(handle["manifest"], columns)
     commit(tmp, path, fsync=fsync)
+
+
+def _add_links(files: h5py.Group, links: Iterable[tuple[str, str]]) -> None:
+    """``files/<name>`` -> external link to ``/files/<name>`` in ``target`` (relative path)."""
+    for name, target in links:
+        files[name] = h5py.ExternalLink(target, f"/files/{name}")

@@ -23,8 +23,8 @@ import h5py
 from ..errors import ParameterError
 import numpy as np
 
-from .layout import (create_manifest, manifest_rows, manifest_slices, n_column_rows, rows_to_columns, to_json,
-                     write_file_group, write_manifest, write_manifest_columns)
+from .layout import (columns_to_rows, create_manifest, manifest_rows, manifest_slices, n_column_rows,
+                     rows_to_columns, to_json, write_file_group, write_manifest_columns)
 from .records import FileRecord, group_name, software_versions
 from .store import (open_h5, acquire_lock, check_format, commit, extend_linked_root, fsync_dir, release_lock,
                     remove_trash, remove_tree, shard_name, shard_numbers, utc_now, write_linked_root, write_root_attrs)
@@ -211,10 +211,11 @@ class ResultsWriter:
             return
         start = time.monotonic()
         number, handle = self._next_shard, self._shard
-        rows = [row for rows, _ in self._pending.values() for row in rows]
+        columns = rows_to_columns([row for rows, _ in self._pending.values() for row in rows])
+        n_rows = n_column_rows(columns)
         write_root_attrs(handle, layout="shard", job_attrs=self.job_attrs, versions=self.versions,
-                         created=self._created, n_files=len(self._pending), n_rows=len(rows))
-        write_manifest(handle, rows)
+                         created=self._created, n_files=len(self._pending), n_rows=n_rows)
+        write_manifest_columns(create_manifest(handle, n_rows), 0, columns)
         tmp = handle.filename
         handle.close()
         self._shard = None
@@ -229,7 +230,7 @@ class ResultsWriter:
         names = list(self._pending)
         self._pending.clear()
         self._dirty = True
-        self._write_root(number, names, rows_to_columns(rows), replaced)
+        self._write_root(number, names, columns, replaced)
         self._last_flush = time.monotonic()
         self._flush_cost = self._last_flush - start
         if self.on_flush is not None:
@@ -267,7 +268,6 @@ class ResultsWriter:
         self._link_base()
         folder = os.path.basename(self.parts)
         ours, self._root_stat = self._root_stat is not None and _stat(self.path) == self._root_stat, None
-        links = ((name, f"{folder}/{shard_name(shard)}") for name, (shard, _) in self._groups.items())
         if ours and not replaced and not self._root_bloated():
             target = f"{folder}/{shard_name(number)}"
             extend_linked_root(self.path, [(name, target) for name in names], columns, fsync=self.fsync,
@@ -277,6 +277,7 @@ class ResultsWriter:
                 rows = itertools.chain(self._root_columns(exclude=replaced), [columns])
             else:
                 rows = self._stored_columns()
+            links = ((name, f"{folder}/{shard_name(shard)}") for name, (shard, _) in self._groups.items())
             write_linked_root(self.path, links, _batched(rows), fsync=self.fsync, **self._root_attrs())
             self._root_full = (os.path.getsize(self.path), self._n_rows)
         self._root_stat = _stat(self.path)
@@ -291,9 +292,7 @@ class ResultsWriter:
         """Manifest rows of the current root, without those of the groups in ``exclude``."""
         with open_h5(self.path, "r") as root:
             for columns in manifest_slices(root):
-                groups = columns["group"]
-                keep = np.fromiter((name not in exclude for name in groups), dtype=bool, count=len(groups))
-                yield {name: column[keep] for name, column in columns.items()}
+                yield _rows_of_groups(columns, lambda name: name not in exclude)
 
     def _root_attrs(self) -> dict:
         return {"job_attrs": self.job_attrs, "versions": self.versions, "created": self._created,
@@ -317,10 +316,7 @@ class ResultsWriter:
             with open_h5(self._shard_path(number), "r") as src:
                 last = None
                 for columns in manifest_slices(src):
-                    groups = columns["group"]
-                    keep = np.fromiter((self._groups.get(name, (-1,))[0] == number for name in groups),
-                                       dtype=bool, count=len(groups))
-                    columns = {name: column[keep] for name, column in columns.items()}
+                    columns = _rows_of_groups(columns, lambda name: self._groups.get(name, (-1,))[0] == number)
                     if copy_groups_to is not None:
                         for name in columns["group"]:
                             if name != last and name not in copy_groups_to:
@@ -339,9 +335,8 @@ class ResultsWriter:
         with self._lock:
             entries: dict[str, list[dict]] = {}
             for columns in self._stored_columns():
-                lists = {name: column.tolist() for name, column in columns.items()}
-                for i, name in enumerate(lists["group"]):
-                    entries.setdefault(name, []).append({key: values[i] for key, values in lists.items()})
+                for row in columns_to_rows(columns):
+                    entries.setdefault(row["group"], []).append(row)
             entries.update((name, rows) for name, (rows, _) in self._pending.items())
         done = {}
         for name, rows in entries.items():
@@ -426,6 +421,13 @@ def _stat(path: str) -> tuple | None:
     except FileNotFoundError:
         return None
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _rows_of_groups(columns: dict[str, np.ndarray], keep: Callable[[str], bool]) -> dict[str, np.ndarray]:
+    """The rows of manifest ``columns`` whose group name passes ``keep``."""
+    groups = columns["group"]
+    mask = np.fromiter((keep(name) for name in groups), dtype=bool, count=len(groups))
+    return {name: column[mask] for name, column in columns.items()}
 
 
 def _batched(chunks: Iterable[dict[str, np.ndarray]], rows: int = 4096) -> Iterator[dict[str, np.ndarray]]:
