@@ -1,22 +1,25 @@
-"""Rank 0's resident memory against the number of files in one job (the results writer's share).
+"""Rank 0's resident memory against the number of files in one job.
 
-Runs ``hpcacq run``'s driver in this process (one rank, one worker thread, velocity, HDF5
-written with fsync) on N tiny synthetic files (64 x 38 pixels, so the files' own memory
-does not matter) and samples the resident memory (VmRSS) every 0.5 s. Prints a timeline,
-the growth per file while running and the peak including the final consolidation.
+Runs ``hpcacq run``'s driver in this process the way the CLI does (inputs expanded from a
+folder into an on-disk InputList; one rank, one worker thread, velocity, HDF5 written
+with fsync) on N tiny files (64 x 38 pixels: N hard links to one synthetic file, so only
+the job's per-file bookkeeping counts), and samples the resident memory (VmRSS) every
+0.5 s. Prints a timeline, the growth per file while running (least-squares slope) and
+the peak including the final consolidation.
 
-    python benchmarks/bench_rank0_memory.py 10000 [--folder DIR]
+    python benchmarks/bench_rank0_memory.py 20000 [--folder DIR]
 
-The corpus is written once into DIR (default /tmp/hpcacq-rank0-memory) and reused.
+The corpus folder DIR/data_N is made once and reused.
 """
 
 from __future__ import annotations
 
 import argparse
-import glob
 import os
 import threading
 import time
+
+import numpy as np
 
 
 def resident_mib() -> float:
@@ -35,14 +38,20 @@ def main() -> None:
 
     from hpcacq.jobs.config import JobConfig
     from hpcacq.jobs.driver import run_job
+    from hpcacq.jobs.inputs import InputList
     from hpcacq.synth.corpus import write_corpus
 
-    data = os.path.join(args.folder, "data")
-    paths = sorted(glob.glob(os.path.join(data, "*.tif")))
-    if len(paths) < args.n_files:
-        print(f"writing {args.n_files} files of 64 x 38 into {data} ...", flush=True)
-        paths = sorted(map(str, write_corpus(data, n_files=args.n_files, n_lines=64, seed=1, overwrite=True)))
-    paths = paths[:args.n_files]
+    data = os.path.join(args.folder, f"data_{args.n_files}")
+    if not os.path.isdir(data) or sum(1 for _ in os.scandir(data)) != 2 * args.n_files:
+        print(f"making {args.n_files} files of 64 x 38 in {data} (hard links to one file) ...", flush=True)
+        (source,) = write_corpus(os.path.join(args.folder, "one"), n_files=1, n_lines=64, seed=1, overwrite=True)
+        header = os.path.splitext(source)[0] + ".txt"  # the Olympus header with dx and dt
+        os.makedirs(data, exist_ok=True)
+        for i in range(args.n_files):
+            target = os.path.join(data, f"file_{i:07d}")
+            for src, suffix in ((source, ".tif"), (header, ".txt")):
+                if not os.path.exists(target + suffix):
+                    os.link(src, target + suffix)
     output = os.path.join(args.folder, f"out_{args.n_files}.h5")
     done = {"files": 0}
     samples: list[tuple[float, float, int]] = []
@@ -59,19 +68,22 @@ def main() -> None:
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
-    config = JobConfig(inputs=tuple(paths), output=output, analysis="radon_velocity", threads=1, overwrite=True)
+    inputs = InputList.from_specs([data])
+    print(f"{len(inputs)} input files; resident {resident_mib():.1f} MiB before the job", flush=True)
+    config = JobConfig(inputs=inputs, output=output, analysis="radon_velocity", threads=1, overwrite=True)
     summary = run_job(config, on_file_result=on_file)
     stop.set()
     thread.join()
     samples.append((samples[-1][0] if samples else 0.0, resident_mib(), done["files"]))
     for t, rss, files in samples[::max(1, len(samples) // 12)]:
         print(f"t={t:7.1f} s  files done {files:7d}  resident {rss:7.1f} MiB")
-    running = [(files, rss) for _, rss, files in samples if files > 0 and files < args.n_files]
-    if len(running) >= 2 and running[-1][0] > running[0][0]:
-        (f0, r0), (f1, r1) = running[len(running) // 10], running[-1]
-        if f1 > f0:
-            print(f"growth while running: {(r1 - r0) * 1024 / (f1 - f0):.2f} KB per file "
-                  f"(files {f0} -> {f1}: {r0:.1f} -> {r1:.1f} MiB)")
+    running = [(files, rss) for _, rss, files in samples if 0.1 * args.n_files <= files < args.n_files]
+    if len(running) >= 3:
+        x = np.array([f for f, _ in running], dtype=float)
+        y = np.array([r for _, r in running], dtype=float)
+        slope = np.polyfit(x, y, 1)[0] * 1024 * 1024  # bytes per file
+        print(f"growth while running (files {int(x[0])} -> {int(x[-1])}, least squares): {slope:.0f} bytes "
+              f"per file; resident {y[0]:.1f} -> {y[-1]:.1f} MiB, max {y.max():.1f} MiB")
     print(f"{summary.n_ok} of {args.n_files} files OK; peak resident memory "
           f"{max(rss for _, rss, _ in samples):.1f} MiB (including the final consolidation)")
 

@@ -448,6 +448,7 @@ def test_real_velocity_result_round_trips_in_a_weird_folder(realdata, weird_tmp_
 def test_writer_keeps_only_a_small_index_entry_per_flushed_file(tmp_path):
     # rank 0 writes every file of the job: what it keeps per file must stay tiny (the manifest
     # rows live in the shards), and the root must not be rebuilt from memory at each flush
+    import gc
     import tracemalloc
 
     record = velocity_record(0, n_rows=10)
@@ -458,17 +459,21 @@ def test_writer_keeps_only_a_small_index_entry_per_flushed_file(tmp_path):
         writer.write_file(record)
     tracemalloc.start()
     try:
+        gc.collect()  # h5py objects in reference cycles: garbage, not kept
         base = tracemalloc.get_traced_memory()[0]
         for path in paths[64:]:
             record.file_path = path
             writer.write_file(record)
         writer.flush()
+        gc.collect()
         per_file = (tracemalloc.get_traced_memory()[0] - base) / 640
     finally:
         tracemalloc.stop()
     writer.close()
     print(f"{per_file:.0f} bytes retained per file")
-    assert per_file < 400, f"{per_file:.0f} bytes retained per file"  # 0.5-1 KB when rows were kept
+    # the group index is on disk: ~20 B/file of bounded caches filling here (0.5-1 KB when the rows
+    # were kept, ~170 B with the index in a dict)
+    assert per_file < 60, f"{per_file:.0f} bytes retained per file"
     rows = read_manifest(tmp_path / "o.h5")
     assert [row["file"] for row in rows] == paths
     assert {row["host"] for row in rows} == {"node1"} and {row["outcome"] for row in rows} == {"OK"}

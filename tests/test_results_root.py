@@ -30,7 +30,7 @@ def rec(path, seed, outcome="OK"):
 
 def fresh_root_size(w, tmp_path):
     fresh = str(tmp_path / "fresh.h5")
-    links = ((n, f"out.h5.parts/shard-{s:05d}.h5") for n, (s, _) in w._groups.items())
+    links = ((n, f"out.h5.parts/shard-{s:05d}.h5") for n, s in w._groups.items())
     write_linked_root(fresh, links, _batched(w._stored_columns()), fsync=False, **w._root_attrs())
     return os.path.getsize(fresh)
 

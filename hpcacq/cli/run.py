@@ -92,12 +92,12 @@ def build_config(ctx: click.Context, values: dict[str, Any], *, progress: bool):
     if not values["output"]:
         raise UsageFailure("missing output: give -o OUT.h5 (or `output` in the --config file)")
     from ..jobs.config import JobConfig
-    from ..jobs.inputs import expand_inputs
+    from ..jobs.inputs import InputList
 
     analysis = ANALYSIS_NAMES[values["analysis"]]
     with library_errors():
-        inputs = expand_inputs(values["inputs"])
-        return JobConfig(inputs=tuple(inputs), output=values["output"], analysis=analysis,
+        inputs = InputList.from_specs(values["inputs"])  # on disk: constant memory for any number of files
+        return JobConfig(inputs=inputs, output=values["output"], analysis=analysis,
                          channel=values["channel"], roi_mode=values["roi"], roi_id=values["roi_id"],
                          params=_analysis_params(values, analysis), dx_um=values["dx_um"], dt_s=values["dt_s"],
                          threads=values["threads"], resume=values["resume"], overwrite=values["overwrite"],
@@ -105,11 +105,16 @@ def build_config(ctx: click.Context, values: dict[str, Any], *, progress: bool):
                          progress=progress)
 
 
-class _Display:
-    """Log lines, a one-line status on a terminal, and the list of failed files."""
+SHOW_PROBLEMS = 200  # files not OK listed at the end (all of them are in the HDF5 manifest)
 
-    def __init__(self, n_files: int, tty: bool):
-        self.n_files, self.tty, self.done, self.problems = n_files, tty, 0, []
+
+class _Display:
+    """Log lines, a one-line status on a terminal, and the first failed files."""
+
+    def __init__(self, n_files: int, tty: bool, output: str):
+        self.n_files, self.tty, self.output, self.done = n_files, tty, output, 0
+        self.problems: list[tuple[str, str, str]] = []
+        self.n_problems = 0
         self.rank0 = is_rank0()
 
     def log(self, line: str) -> None:
@@ -120,7 +125,9 @@ class _Display:
         self.done += 1
         for analysis in record.records:
             if analysis.outcome not in ("OK", "CANCELLED"):
-                self.problems.append((record.file_path, analysis.outcome, analysis.message))
+                self.n_problems += 1
+                if len(self.problems) < SHOW_PROBLEMS:
+                    self.problems.append((record.file_path, analysis.outcome, analysis.message))
         if self.tty and self.rank0:
             click.echo(f"\r\033[K[{self.done}/{self.n_files}] {record.file_path}", nl=False, err=True)
 
@@ -134,9 +141,11 @@ class _Display:
         rate = summary.n_lines / summary.elapsed_s if summary.elapsed_s > 0 else float("nan")
         click.echo(f"{rate:,.0f} lines/s, {summary.elapsed_s:.1f} s elapsed")
         if self.problems:
-            click.echo(f"{len(self.problems)} file(s) not OK:")
+            click.echo(f"{self.n_problems} file(s) not OK:")
             for path, outcome, message in self.problems:
                 click.echo(f"  {outcome} {path!r}: {message}")
+            if self.n_problems > len(self.problems):
+                click.echo(f"  ... and {self.n_problems - len(self.problems)} more: hpcacq summary {self.output}")
 
 
 @click.command()
@@ -183,7 +192,7 @@ def run(ctx: click.Context, **values: Any) -> int:
     config = build_config(ctx, values, progress=not tty)
     from ..jobs.driver import run_job
 
-    display = _Display(len(config.inputs), tty)
+    display = _Display(len(config.inputs), tty, config.output)
     with library_errors():
         summary = run_job(config, log=display.log, on_file_result=display.on_file)
     display.finish(summary)

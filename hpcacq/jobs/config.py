@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from ..errors import ParameterError
+from .inputs import InputList
 from .strategies import BatchFileOutcome, BatchStrategy, RoiBatchMode, _roi_mode, strategy_for
 
 __all__ = ["JobConfig", "JobSummary", "EXIT_OK", "EXIT_SOME_FAILED", "EXIT_USAGE", "EXIT_CANCELLED",
@@ -40,8 +41,10 @@ class JobConfig:
 
     Parameters
     ----------
-    inputs : tuple of str
-        Input files (already expanded: see ``hpcacq.jobs.inputs.expand_inputs``).
+    inputs : sequence of str
+        Input files (already expanded: see ``hpcacq.jobs.inputs.expand_inputs``). An
+        :class:`~hpcacq.jobs.inputs.InputList` is kept as is (on disk, read lazily); any
+        other sequence becomes a tuple.
     output : str
         HDF5 results file (written by rank 0 only).
     analysis : {"radon_velocity", "diameter"}
@@ -69,7 +72,7 @@ class JobConfig:
         True logs one line per finished file; otherwise only failures and the summary.
     """
 
-    inputs: tuple[str, ...]
+    inputs: Sequence[str]
     output: str
     analysis: str
     channel: int = 0
@@ -88,7 +91,8 @@ class JobConfig:
     def __post_init__(self) -> None:
         if isinstance(self.inputs, (str, bytes, os.PathLike)):
             raise ParameterError("inputs must be a sequence of file paths, not one string")
-        object.__setattr__(self, "inputs", tuple(os.fspath(p) for p in self.inputs))
+        if not isinstance(self.inputs, InputList):
+            object.__setattr__(self, "inputs", tuple(os.fspath(p) for p in self.inputs))
         object.__setattr__(self, "output", os.fspath(self.output))
         object.__setattr__(self, "params", dict(self.params or {}))
         object.__setattr__(self, "roi_mode", _roi_mode(self.roi_mode))

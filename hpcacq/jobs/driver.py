@@ -17,10 +17,13 @@ from __future__ import annotations
 import gc
 import json
 import sys
+import tempfile
 import threading
 import time
-from collections import deque
-from typing import Any, Callable
+from array import array
+from collections import Counter, deque
+from itertools import islice
+from typing import Any, Callable, Iterable, Iterator
 
 from ..errors import HpcacqError
 from .batch import FileJob, FilePool
@@ -34,6 +37,7 @@ Log = Callable[[str], None]
 PREFETCH_PER_SLOT = 2  # files a worker holds beyond its running ones, when files are short
 PREFETCH_BELOW_S = 1.0  # files longer than this on average are not prefetched (no file waits
 #                         behind a slow one while another rank is idle; the latency is < 2 %)
+CANCEL_BLOCK = 256  # unstarted files turned into CANCELLED records per step (bounded memory)
 
 
 def file_outcome(record: Any) -> str:
@@ -50,20 +54,22 @@ class _Tally:
     def __init__(self, writer: Any, log: Log, on_file_result: Callable | None, progress: bool, n_total: int):
         self.writer, self.log, self.on_file_result = writer, log, on_file_result
         self.progress, self.n_total = progress, n_total
-        self.outcomes: list[str] = []
+        self.outcomes: Counter[str] = Counter()
+        self.n_done = 0
         self.n_lines = 0
 
     def add(self, record: Any) -> None:
         self.writer.write_file(record)
         outcome = file_outcome(record)
-        self.outcomes.append(outcome)
+        self.outcomes[outcome] += 1
+        self.n_done += 1
         if outcome == "OK":
             self.n_lines += record.n_lines
         if self.on_file_result is not None:
             self.on_file_result(record)
         if self.progress or outcome not in ("OK", "CANCELLED"):
             message = next((a.message for a in record.records if a.message), "")
-            self.log(f"[{len(self.outcomes)}/{self.n_total}] {outcome} {record.file_path} (rank {record.rank})"
+            self.log(f"[{self.n_done}/{self.n_total}] {outcome} {record.file_path} (rank {record.rank})"
                      + (f": {message}" if message else ""))
 
 
@@ -136,13 +142,29 @@ class _RankPool:
         self.collector.close()
 
 
-def _grant(queue: deque, want: int, size: int) -> list[tuple[int, str]]:
+class _Todo:
+    """Files not handed out yet, as (index, path), read lazily: constant memory at any length."""
+
+    def __init__(self, items: Iterable[tuple[int, str]], count: int):
+        self._items, self._left = iter(items), int(count)
+
+    def __len__(self) -> int:
+        return self._left
+
+    def take(self, n: int) -> list[tuple[int, str]]:
+        """The next ``n`` files (fewer at the end)."""
+        wanted = max(0, min(n, self._left))
+        out = list(islice(self._items, wanted))
+        self._left = self._left - len(out) if len(out) == wanted else 0  # the list ended early
+        return out
+
+
+def _grant(queue: _Todo, want: int, size: int) -> list[tuple[int, str]]:
     """Take up to ``want`` files, fewer near the end so every rank gets a share."""
-    n = min(want, max(1, -(-len(queue) // max(1, size))))
-    return [queue.popleft() for _ in range(min(n, len(queue)))]
+    return queue.take(min(want, max(1, -(-len(queue) // max(1, size)))))
 
 
-def _handle_workers(link: Any, queue: deque, tally: _Tally, source: CancelSource, finished: set) -> bool:
+def _handle_workers(link: Any, queue: _Todo, tally: _Tally, source: CancelSource, finished: set) -> bool:
     """Rank 0: take in every waiting worker message; True if there was any."""
     messages = link.poll_up()
     for src, (records, want, reason, done) in messages:
@@ -161,10 +183,9 @@ def _handle_workers(link: Any, queue: deque, tally: _Tally, source: CancelSource
     return bool(messages)
 
 
-def _coordinate(link: Any, todo: list[tuple[int, str]], local: _RankPool, tally: _Tally, source: CancelSource,
+def _coordinate(link: Any, queue: _Todo, local: _RankPool, tally: _Tally, source: CancelSource,
                 log: Log) -> None:
     """Rank 0 (or the only process): hand out files, run its own share, write everything."""
-    queue = deque(todo)
     finished: set[int] = set()
     n_workers = 0 if link is None else link.size - 1
     told_workers = False
@@ -176,16 +197,15 @@ def _coordinate(link: Any, todo: list[tuple[int, str]], local: _RankPool, tally:
                 log(f"cancelling: {source.reason}")
                 link.tell_workers("cancel", source.reason)
                 told_workers = True
-            local.queue.extend(queue)
-            queue.clear()
-        while queue and len(local.queue) < local.pool.free:
-            local.queue.append(queue.popleft())
+            local.queue.extend(queue.take(CANCEL_BLOCK))  # recorded CANCELLED by local.step
+        if len(queue) and len(local.queue) < local.pool.free:
+            local.queue.extend(queue.take(local.pool.free - len(local.queue)))
         records = local.step()
         for record in records:
             tally.add(record)
-        if not queue and local.idle and len(finished) == n_workers:
+        if not len(queue) and local.idle and len(finished) == n_workers:
             return
-        if active or records:
+        if active or records or (len(queue) and source.event.is_set()):
             backoff.reset()
         elif local.pool.busy:
             for record in local.step(timeout=backoff.next()):
@@ -261,25 +281,62 @@ def _open_writer(config: JobConfig, writer_factory: Callable | None, size: int) 
     return writer_factory(config.output, mode=mode, job_attrs={**config.job_attrs(), "mpi_size": size})
 
 
-def _plan_todo(config: JobConfig, writer: Any, log: Log) -> tuple[list[tuple[int, str]], int]:
-    """Files to run now (index, path) and the number skipped as already done (resume)."""
-    todo = list(enumerate(config.inputs))
+def _plan_todo(config: JobConfig, writer: Any, log: Log) -> tuple[_Todo, int]:
+    """Files to run now (index, path) and the number skipped as already done (resume).
+
+    Nothing per file stays in memory: the inputs are read lazily and, on resume, the
+    indices of the files still to run go to a temporary file (8 bytes each).
+    """
+    inputs = config.inputs
     if not config.resume:
-        return todo, 0
+        return _Todo(enumerate(inputs), len(inputs)), 0
     from ..results import file_fingerprint
 
     done = writer.done_fingerprints()
     reference = config.strategy().reference_params()
-    keep = []
-    for index, path in todo:
-        try:
-            fingerprint = file_fingerprint(path)
-        except OSError:
-            fingerprint = {}
-        if not already_done(done.get(path), fingerprint, config, reference):
-            keep.append((index, path))
-    log(f"resume: {len(todo) - len(keep)} of {len(todo)} files already done")
-    return keep, len(todo) - len(keep)
+    spool = tempfile.TemporaryFile()
+    block, n_keep = array("q"), 0
+    try:
+        for index, path in enumerate(inputs):
+            try:
+                fingerprint = file_fingerprint(path)
+            except OSError:
+                fingerprint = {}
+            if not already_done(done.get(path), fingerprint, config, reference):
+                block.append(index)
+                n_keep += 1
+                if len(block) == 4096:
+                    block.tofile(spool)
+                    del block[:]
+        block.tofile(spool)
+    except BaseException:
+        spool.close()
+        raise
+    finally:
+        getattr(done, "close", lambda: None)()
+    n_skipped = len(inputs) - n_keep
+    log(f"resume: {n_skipped} of {len(inputs)} files already done")
+    return _Todo(_spooled(spool, inputs), n_keep), n_skipped
+
+
+def _spooled(spool: Any, inputs: Iterable[str]) -> Iterator[tuple[int, str]]:
+    """(index, path) of the inputs whose indices (ascending int64) are in the ``spool`` file."""
+    def indices() -> Iterator[int]:
+        spool.seek(0)
+        while data := spool.read(8 * 4096):
+            block = array("q")
+            block.frombytes(data)
+            yield from block
+
+    with spool:
+        wanted = indices()
+        next_index = next(wanted, None)
+        for index, path in enumerate(inputs):
+            if next_index is None:
+                return
+            if index == next_index:
+                yield index, path
+                next_index = next(wanted, None)
 
 
 def _make_job(config: JobConfig, event: threading.Event, *, cores: int, n_files: int, rank: int,
@@ -326,7 +383,7 @@ def _run_root(config: JobConfig, link: Any, source: CancelSource, log: Log, on_f
     finally:
         local.close()
         writer.close()
-    summary = summarize(tally.outcomes, n_lines=tally.n_lines, elapsed_s=time.perf_counter() - start,
+    summary = summarize(tally.outcomes.elements(), n_lines=tally.n_lines, elapsed_s=time.perf_counter() - start,
                         n_resumed=n_resumed, cancelled=source.event.is_set(), cancel_reason=source.reason)
     if link is not None:
         link.tell_workers("summary", summary)

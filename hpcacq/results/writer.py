@@ -25,6 +25,7 @@ import numpy as np
 
 from .layout import (columns_to_rows, create_manifest, manifest_rows, manifest_slices, n_column_rows,
                      rows_to_columns, to_json, write_file_group, write_manifest_columns)
+from .index import DoneIndex, GroupIndex
 from .records import FileRecord, group_name, software_versions
 from .store import (open_h5, acquire_lock, check_format, commit, extend_linked_root, fsync_dir, release_lock,
                     remove_trash, remove_tree, shard_name, shard_numbers, utc_now, write_linked_root, write_root_attrs)
@@ -84,10 +85,10 @@ class ResultsWriter:
         self.versions = software_versions()
         self._versions_json = to_json(self.versions)
         self._lock = threading.RLock()
-        # Per flushed file only its group name, shard and row count stay in memory; its manifest
-        # rows are read back from the shards when needed (resume, root rebuild, consolidation).
-        self._groups: dict[str, tuple[int, int]] = {}  # group -> (shard, manifest rows), flushed
-        self._n_rows = 0  # manifest rows of the flushed groups
+        # Flushed groups -> (shard, manifest rows) live in a temporary on-disk index, so memory
+        # does not grow with the number of files; manifest rows are read back from the shards
+        # when needed (resume, root rebuild, consolidation).
+        self._groups = GroupIndex()
         self._pending: dict[str, tuple[list[dict], str]] = {}  # group -> (rows, path), open shard
         # os.stat of the root this writer committed last (None: build the next one from the
         # shards) and its size after the last full write (appends grow it by a few KB each)
@@ -104,6 +105,7 @@ class ResultsWriter:
         try:
             self._prepare(mode)
         except BaseException:
+            self._groups.close()
             release_lock(self._lock_fd, self.path + ".lock")
             raise
         self._stop = threading.Event()
@@ -149,21 +151,24 @@ class ResultsWriter:
                 self._next_shard = max(self._next_shard, number + 1)
 
     def _adopt(self, number: int, path: str) -> None:
-        """Take the groups of one stored file as flushed in shard ``number`` (later shards win)."""
-        counts: dict[str, int] = {}
+        """Take the groups of one stored file as flushed in shard ``number`` (later shards win).
+
+        A group's rows are consecutive in a manifest (so a consolidated output of any size
+        is adopted a slice at a time).
+        """
+        name, n_rows = None, 0
         with open_h5(path, "r") as handle:
             for columns in manifest_slices(handle):
-                for name in columns["group"]:
-                    counts[name] = counts.get(name, 0) + 1
-        for name, n_rows in counts.items():
-            self._place(name, number, n_rows)
-
-    def _place(self, name: str, number: int, n_rows: int) -> None:
-        old = self._groups.pop(name, None)
-        if old is not None:
-            self._n_rows -= old[1]
-        self._groups[name] = (number, n_rows)
-        self._n_rows += n_rows
+                entries = []
+                for group in columns["group"]:
+                    if group != name:
+                        if name is not None:
+                            entries.append((name, number, n_rows))
+                        name, n_rows = group, 0
+                    n_rows += 1
+                self._groups.place(entries)
+        if name is not None:
+            self._groups.place([(name, number, n_rows)])
 
     # ----------------------------------------------------------------- writing
     def write_file(self, record: FileRecord) -> None:
@@ -221,12 +226,8 @@ class ResultsWriter:
         self._shard = None
         commit(tmp, os.path.join(self.parts, shard_name(number)), fsync=self.fsync)
         self._next_shard += 1
-        flushed, replaced = [], set()
-        for name, (group_rows, path) in self._pending.items():
-            if name in self._groups:
-                replaced.add(name)
-            self._place(name, number, len(group_rows))
-            flushed.append(path)
+        replaced = self._groups.place((name, number, len(rows)) for name, (rows, _) in self._pending.items())
+        flushed = [path for _, path in self._pending.values()]
         names = list(self._pending)
         self._pending.clear()
         self._dirty = True
@@ -277,15 +278,15 @@ class ResultsWriter:
                 rows = itertools.chain(self._root_columns(exclude=replaced), [columns])
             else:
                 rows = self._stored_columns()
-            links = ((name, f"{folder}/{shard_name(shard)}") for name, (shard, _) in self._groups.items())
+            links = ((name, f"{folder}/{shard_name(shard)}") for name, shard in self._groups.items())
             write_linked_root(self.path, links, _batched(rows), fsync=self.fsync, **self._root_attrs())
-            self._root_full = (os.path.getsize(self.path), self._n_rows)
+            self._root_full = (os.path.getsize(self.path), self._groups.n_rows)
         self._root_stat = _stat(self.path)
 
     def _root_bloated(self) -> bool:
         """Has the root grown ROOT_BLOAT times the size of a fresh root with the same rows?"""
         size, rows = self._root_full
-        fresh = size * max(1, self._n_rows) / max(1, rows)
+        fresh = size * max(1, self._groups.n_rows) / max(1, rows)
         return os.path.getsize(self.path) > ROOT_BLOAT * fresh
 
     def _root_columns(self, exclude: set[str]) -> Iterator[dict[str, np.ndarray]]:
@@ -296,7 +297,7 @@ class ResultsWriter:
 
     def _root_attrs(self) -> dict:
         return {"job_attrs": self.job_attrs, "versions": self.versions, "created": self._created,
-                "n_files": len(self._groups), "n_rows": self._n_rows}
+                "n_files": len(self._groups), "n_rows": self._groups.n_rows}
 
     def _shard_path(self, number: int) -> str:
         if number == 0 and self._base_unlinked:
@@ -311,12 +312,13 @@ class ResultsWriter:
         ``copy_groups_to``, each such group is also copied there (``H5Ocopy``).
         """
         if numbers is None:
-            numbers = sorted({shard for shard, _ in self._groups.values()})
+            numbers = self._groups.shards()
         for number in numbers:
             with open_h5(self._shard_path(number), "r") as src:
                 last = None
                 for columns in manifest_slices(src):
-                    columns = _rows_of_groups(columns, lambda name: self._groups.get(name, (-1,))[0] == number)
+                    latest = self._groups.latest_in(number, columns["group"])
+                    columns = _rows_of_groups(columns, latest.__contains__)
                     if copy_groups_to is not None:
                         for name in columns["group"]:
                             if name != last and name not in copy_groups_to:
@@ -325,24 +327,23 @@ class ResultsWriter:
                     yield columns
 
     # ----------------------------------------------------------------- resume
-    def done_fingerprints(self) -> dict[str, dict]:
+    def done_fingerprints(self) -> DoneIndex:
         """Input path -> what a resumed job needs to skip it, for files whose records are all OK.
 
-        Each value holds ``fingerprint`` (``{"size", "mtime_ns", "sha256"}``), ``analysis`` and
-        ``params`` (of the first record), ``group`` and ``records`` (analysis, channel, roi_id,
-        params of each record).
+        A read-only mapping kept on disk (:class:`~hpcacq.results.index.DoneIndex`), so a
+        resume of a million files does not hold them in memory. Each value holds
+        ``fingerprint`` (``{"size", "mtime_ns", "sha256"}``), ``analysis`` and ``params`` (of
+        the first record), ``group`` and ``records`` (analysis, channel, roi_id, params of
+        each record).
         """
         with self._lock:
-            entries: dict[str, list[dict]] = {}
-            for columns in self._stored_columns():
-                for row in columns_to_rows(columns):
-                    entries.setdefault(row["group"], []).append(row)
-            entries.update((name, rows) for name, (rows, _) in self._pending.items())
-        done = {}
-        for name, rows in entries.items():
-            if rows and all(row["outcome"] == "OK" for row in rows):
-                done[rows[0]["file"]] = _done_entry(name, rows)
-        return done
+            def chunks() -> Iterator[list[dict]]:
+                for columns in self._stored_columns():
+                    yield [row for row in columns_to_rows(columns) if row["group"] not in self._pending]
+                for rows, _ in self._pending.values():
+                    yield rows
+
+            return DoneIndex.build(chunks(), _done_entry)
 
     # ----------------------------------------------------------------- closing
     def close(self) -> None:
@@ -368,8 +369,8 @@ class ResultsWriter:
         with open_h5(tmp, "w") as out:
             write_root_attrs(out, layout="consolidated", **self._root_attrs())
             out.create_group("files")
-            create_manifest(out, self._n_rows)
-        numbers = sorted({shard for shard, _ in self._groups.values()})
+            create_manifest(out, self._groups.n_rows)
+        numbers = self._groups.shards()
         start = 0
         for first in range(0, len(numbers), CONSOLIDATE_SHARDS_PER_OPEN):
             with open_h5(tmp, "r+") as out:
@@ -377,12 +378,11 @@ class ResultsWriter:
                 for columns in _batched(self._stored_columns(batch, copy_groups_to=out["files"])):
                     write_manifest_columns(out["manifest"], start, columns)
                     start += n_column_rows(columns)
-        if start != self._n_rows:
+        if start != self._groups.n_rows:
             raise RuntimeError(f"consolidating {self.path}: {start} manifest rows found in the shards, "
-                               f"{self._n_rows} expected")
+                               f"{self._groups.n_rows} expected")
         commit(tmp, self.path, fsync=self.fsync)
-        for name, (_, n_rows) in self._groups.items():  # all in OUT.h5 now (done_fingerprints)
-            self._groups[name] = (0, n_rows)
+        self._groups.move_all(0)  # all in OUT.h5 now (done_fingerprints)
         self._base_unlinked = True
         remove_tree(self.parts)
 

@@ -1,0 +1,189 @@
+"""On-disk indexes that keep rank 0's memory flat whatever the number of files.
+
+Both live in a private temporary SQLite database (``sqlite3.connect("")``: a file in
+``$TMPDIR`` that SQLite deletes when the connection closes) with a 2 MiB page cache, so
+a job of a million files costs disk, not memory. Nothing here needs to survive a crash:
+a resumed job rebuilds them from the shards.
+
+* :class:`GroupIndex`: the results writer's group name -> (shard, manifest rows).
+* :class:`DoneIndex`: input path -> what ``--resume`` needs to skip a file, a read-only
+  mapping (``ResultsWriter.done_fingerprints()``).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Mapping
+from typing import Iterable, Iterator
+
+__all__ = ["GroupIndex", "DoneIndex", "temporary_database"]
+
+CACHE_KIB = 2048  # SQLite page cache per database
+_BATCH = 500  # names per "IN (...)" query
+
+
+def temporary_database() -> sqlite3.Connection:
+    """A private SQLite database on disk in $TMPDIR, deleted when closed; usable from any thread."""
+    connection = sqlite3.connect("", isolation_level=None, check_same_thread=False)
+    for pragma in (f"cache_size=-{CACHE_KIB}", "journal_mode=OFF", "synchronous=OFF", "temp_store=FILE"):
+        connection.execute(f"PRAGMA {pragma}")
+    return connection
+
+
+class GroupIndex:
+    """Flushed file groups: name -> (shard number, manifest rows), in insertion order.
+
+    Placing a name again moves it to the end (like deleting and re-adding a dict key), so
+    iteration order is the order in which each group's latest version was stored.
+    Callers serialise access (the writer holds its lock).
+    """
+
+    def __init__(self):
+        self._db = temporary_database()
+        self._db.execute("CREATE TABLE groups (name TEXT PRIMARY KEY, shard INTEGER NOT NULL, "
+                         "n_rows INTEGER NOT NULL)")
+        self._db.execute("CREATE INDEX groups_by_shard ON groups (shard)")
+        self.n_groups = 0
+        self.n_rows = 0
+
+    def __len__(self) -> int:
+        return self.n_groups
+
+    def __contains__(self, name: str) -> bool:
+        return self._db.execute("SELECT 1 FROM groups WHERE name = ?", (name,)).fetchone() is not None
+
+    def get(self, name: str) -> tuple[int, int] | None:
+        """(shard, manifest rows) of group ``name``, None if not stored."""
+        row = self._db.execute("SELECT shard, n_rows FROM groups WHERE name = ?", (name,)).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def place(self, entries: Iterable[tuple[str, int, int]]) -> set[str]:
+        """Store (name, shard, n_rows) entries; return the names stored before in another shard.
+
+        A name placed again in the same shard adds its rows (a shard read a slice at a time).
+        """
+        replaced = set()
+        for name, shard, n_rows in entries:
+            old = self.get(name)
+            if old is not None and old[0] == shard:
+                self._db.execute("UPDATE groups SET n_rows = n_rows + ? WHERE name = ?", (n_rows, name))
+                self.n_rows += n_rows
+                continue
+            if old is not None:
+                replaced.add(name)
+                self.n_rows -= old[1]
+                self.n_groups -= 1
+                self._db.execute("DELETE FROM groups WHERE name = ?", (name,))
+            self._db.execute("INSERT INTO groups (name, shard, n_rows) VALUES (?, ?, ?)", (name, shard, n_rows))
+            self.n_groups += 1
+            self.n_rows += n_rows
+        return replaced
+
+    def shards(self) -> list[int]:
+        """Shard numbers that hold at least one latest group, ascending (one int per shard)."""
+        return [row[0] for row in self._db.execute("SELECT DISTINCT shard FROM groups ORDER BY shard")]
+
+    def latest_in(self, shard: int, names: Iterable[str]) -> set[str]:
+        """Those of ``names`` whose latest version is in ``shard``."""
+        names = list(dict.fromkeys(names))
+        found: set[str] = set()
+        for first in range(0, len(names), _BATCH):
+            batch = names[first:first + _BATCH]
+            marks = ",".join("?" * len(batch))
+            found.update(row[0] for row in self._db.execute(
+                f"SELECT name FROM groups WHERE shard = ? AND name IN ({marks})", (shard, *batch)))
+        return found
+
+    def items(self) -> Iterator[tuple[str, int]]:
+        """(name, shard) of every group, in the order they were (last) stored."""
+        cursor = self._db.execute("SELECT name, shard FROM groups ORDER BY rowid")
+        while rows := cursor.fetchmany(4096):
+            yield from rows
+
+    def move_all(self, shard: int) -> None:
+        """Every group is now in ``shard`` (after consolidation into one file)."""
+        self._db.execute("UPDATE groups SET shard = ?", (shard,))
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class DoneIndex(Mapping):
+    """Input path -> done entry (a dict), read-only, kept on disk.
+
+    :meth:`build` takes the manifest rows of every stored group (any order); a file is in
+    the index when all the rows of its group are OK, and ``make_entry(group, rows)``
+    gives its value. Reads like a dict (``get``, ``[]``, ``in``, ``len``, iteration,
+    ``==``); values are decoded on each access.
+    """
+
+    def __init__(self):
+        self._db = temporary_database()
+        self._lock = threading.Lock()
+        self._db.execute("CREATE TABLE done (path TEXT PRIMARY KEY, entry TEXT NOT NULL)")
+        self._n = 0
+
+    @classmethod
+    def build(cls, row_chunks: Iterable[list[dict]], make_entry) -> "DoneIndex":
+        """The index of manifest rows given as chunks of row dicts (``group``, ``file``, ``outcome``...)."""
+        index = cls()
+        db = index._db
+        db.execute("CREATE TEMP TABLE staged (id INTEGER PRIMARY KEY, name TEXT NOT NULL, row TEXT NOT NULL)")
+        for rows in row_chunks:
+            db.executemany("INSERT INTO staged (name, row) VALUES (?, ?)",
+                           ((row["group"], json.dumps(row)) for row in rows))
+        cursor = db.execute("SELECT name, row FROM staged ORDER BY name, id")
+        name, rows = None, []
+        while block := cursor.fetchmany(4096):
+            for row_name, text in block:
+                if row_name != name:
+                    index._finish_group(name, rows, make_entry)
+                    name, rows = row_name, []
+                rows.append(json.loads(text))
+        index._finish_group(name, rows, make_entry)
+        db.execute("DROP TABLE staged")
+        return index
+
+    def _finish_group(self, name: str | None, rows: list[dict], make_entry) -> None:
+        if name is None or not rows or any(row["outcome"] != "OK" for row in rows):
+            return
+        path = rows[0]["file"]
+        if path not in self:
+            self._n += 1
+        self._db.execute("INSERT OR REPLACE INTO done (path, entry) VALUES (?, ?)",
+                         (path, json.dumps(make_entry(name, rows))))
+
+    def __getitem__(self, path: str) -> dict:
+        with self._lock:
+            row = self._db.execute("SELECT entry FROM done WHERE path = ?", (path,)).fetchone()
+        if row is None:
+            raise KeyError(path)
+        return json.loads(row[0])
+
+    def __contains__(self, path: object) -> bool:
+        if not isinstance(path, str):
+            return False
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM done WHERE path = ?", (path,)).fetchone() is not None
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __iter__(self) -> Iterator[str]:
+        last = 0
+        while True:
+            with self._lock:
+                block = self._db.execute("SELECT rowid, path FROM done WHERE rowid > ? ORDER BY rowid LIMIT 4096",
+                                         (last,)).fetchall()
+            if not block:
+                return
+            last = block[-1][0]
+            yield from (path for _, path in block)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __repr__(self) -> str:
+        return f"DoneIndex({self._n} files)"

@@ -1,0 +1,200 @@
+"""Rank 0 keeps nothing per file in memory: on-disk indexes against plain-dict references,
+the lazy to-do list, and the driver's own memory over thousands of files."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import tempfile
+import tracemalloc
+from array import array
+from collections import Counter
+
+import pytest
+
+from hpcacq.jobs.config import JobConfig
+from hpcacq.jobs.driver import CANCEL_BLOCK, _spooled, _Todo, execute_job
+from hpcacq.jobs.inputs import InputList
+from hpcacq.results.index import DoneIndex, GroupIndex
+from hpcacq.results.records import AnalysisRecord, FileRecord
+
+
+# ----------------------------------------------------------------- GroupIndex
+def test_group_index_behaves_like_the_dict_it_replaced():
+    # reference: the writer's former dict name -> (shard, rows), a re-placed name moved to the end
+    rng = random.Random(4)
+    index, ref = GroupIndex(), {}
+    for shard in range(1, 60):
+        entries = [(f"g{rng.randrange(300):04d}", shard, rng.randrange(1, 4)) for _ in range(rng.randrange(1, 12))]
+        entries = list({name: (name, s, n) for name, s, n in entries}.values())  # one per name and flush
+        expected_replaced = {name for name, _, _ in entries if name in ref}
+        assert index.place(entries) == expected_replaced
+        for name, s, n in entries:
+            ref.pop(name, None)
+            ref[name] = (s, n)
+        assert len(index) == len(ref) and index.n_rows == sum(n for _, n in ref.values())
+    assert list(index.items()) == [(name, s) for name, (s, _) in ref.items()]
+    assert index.shards() == sorted({s for s, _ in ref.values()})
+    some = rng.sample(sorted(ref), 40) + ["absent"]
+    for shard in index.shards():
+        assert index.latest_in(shard, some) == {name for name in some if ref.get(name, (None,))[0] == shard}
+    assert all(index.get(name) == value for name, value in ref.items()) and index.get("absent") is None
+    assert "absent" not in index and next(iter(ref)) in index
+    index.move_all(0)
+    assert index.shards() == [0] and index.latest_in(0, list(ref)) == set(ref)
+
+
+def test_group_index_adds_rows_of_a_group_seen_again_in_the_same_shard():
+    index = GroupIndex()
+    index.place([("a", 1, 2), ("b", 1, 1)])
+    assert index.place([("a", 1, 3)]) == set()  # same shard (read a slice at a time): rows add up
+    assert index.get("a") == (1, 5) and index.n_rows == 6
+    assert index.place([("a", 2, 1)]) == {"a"}  # a later shard replaces
+    assert index.get("a") == (2, 1) and index.n_rows == 2 and len(index) == 2
+
+
+# ----------------------------------------------------------------- DoneIndex
+def _row(group, path, outcome, k):
+    return {"group": group, "file": path, "outcome": outcome, "k": k}
+
+
+def test_done_index_equals_the_naive_dict_with_groups_split_across_chunks():
+    rng = random.Random(7)
+    rows = []
+    for g in range(500):
+        outcome_of = ["OK"] * rng.randrange(1, 4) + (["FAILED"] if g % 7 == 0 else [])
+        rows += [_row(f"g{g}", f"/data/f{g}.tif", outcome, k) for k, outcome in enumerate(outcome_of)]
+    rng.shuffle(rows)  # a group's rows anywhere, in any chunk
+    chunks = [rows[i:i + 37] for i in range(0, len(rows), 37)]
+
+    def entry(name, group_rows):
+        return {"group": name, "ks": sorted(row["k"] for row in group_rows)}
+
+    naive: dict[str, list] = {}
+    for row in rows:
+        naive.setdefault(row["group"], []).append(row)
+    want = {grp[0]["file"]: entry(name, grp) for name, grp in naive.items() if all(r["outcome"] == "OK" for r in grp)}
+    done = DoneIndex.build(chunks, entry)
+    assert done == want and len(done) == len(want) == 500 - 72
+    assert done.get("/data/f0.tif") is None and done["/data/f1.tif"] == want["/data/f1.tif"]
+    assert "/data/f7.tif" not in done and 3 not in done
+    with pytest.raises(KeyError):
+        done["/absent"]
+
+
+# ----------------------------------------------------------------- lazy to-do list
+def test_todo_takes_in_order_and_counts_down():
+    todo = _Todo(enumerate("abcdefg"), 7)
+    assert todo.take(3) == [(0, "a"), (1, "b"), (2, "c")] and len(todo) == 4
+    assert todo.take(10) == [(3, "d"), (4, "e"), (5, "f"), (6, "g")] and len(todo) == 0 and todo.take(1) == []
+    short = _Todo(enumerate("ab"), 5)  # the list ended before its count: nothing left, no hang
+    assert short.take(4) == [(0, "a"), (1, "b")] and len(short) == 0
+
+
+def test_spooled_indices_select_the_files_to_resume():
+    keep = [0, 5, 4095, 4096, 4097, 8191, 9999]
+    spool = tempfile.TemporaryFile()
+    array("q", keep).tofile(spool)
+    names = [f"f{i}" for i in range(10000)]
+    assert list(_spooled(spool, iter(names))) == [(i, names[i]) for i in keep]
+    assert spool.closed
+
+
+# ----------------------------------------------------------------- the driver
+class _CountingWriter:
+    """Counts outcomes and hashes the paths in order (keeps nothing per file itself)."""
+
+    n, outcomes, digest = 0, Counter(), hashlib.sha1()
+
+    def __init__(self, path, *, mode, job_attrs):
+        _CountingWriter.n, _CountingWriter.outcomes, _CountingWriter.digest = 0, Counter(), hashlib.sha1()
+
+    def write_file(self, record):
+        _CountingWriter.n += 1
+        _CountingWriter.outcomes[record.records[0].outcome] += 1
+        _CountingWriter.digest.update(record.file_path.encode() + b"\0")
+
+    def done_fingerprints(self):
+        return {}
+
+    def close(self):
+        pass
+
+
+def _digest(paths):
+    digest = hashlib.sha1()
+    for path in paths:
+        digest.update(path.encode() + b"\0")
+    return digest.hexdigest()
+
+
+class _NoopJob:
+    def __init__(self, strategy, event, *, rank, host):
+        self.strategy, self.cancel_event, self.rank, self.host = strategy, event, rank, host
+
+    def _record(self, path, outcome):
+        analysis = AnalysisRecord(analysis="radon_velocity", channel=0, roi_id=1, roi_bounds=None, outcome=outcome,
+                                  message="", params={}, result=None, elapsed_s=0.0)
+        return FileRecord(file_path=path, fingerprint={}, records=[analysis], rank=self.rank, host=self.host,
+                          timings={}, n_lines=0)
+
+    def run(self, index, path):
+        return self._record(path, "OK")
+
+    def cancelled(self, path):
+        return self._record(path, "CANCELLED")
+
+    def failed(self, path, exc):
+        return self._record(path, "FAILED")
+
+
+@pytest.fixture(scope="module")
+def many_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("many")
+    for i in range(10000):
+        (folder / f"scan_{i:05d}.npy").touch()
+    return folder
+
+
+def test_driver_memory_does_not_grow_with_the_number_of_files(many_files, tmp_path):
+    # Python objects kept by rank 0 between file 1000 and file 5000 (both inside a full block
+    # of 4096 paths read from the on-disk input list); the writer's share is in test_results
+    inputs = InputList.from_specs([str(many_files)])
+    traced = {}
+
+    def on_file(record):
+        if _CountingWriter.n in (1000, 5000):
+            traced[_CountingWriter.n] = tracemalloc.get_traced_memory()[0]
+
+    config = JobConfig(inputs=inputs, output=str(tmp_path / "o.h5"), analysis="radon_velocity", dx_um=1.0, dt_s=1.0,
+                       threads=1)
+    tracemalloc.start()
+    try:
+        summary = execute_job(config, job_factory=_NoopJob, writer_factory=_CountingWriter, use_mpi=False,
+                              on_file_result=on_file)
+    finally:
+        tracemalloc.stop()
+    assert summary.n_ok == 10000 and _CountingWriter.digest.hexdigest() == _digest(inputs)  # all, in order
+    per_file = (traced[5000] - traced[1000]) / 4000
+    print(f"{per_file:.1f} bytes kept per file by the driver")
+    assert per_file < 16, f"{per_file:.1f} bytes kept per file"  # ~200 with the paths and outcomes in lists
+
+
+def test_cancel_turns_every_unstarted_file_into_one_cancelled_record(many_files, tmp_path):
+    # thousands of unstarted files are cancelled a block at a time, none lost or doubled
+    inputs = InputList.from_specs([str(many_files)])
+    stop = tmp_path / "STOP"
+
+    def on_file(record):
+        if _CountingWriter.n == 50:
+            stop.touch()
+
+    config = JobConfig(inputs=inputs, output=str(tmp_path / "o.h5"), analysis="radon_velocity", dx_um=1.0, dt_s=1.0,
+                       threads=1, stop_file=str(stop))
+    slow = type("SlowJob", (_NoopJob,), {"run": lambda self, i, p: (__import__("time").sleep(0.002),
+                                                                     self._record(p, "OK"))[1]})
+    summary = execute_job(config, job_factory=slow, writer_factory=_CountingWriter, use_mpi=False,
+                          on_file_result=on_file)
+    assert summary.cancelled and summary.exit_code == 3
+    assert summary.n_cancelled > CANCEL_BLOCK and summary.n_ok + summary.n_cancelled == 10000 == _CountingWriter.n
+    assert _CountingWriter.outcomes == {"OK": summary.n_ok, "CANCELLED": summary.n_cancelled}
