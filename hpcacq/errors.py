@@ -12,6 +12,7 @@ __all__ = [
     "MissingUnitsError",
     "AnalysisCancelled",
     "AnalysisExclusionError",
+    "TemporaryStorageError",
 ]
 
 
@@ -37,3 +38,7 @@ class AnalysisCancelled(HpcacqError):
 
 class AnalysisExclusionError(HpcacqError):
     """Two analyses that exclude each other were requested on the same channel and ROI."""
+
+
+class TemporaryStorageError(HpcacqError, OSError):
+    """hpcacq's temporary on-disk lists (inputs, stored groups) cannot be written: no space or no folder."""

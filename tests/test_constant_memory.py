@@ -4,6 +4,7 @@ the lazy to-do list, and the driver's own memory over thousands of files."""
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import tempfile
 import tracemalloc
@@ -16,7 +17,7 @@ from hpcacq.jobs.config import JobConfig
 from hpcacq.jobs.driver import CANCEL_BLOCK, _spooled, _Todo, execute_job
 from hpcacq.jobs.inputs import InputList
 from hpcacq.results.index import DoneIndex, GroupIndex
-from hpcacq.results.records import AnalysisRecord, FileRecord
+from hpcacq.results.records import AnalysisRecord, FileRecord, file_fingerprint
 
 
 # ----------------------------------------------------------------- GroupIndex
@@ -198,3 +199,32 @@ def test_cancel_turns_every_unstarted_file_into_one_cancelled_record(many_files,
     assert summary.cancelled and summary.exit_code == 3
     assert summary.n_cancelled > CANCEL_BLOCK and summary.n_ok + summary.n_cancelled == 10000 == _CountingWriter.n
     assert _CountingWriter.outcomes == {"OK": summary.n_ok, "CANCELLED": summary.n_cancelled}
+
+
+def test_done_index_takes_undecodable_file_names():
+    name = "/data/b\udcff.npy"  # os.listdir's str for the bytes b"b\xff.npy"
+    done = DoneIndex.build([[_row("g1", name, "OK", 0), _row("g2", "/data/a.npy", "OK", 0)]],
+                           lambda group, rows: {"group": group})
+    assert done[name] == {"group": "g1"} and name in done and sorted(done) == sorted([name, "/data/a.npy"])
+    assert done.get("/data/b\udcfe.npy") is None
+
+
+def test_resume_skips_files_with_undecodable_names(tmp_path):
+    # real writer, no-op analysis: the second run finds both files done
+    folder = os.fsencode(tmp_path / "data")
+    os.mkdir(folder)
+    for name in (b"a.npy", b"b\xff.npy"):
+        with open(os.path.join(folder, name), "wb") as handle:
+            handle.write(b"x")
+    inputs = InputList.from_specs([os.fsdecode(folder)])
+    options = {"output": str(tmp_path / "o.h5"), "analysis": "radon_velocity", "dx_um": 1.0, "dt_s": 1.0}
+
+    class Job(_NoopJob):
+        def run(self, index, path):
+            record = self._record(path, "OK")
+            record.fingerprint = file_fingerprint(path)
+            return record
+
+    first = execute_job(JobConfig(inputs=inputs, **options), job_factory=Job, use_mpi=False)
+    again = execute_job(JobConfig(inputs=inputs, resume=True, **options), job_factory=Job, use_mpi=False)
+    assert (first.n_ok, again.n_ok, again.n_resumed) == (2, 2, 2)

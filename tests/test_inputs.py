@@ -88,3 +88,60 @@ def test_empty_folder_and_no_inputs_are_errors(tmp_path):
         expand_inputs([str(tmp_path)])
     with pytest.raises(InputError, match="no input"):
         expand_inputs([])
+
+
+# ----------------------------------------------------------------- the on-disk InputList
+def test_input_list_reads_like_the_list_and_pickles_as_a_tuple(weird_tmp_path):
+    import pickle
+
+    from hpcacq.jobs.inputs import InputList
+
+    files = _touch(weird_tmp_path, HOSTILE + ["new\nline.tif"])
+    with InputList.from_specs([str(weird_tmp_path)]) as inputs:
+        want = sorted(p for p in files if not p.endswith(".txt"))
+        assert inputs == want and len(inputs) == len(want) and list(inputs) == want
+        assert inputs[0] == want[0] and inputs[-1] == want[-1] and inputs[1:3] == want[1:3]
+        with pytest.raises(IndexError):
+            inputs[len(want)]
+        assert pickle.loads(pickle.dumps(inputs)) == tuple(want)
+
+
+def test_undecodable_names_sort_like_python_strings(tmp_path):
+    # names with bytes that are not UTF-8 arrive as str with surrogates: sorted by code point
+    # like sorted(), not by their bytes
+    folder = os.fsencode(tmp_path)
+    for name in (b"a\xc3\xa9.npy", b"a\x80.npy", b"a\xff.npy", b"a\xee\x80\x80.npy", b"a\xf0\x9f\x98\x80.npy",
+                 b"b.npy"):
+        with open(os.path.join(folder, name), "wb"):
+            pass
+    want = sorted(os.path.join(str(tmp_path), name) for name in os.listdir(str(tmp_path)))
+    assert expand_inputs([str(tmp_path)]) == want
+    assert expand_inputs([str(tmp_path / "*.npy")]) == want
+    assert expand_inputs(list(reversed(want))) == list(reversed(want))  # files given: their order
+
+
+def test_long_list_file_keeps_order_across_blocks_and_drops_duplicates(tmp_path):
+    files = _touch(tmp_path, [f"s{i:05d}.npy" for i in range(9000)])
+    order = files[::-1][:5000] + files[:4000] + files[100:200]  # reversed, then more, then repeats
+    listing = tmp_path / "list.txt"
+    listing.write_text("\r\n".join(os.path.basename(p) for p in order) + "\n", encoding="utf-8")
+    want = list(dict.fromkeys(order))
+    assert expand_inputs([f"@{listing}"]) == want and len(want) == 9000
+
+
+def test_full_temporary_storage_is_a_clear_error(tmp_path, monkeypatch):
+    # the input list lives in SQLite's temporary folder; when it is full, say so and how to fix it
+    from hpcacq import tempdb
+    from hpcacq.errors import TemporaryStorageError
+
+    _touch(tmp_path, [f"s{i:05d}.npy" for i in range(3000)])
+    original = tempdb.TemporaryDatabase.__init__
+
+    def tiny(self):
+        original(self)
+        self.execute("PRAGMA max_page_count=4")  # a 16 KB disk
+
+    monkeypatch.setattr(tempdb.TemporaryDatabase, "__init__", tiny)
+    with pytest.raises(TemporaryStorageError, match="SQLITE_TMPDIR or TMPDIR") as info:
+        expand_inputs([str(tmp_path)])
+    assert "full" in str(info.value)

@@ -194,6 +194,9 @@ def run(ctx: click.Context, **values: Any) -> int:
 
     display = _Display(len(config.inputs), tty, config.output)
     with library_errors():
-        summary = run_job(config, log=display.log, on_file_result=display.on_file)
+        try:
+            summary = run_job(config, log=display.log, on_file_result=display.on_file)
+        finally:
+            config.inputs.close()  # the on-disk input list
     display.finish(summary)
     return summary.exit_code

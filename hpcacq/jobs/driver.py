@@ -291,6 +291,7 @@ def _plan_todo(config: JobConfig, writer: Any, log: Log) -> tuple[_Todo, int]:
     if not config.resume:
         return _Todo(enumerate(inputs), len(inputs)), 0
     from ..results import file_fingerprint
+    from ..results.records import path_text  # the manifest's text of a path (undecodable bytes escaped)
 
     done = writer.done_fingerprints()
     reference = config.strategy().reference_params()
@@ -302,7 +303,7 @@ def _plan_todo(config: JobConfig, writer: Any, log: Log) -> tuple[_Todo, int]:
                 fingerprint = file_fingerprint(path)
             except OSError:
                 fingerprint = {}
-            if not already_done(done.get(path), fingerprint, config, reference):
+            if not already_done(done.get(path_text(path)), fingerprint, config, reference):
                 block.append(index)
                 n_keep += 1
                 if len(block) == 4096:

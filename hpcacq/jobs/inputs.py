@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import glob
 import os
+import stat
 import threading
 from collections.abc import Sequence
 from itertools import islice
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from ..errors import InputError
-from ..results.index import temporary_database
+from ..tempdb import TemporaryDatabase
 
 __all__ = ["SUPPORTED_SUFFIXES", "InputList", "expand_inputs", "read_list_file", "write_list_file"]
 
@@ -46,7 +47,7 @@ def _list_entries(path: str) -> Iterator[str]:
     except FileNotFoundError:
         raise InputError(f"list file {path!r} does not exist; check the path after '@'") from None
     except OSError as exc:
-        raise InputError(f"list file {path!r} cannot be read: {exc}") from None
+        raise InputError(f"list file {path!r} cannot be read as UTF-8 text: {exc}") from None
     with handle:
         tail = ""
         while True:
@@ -82,31 +83,28 @@ def read_list_file(path: str | os.PathLike) -> list[str]:
 def write_list_file(path: str | os.PathLike, files: Iterable[str | os.PathLike]) -> None:
     """Write ``files`` one per line (absolute paths) so :func:`read_list_file` reads them back.
 
-    Files are written as they come (an :class:`InputList` of any length is fine).
-
     Raises
     ------
     InputError
         A path contains a newline: it cannot be stored in a list file (nothing is written).
     """
-    path = os.fspath(path)
-    tmp = path + ".tmp"
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as handle:
-            for file in files:
-                text = os.path.abspath(os.fspath(file))
-                if "\n" in text or "\r" in text:
-                    raise InputError(f"{text!r} contains a newline and cannot be written to a list file "
-                                     "(one path per line); pass it on the command line or rename it")
-                handle.write(text + "\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    lines = []
+    for file in files:
+        text = os.path.abspath(os.fspath(file))
+        if "\n" in text or "\r" in text:
+            raise InputError(f"{text!r} contains a newline and cannot be written to a list file "
+                             "(one path per line); pass it on the command line or rename it")
+        lines.append(text)
+    Path(path).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
 
 def _encode(text: str) -> bytes:
-    return os.fsencode(text)  # any str os.listdir gives, undecodable bytes included
+    """Any str as bytes whose order is the str's order (code points), surrogates included."""
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", "surrogatepass")
 
 
 class InputList(Sequence):
@@ -114,17 +112,19 @@ class InputList(Sequence):
 
     Build it with :meth:`from_specs`; it reads like a tuple of str (``len``, ``[i]``,
     iteration, ``==`` with a list or tuple). Paths live in a private temporary SQLite
-    database in ``$TMPDIR`` (deleted on :meth:`close` or when garbage collected); a
-    million paths of 100 characters take ~250 MB of disk and ~3 MB of memory. Pickles
-    as a plain tuple.
+    database (:mod:`hpcacq.tempdb`: ``$SQLITE_TMPDIR``, else ``$TMPDIR``, else
+    ``/var/tmp``; deleted on :meth:`close` or with the object); a million paths of 100
+    characters take ~250 MB of disk and ~3 MB of memory. Folders and globs are sorted by
+    code point like Python's ``sorted``. Pickles as a plain tuple.
     """
 
     def __init__(self):
-        self._db = temporary_database()
+        self._db = TemporaryDatabase()
         self._lock = threading.Lock()
         self._db.execute("CREATE TABLE paths (seq INTEGER PRIMARY KEY, key BLOB NOT NULL UNIQUE, path BLOB NOT NULL)")
         self._db.execute("CREATE TEMP TABLE staged (sort BLOB NOT NULL, key BLOB NOT NULL, path BLOB NOT NULL)")
         self._n = 0
+        self._files: list[str] = []  # files given one by one, not yet added
 
     @classmethod
     def from_specs(cls, specs: Iterable[str | os.PathLike]) -> "InputList":
@@ -140,6 +140,7 @@ class InputList(Sequence):
                         inputs._expand(entry, from_list=spec[1:])
                 else:
                     inputs._expand(spec, from_list=None)
+            inputs._add_files()
             inputs._db.execute("DROP TABLE staged")
         except BaseException:
             inputs.close()
@@ -148,11 +149,19 @@ class InputList(Sequence):
 
     def _expand(self, spec: str, *, from_list: str | None) -> None:
         where = f" (listed in {from_list!r})" if from_list else ""
-        if os.path.isdir(spec):
+        try:
+            is_dir = stat.S_ISDIR(os.stat(spec).st_mode)
+        except (OSError, ValueError):
+            is_dir = None  # does not exist
+        if is_dir is False:
+            self._files.append(spec)  # consecutive files go in together (long @lists)
+            if len(self._files) >= _BLOCK:
+                self._add_files()
+            return
+        self._add_files()
+        if is_dir:
             if not self._add_sorted(_folder_files(spec)):
                 raise InputError(f"folder {spec!r}{where} holds no {'/'.join(SUPPORTED_SUFFIXES)} files")
-        elif os.path.exists(spec):
-            self._add_sorted([(spec, spec)])
         elif any(char in spec for char in _GLOB_CHARS):
             matches = ((m, m) for m in glob.iglob(spec) if _supported(m) and os.path.isfile(m))
             if not self._add_sorted(matches):
@@ -160,6 +169,12 @@ class InputList(Sequence):
         else:
             raise InputError(f"input {spec!r}{where} does not exist; check the path (folders, globs and "
                              "@list.txt files are accepted too)")
+
+    def _add_files(self) -> None:
+        """Append the files gathered by :meth:`_expand`, in the order given."""
+        files, self._files = self._files, []
+        if files:
+            self._add_sorted(("", path) for path in files)
 
     def _add_sorted(self, entries: Iterable[tuple[str, str]]) -> int:
         """Append (sort key, path) entries in sort-key order, skipping paths already listed.
@@ -185,12 +200,12 @@ class InputList(Sequence):
         last = 0
         while True:
             with self._lock:
-                block = self._db.execute("SELECT seq, path FROM paths WHERE seq > ? ORDER BY seq LIMIT ?",
-                                         (last, _BLOCK)).fetchall()
+                block = self._db.fetch("SELECT seq, path FROM paths WHERE seq > ? ORDER BY seq LIMIT ?",
+                                       (last, _BLOCK))
             if not block:
                 return
             last = block[-1][0]
-            yield from (os.fsdecode(path) for _, path in block)
+            yield from (_decode(path) for _, path in block)
 
     def __getitem__(self, index):
         if isinstance(index, slice):
@@ -201,8 +216,8 @@ class InputList(Sequence):
         if not 0 <= index < self._n:
             raise IndexError(f"input index {index} out of range ({self._n} files)")
         with self._lock:
-            (path,) = self._db.execute("SELECT path FROM paths WHERE seq = ?", (index + 1,)).fetchone()
-        return os.fsdecode(path)
+            ((path,),) = self._db.fetch("SELECT path FROM paths WHERE seq = ?", (index + 1,))
+        return _decode(path)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, (InputList, list, tuple)):

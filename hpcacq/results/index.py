@@ -1,9 +1,8 @@
-"""On-disk indexes that keep rank 0's memory flat whatever the number of files.
+"""On-disk indexes that keep the results writer's memory flat whatever the number of files.
 
-Both live in a private temporary SQLite database (``sqlite3.connect("")``: a file in
-``$TMPDIR`` that SQLite deletes when the connection closes) with a 2 MiB page cache, so
-a job of a million files costs disk, not memory. Nothing here needs to survive a crash:
-a resumed job rebuilds them from the shards.
+Both live in private temporary SQLite databases (:mod:`hpcacq.tempdb`), so a job of a
+million files costs disk, not memory. Nothing here needs to survive a crash: a resumed
+job rebuilds them from the shards.
 
 * :class:`GroupIndex`: the results writer's group name -> (shard, manifest rows).
 * :class:`DoneIndex`: input path -> what ``--resume`` needs to skip a file, a read-only
@@ -13,35 +12,33 @@ a resumed job rebuilds them from the shards.
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from collections.abc import Mapping
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
-__all__ = ["GroupIndex", "DoneIndex", "temporary_database"]
+from ..tempdb import TemporaryDatabase
 
-CACHE_KIB = 2048  # SQLite page cache per database
+__all__ = ["GroupIndex", "DoneIndex"]
+
 _BATCH = 500  # names per "IN (...)" query
+_BLOCK = 4096  # rows read at a time
 
 
-def temporary_database() -> sqlite3.Connection:
-    """A private SQLite database on disk in $TMPDIR, deleted when closed; usable from any thread."""
-    connection = sqlite3.connect("", isolation_level=None, check_same_thread=False)
-    for pragma in (f"cache_size=-{CACHE_KIB}", "journal_mode=OFF", "synchronous=OFF", "temp_store=FILE"):
-        connection.execute(f"PRAGMA {pragma}")
-    return connection
+def _key(path: str) -> bytes:
+    """A path as SQLite BLOB: any str, undecodable file names (surrogates) included."""
+    return path.encode("utf-8", "surrogatepass")
 
 
 class GroupIndex:
     """Flushed file groups: name -> (shard number, manifest rows), in insertion order.
 
-    Placing a name again moves it to the end (like deleting and re-adding a dict key), so
-    iteration order is the order in which each group's latest version was stored.
-    Callers serialise access (the writer holds its lock).
+    Placing a name again in another shard moves it to the end (like deleting and re-adding
+    a dict key), so iteration order is the order in which each group's latest version was
+    stored. Callers serialise access (the writer holds its lock).
     """
 
     def __init__(self):
-        self._db = temporary_database()
+        self._db = TemporaryDatabase()
         self._db.execute("CREATE TABLE groups (name TEXT PRIMARY KEY, shard INTEGER NOT NULL, "
                          "n_rows INTEGER NOT NULL)")
         self._db.execute("CREATE INDEX groups_by_shard ON groups (shard)")
@@ -52,12 +49,12 @@ class GroupIndex:
         return self.n_groups
 
     def __contains__(self, name: str) -> bool:
-        return self._db.execute("SELECT 1 FROM groups WHERE name = ?", (name,)).fetchone() is not None
+        return self.get(name) is not None
 
     def get(self, name: str) -> tuple[int, int] | None:
         """(shard, manifest rows) of group ``name``, None if not stored."""
-        row = self._db.execute("SELECT shard, n_rows FROM groups WHERE name = ?", (name,)).fetchone()
-        return None if row is None else (row[0], row[1])
+        rows = self._db.fetch("SELECT shard, n_rows FROM groups WHERE name = ?", (name,))
+        return (rows[0][0], rows[0][1]) if rows else None
 
     def place(self, entries: Iterable[tuple[str, int, int]]) -> set[str]:
         """Store (name, shard, n_rows) entries; return the names stored before in another shard.
@@ -83,7 +80,7 @@ class GroupIndex:
 
     def shards(self) -> list[int]:
         """Shard numbers that hold at least one latest group, ascending (one int per shard)."""
-        return [row[0] for row in self._db.execute("SELECT DISTINCT shard FROM groups ORDER BY shard")]
+        return [row[0] for row in self._db.fetch("SELECT DISTINCT shard FROM groups ORDER BY shard")]
 
     def latest_in(self, shard: int, names: Iterable[str]) -> set[str]:
         """Those of ``names`` whose latest version is in ``shard``."""
@@ -92,15 +89,17 @@ class GroupIndex:
         for first in range(0, len(names), _BATCH):
             batch = names[first:first + _BATCH]
             marks = ",".join("?" * len(batch))
-            found.update(row[0] for row in self._db.execute(
+            found.update(row[0] for row in self._db.fetch(
                 f"SELECT name FROM groups WHERE shard = ? AND name IN ({marks})", (shard, *batch)))
         return found
 
     def items(self) -> Iterator[tuple[str, int]]:
         """(name, shard) of every group, in the order they were (last) stored."""
-        cursor = self._db.execute("SELECT name, shard FROM groups ORDER BY rowid")
-        while rows := cursor.fetchmany(4096):
-            yield from rows
+        last = 0
+        while block := self._db.fetch("SELECT rowid, name, shard FROM groups WHERE rowid > ? ORDER BY rowid "
+                                      "LIMIT ?", (last, _BLOCK)):
+            last = block[-1][0]
+            yield from ((name, shard) for _, name, shard in block)
 
     def move_all(self, shard: int) -> None:
         """Every group is now in ``shard`` (after consolidation into one file)."""
@@ -120,13 +119,13 @@ class DoneIndex(Mapping):
     """
 
     def __init__(self):
-        self._db = temporary_database()
+        self._db = TemporaryDatabase()
         self._lock = threading.Lock()
-        self._db.execute("CREATE TABLE done (path TEXT PRIMARY KEY, entry TEXT NOT NULL)")
+        self._db.execute("CREATE TABLE done (path BLOB PRIMARY KEY, entry TEXT NOT NULL)")
         self._n = 0
 
     @classmethod
-    def build(cls, row_chunks: Iterable[list[dict]], make_entry) -> "DoneIndex":
+    def build(cls, row_chunks: Iterable[list[dict]], make_entry: Callable[[str, list[dict]], dict]) -> "DoneIndex":
         """The index of manifest rows given as chunks of row dicts (``group``, ``file``, ``outcome``...)."""
         index = cls()
         db = index._db
@@ -134,14 +133,15 @@ class DoneIndex(Mapping):
         for rows in row_chunks:
             db.executemany("INSERT INTO staged (name, row) VALUES (?, ?)",
                            ((row["group"], json.dumps(row)) for row in rows))
-        cursor = db.execute("SELECT name, row FROM staged ORDER BY name, id")
-        name, rows = None, []
-        while block := cursor.fetchmany(4096):
-            for row_name, text in block:
+        name, rows, last = None, [], ("", 0)  # ids start at 1: ("", 0) is before every row
+        while block := db.fetch("SELECT name, id, row FROM staged WHERE (name, id) > (?, ?) ORDER BY name, id "
+                                "LIMIT ?", (*last, _BLOCK)):
+            for row_name, _, text in block:
                 if row_name != name:
                     index._finish_group(name, rows, make_entry)
                     name, rows = row_name, []
                 rows.append(json.loads(text))
+            last = (block[-1][0], block[-1][1])
         index._finish_group(name, rows, make_entry)
         db.execute("DROP TABLE staged")
         return index
@@ -153,20 +153,22 @@ class DoneIndex(Mapping):
         if path not in self:
             self._n += 1
         self._db.execute("INSERT OR REPLACE INTO done (path, entry) VALUES (?, ?)",
-                         (path, json.dumps(make_entry(name, rows))))
+                         (_key(path), json.dumps(make_entry(name, rows))))
 
     def __getitem__(self, path: str) -> dict:
-        with self._lock:
-            row = self._db.execute("SELECT entry FROM done WHERE path = ?", (path,)).fetchone()
-        if row is None:
+        if not isinstance(path, str):
             raise KeyError(path)
-        return json.loads(row[0])
+        with self._lock:
+            rows = self._db.fetch("SELECT entry FROM done WHERE path = ?", (_key(path),))
+        if not rows:
+            raise KeyError(path)
+        return json.loads(rows[0][0])
 
     def __contains__(self, path: object) -> bool:
         if not isinstance(path, str):
             return False
         with self._lock:
-            return self._db.execute("SELECT 1 FROM done WHERE path = ?", (path,)).fetchone() is not None
+            return bool(self._db.fetch("SELECT 1 FROM done WHERE path = ?", (_key(path),)))
 
     def __len__(self) -> int:
         return self._n
@@ -175,12 +177,12 @@ class DoneIndex(Mapping):
         last = 0
         while True:
             with self._lock:
-                block = self._db.execute("SELECT rowid, path FROM done WHERE rowid > ? ORDER BY rowid LIMIT 4096",
-                                         (last,)).fetchall()
+                block = self._db.fetch("SELECT rowid, path FROM done WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                                       (last, _BLOCK))
             if not block:
                 return
             last = block[-1][0]
-            yield from (path for _, path in block)
+            yield from (path.decode("utf-8", "surrogatepass") for _, path in block)
 
     def close(self) -> None:
         self._db.close()
