@@ -132,3 +132,19 @@ def test_flushes_of_many_files_extend_the_root_without_full_rewrites(tmp_path, m
         assert len(full) == 1
         assert read_manifest(out)[-1]["file"] == "/d/f01599.tif"
     assert len(read_manifest(out)) == 1600
+
+
+def test_shards_never_hold_more_than_max_shard_files(tmp_path):
+    # the flush-share rule would wait for ever (a tiny share, no timer): the cap still flushes,
+    # so the open shard (whose HDF5 memory grows with its groups) stays bounded
+    out = tmp_path / "out.h5"
+    w = ResultsWriter(out, flush_every=2, max_flush_share=1e-9, flush_seconds=1e6, max_shard_files=8, fsync=False)
+    sizes = []
+    w.on_flush = lambda paths: sizes.append(len(paths))
+    for i in range(50):
+        w.write_file(rec(f"/d/f{i:03d}.tif", i))
+    w.close()
+    assert sizes[:-1] and max(sizes) == 8 and sum(sizes) == 50
+    assert len(read_manifest(out)) == 50
+    with pytest.raises(Exception, match="max_shard_files"):
+        ResultsWriter(tmp_path / "bad.h5", flush_every=16, max_shard_files=8)
