@@ -8,6 +8,10 @@ the job's per-file bookkeeping counts), and samples the resident memory (VmRSS) 
 the peak including the final consolidation.
 
     python benchmarks/bench_rank0_memory.py 20000 [--folder DIR]
+    python benchmarks/bench_rank0_memory.py 200000 --noop   # the driver alone
+
+``--noop``: no reading, no analysis, and a writer that only counts (the dispatcher's and
+the input list's share).
 
 The corpus folder DIR/data_N is made once and reused.
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import threading
 import time
 
@@ -30,14 +35,57 @@ def resident_mib() -> float:
     return float("nan")
 
 
+class CountingWriter:
+    """A writer that keeps nothing: counts records."""
+
+    n = 0
+
+    def __init__(self, path, *, mode, job_attrs):
+        CountingWriter.n = 0
+
+    def write_file(self, record):
+        CountingWriter.n += 1
+
+    def done_fingerprints(self):
+        return {}
+
+    def close(self):
+        pass
+
+
+class NoopJob:
+    """No reading, no analysis: an OK record at once."""
+
+    def __init__(self, strategy, event, *, rank, host):
+        self.strategy, self.cancel_event, self.rank, self.host = strategy, event, rank, host
+
+    def _record(self, path, outcome):
+        from hpcacq.results.records import AnalysisRecord, FileRecord
+
+        analysis = AnalysisRecord(analysis="radon_velocity", channel=0, roi_id=1, roi_bounds=None, outcome=outcome,
+                                  message="", params={}, result=None, elapsed_s=0.0)
+        return FileRecord(file_path=path, fingerprint={}, records=[analysis], rank=self.rank, host=self.host,
+                          timings={}, n_lines=0)
+
+    def run(self, index, path):
+        return self._record(path, "OK")
+
+    def cancelled(self, path):
+        return self._record(path, "CANCELLED")
+
+    def failed(self, path, exc):
+        return self._record(path, "FAILED")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("n_files", type=int)
     parser.add_argument("--folder", default="/tmp/hpcacq-rank0-memory")
+    parser.add_argument("--noop", action="store_true", help="no analysis, a writer that only counts")
     args = parser.parse_args()
 
     from hpcacq.jobs.config import JobConfig
-    from hpcacq.jobs.driver import run_job
+    from hpcacq.jobs.driver import execute_job, run_job
     from hpcacq.jobs.inputs import InputList
     from hpcacq.synth.corpus import write_corpus
 
@@ -48,8 +96,13 @@ def main() -> None:
         header = os.path.splitext(source)[0] + ".txt"  # the Olympus header with dx and dt
         os.makedirs(data, exist_ok=True)
         for i in range(args.n_files):
+            if i % 50000 == 0:  # a file system allows ~65,000 links per file: a new copy now and then
+                copies = []
+                for src, suffix in ((source, ".tif"), (header, ".txt")):
+                    copies.append((os.path.join(args.folder, "one", f"copy_{i}{suffix}"), suffix))
+                    shutil.copyfile(src, copies[-1][0])
             target = os.path.join(data, f"file_{i:07d}")
-            for src, suffix in ((source, ".tif"), (header, ".txt")):
+            for src, suffix in copies:
                 if not os.path.exists(target + suffix):
                     os.link(src, target + suffix)
     output = os.path.join(args.folder, f"out_{args.n_files}.h5")
@@ -71,7 +124,11 @@ def main() -> None:
     inputs = InputList.from_specs([data])
     print(f"{len(inputs)} input files; resident {resident_mib():.1f} MiB before the job", flush=True)
     config = JobConfig(inputs=inputs, output=output, analysis="radon_velocity", threads=1, overwrite=True)
-    summary = run_job(config, on_file_result=on_file)
+    if args.noop:
+        summary = execute_job(config, job_factory=NoopJob, writer_factory=CountingWriter, use_mpi=False,
+                              on_file_result=on_file)
+    else:
+        summary = run_job(config, on_file_result=on_file)
     stop.set()
     thread.join()
     samples.append((samples[-1][0] if samples else 0.0, resident_mib(), done["files"]))

@@ -39,7 +39,7 @@ CONSOLIDATE_SHARDS_PER_OPEN = 64  # HDF5 memory of an open file grows with what 
 # it; flushes of single files (slow files, the timer) reach this factor and trigger a
 # full rewrite, whose transient memory (~1 KB per file) is why the factor is not smaller.
 ROOT_BLOAT = 3
-# Files per shard at most: a shard of 256 velocity results holds ~5 MB of HDF5 metadata in
+# Files per shard at most: a shard of 256 velocity results holds ~5 MiB of HDF5 metadata in
 # memory while open. Without this cap a job of many fast files flushed ~10 s of files at
 # once as the root grew (each flush copies it): ~10 MiB more resident memory after 60,000
 # files than with 16-file shards.
@@ -167,8 +167,8 @@ class ResultsWriter:
     def _adopt(self, number: int, path: str) -> None:
         """Take the groups of one stored file as flushed in shard ``number`` (later shards win).
 
-        A group's rows are consecutive in a manifest (so a consolidated output of any size
-        is adopted a slice at a time).
+        The manifest is read a slice at a time (a consolidated output of any size); a group
+        met again in the same file adds its rows (:meth:`GroupIndex.place`).
         """
         name, n_rows = None, 0
         with open_h5(path, "r") as handle:
