@@ -39,10 +39,11 @@ CONSOLIDATE_SHARDS_PER_OPEN = 64  # HDF5 memory of an open file grows with what 
 # it; flushes of single files (slow files, the timer) reach this factor and trigger a
 # full rewrite, whose transient memory (~1 KB per file) is why the factor is not smaller.
 ROOT_BLOAT = 3
-# Files per shard at most: a shard of 256 velocity results holds ~5 MiB of HDF5 metadata in
-# memory while open. Without this cap a job of many fast files flushed ~10 s of files at
-# once as the root grew (each flush copies it): ~10 MiB more resident memory after 60,000
-# files than with 16-file shards.
+# Files per shard at most. While a shard is open, HDF5's memory grows with the groups in it
+# (velocity results, fresh process: 16 groups +1.3 MiB, 64 +5.9, 256 +18.9, 1000 +19.1) and
+# the process keeps that high-water mark; as the root grows each flush (a copy of it) gets
+# slower and the flush-share rule lets shards grow. The cap makes the shard's share, and
+# the pending rows held for it, independent of the number and rate of files.
 MAX_SHARD_FILES = 256
 
 
@@ -67,8 +68,9 @@ class ResultsWriter:
         nor ``max_shard_files``).
     max_shard_files : int, keyword-only
         Most files in one shard (default 256). HDF5's memory for the open shard grows with
-        the groups written into it, and the process keeps that high-water mark, so this
-        bounds the writer's memory whatever the number and rate of files.
+        the groups written into it (up to ~19 MiB), and the process keeps that high-water
+        mark; this bounds it, and the rows held for the shard, whatever the number and rate
+        of files.
     fsync : bool, keyword-only
         fsync files and folders before each rename (default True; False only for tests).
     on_flush : callable, optional, keyword-only
