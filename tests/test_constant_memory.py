@@ -35,14 +35,14 @@ def test_group_index_behaves_like_the_dict_it_replaced():
             ref[name] = (s, n)
         assert len(index) == len(ref) and index.n_rows == sum(n for _, n in ref.values())
     assert list(index.items()) == [(name, s) for name, (s, _) in ref.items()]
-    assert index.shards() == sorted({s for s, _ in ref.values()})
+    assert list(index.shards()) == sorted({s for s, _ in ref.values()})
     some = rng.sample(sorted(ref), 40) + ["absent"]
     for shard in index.shards():
         assert index.latest_in(shard, some) == {name for name in some if ref.get(name, (None,))[0] == shard}
     assert all(index.get(name) == value for name, value in ref.items()) and index.get("absent") is None
     assert "absent" not in index and next(iter(ref)) in index
     index.move_all(0)
-    assert index.shards() == [0] and index.latest_in(0, list(ref)) == set(ref)
+    assert list(index.shards()) == [0] and index.latest_in(0, list(ref)) == set(ref)
 
 
 def test_group_index_adds_rows_of_a_group_seen_again_in_the_same_shard():
@@ -228,3 +228,10 @@ def test_resume_skips_files_with_undecodable_names(tmp_path):
     first = execute_job(JobConfig(inputs=inputs, **options), job_factory=Job, use_mpi=False)
     again = execute_job(JobConfig(inputs=inputs, resume=True, **options), job_factory=Job, use_mpi=False)
     assert (first.n_ok, again.n_ok, again.n_resumed) == (2, 2, 2)
+
+
+def test_group_index_pages_through_many_shards_and_groups():
+    index = GroupIndex()
+    index.place((f"g{i}", 1 + i // 2, 1) for i in range(10000))  # 5000 shards, more than a page
+    assert list(index.shards()) == list(range(1, 5001))
+    assert [name for name, _ in index.items()] == [f"g{i}" for i in range(10000)]

@@ -78,9 +78,13 @@ class GroupIndex:
             self.n_rows += n_rows
         return replaced
 
-    def shards(self) -> list[int]:
-        """Shard numbers that hold at least one latest group, ascending (one int per shard)."""
-        return [row[0] for row in self._db.fetch("SELECT DISTINCT shard FROM groups ORDER BY shard")]
+    def shards(self) -> Iterator[int]:
+        """Shard numbers that hold at least one latest group, ascending, read a page at a time."""
+        last = -1
+        while block := self._db.fetch("SELECT DISTINCT shard FROM groups WHERE shard > ? ORDER BY shard LIMIT ?",
+                                      (last, _BLOCK)):
+            last = block[-1][0]
+            yield from (row[0] for row in block)
 
     def latest_in(self, shard: int, names: Iterable[str]) -> set[str]:
         """Those of ``names`` whose latest version is in ``shard``."""

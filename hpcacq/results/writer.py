@@ -322,7 +322,7 @@ class ResultsWriter:
             return self.path  # the consolidated output being resumed, before the first flush
         return os.path.join(self.parts, shard_name(number))
 
-    def _stored_columns(self, numbers: list[int] | None = None, copy_groups_to: h5py.Group | None = None
+    def _stored_columns(self, numbers: Iterable[int] | None = None, copy_groups_to: h5py.Group | None = None
                         ) -> Iterator[dict[str, np.ndarray]]:
         """Manifest rows of the flushed groups, shard by shard, read back from the shards.
 
@@ -390,9 +390,8 @@ class ResultsWriter:
             create_manifest(out, self._groups.n_rows)
         numbers = self._groups.shards()
         start = 0
-        for first in range(0, len(numbers), CONSOLIDATE_SHARDS_PER_OPEN):
+        while batch := list(itertools.islice(numbers, CONSOLIDATE_SHARDS_PER_OPEN)):
             with open_h5(tmp, "r+") as out:
-                batch = numbers[first:first + CONSOLIDATE_SHARDS_PER_OPEN]
                 for columns in _batched(self._stored_columns(batch, copy_groups_to=out["files"])):
                     write_manifest_columns(out["manifest"], start, columns)
                     start += n_column_rows(columns)
