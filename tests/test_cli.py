@@ -224,3 +224,18 @@ def test_hostile_path_survives_run_and_export(capsys, corpus, weird_tmp_path):
     with open(weird_tmp_path / "csv" / "radon_velocity.csv", newline="", encoding="utf-8") as handle:
         files = {row["file"] for row in csv.DictReader(handle)}
     assert files == {str(hostile)}
+
+
+def test_run_lists_the_first_failed_files_and_counts_the_rest(capsys, tmp_path, monkeypatch):
+    # thousands of bad files must not be kept (or printed) one by one: the first SHOW_PROBLEMS
+    # are listed, the rest counted, all of them are in the output file
+    from hpcacq.cli import run as run_module
+
+    monkeypatch.setattr(run_module, "SHOW_PROBLEMS", 2)
+    for i in range(5):
+        (tmp_path / f"bad_{i}.npy").write_bytes(b"garbage")
+    code, out, _ = hpcacq(capsys, "run", str(tmp_path), "-o", str(tmp_path / "out.h5"), "--dx-um", "1",
+                          "--dt-s", "0.001")
+    assert code == 1
+    assert "5 file(s) not OK:" in out and out.count("FAILED '") == 2
+    assert f"... and 3 more: hpcacq summary {tmp_path / 'out.h5'}" in out

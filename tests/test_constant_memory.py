@@ -7,6 +7,7 @@ import hashlib
 import os
 import random
 import tempfile
+import time
 import tracemalloc
 from array import array
 from collections import Counter
@@ -192,9 +193,12 @@ def test_cancel_turns_every_unstarted_file_into_one_cancelled_record(many_files,
 
     config = JobConfig(inputs=inputs, output=str(tmp_path / "o.h5"), analysis="radon_velocity", dx_um=1.0, dt_s=1.0,
                        threads=1, stop_file=str(stop))
-    slow = type("SlowJob", (_NoopJob,), {"run": lambda self, i, p: (__import__("time").sleep(0.002),
-                                                                     self._record(p, "OK"))[1]})
-    summary = execute_job(config, job_factory=slow, writer_factory=_CountingWriter, use_mpi=False,
+    class SlowJob(_NoopJob):
+        def run(self, index, path):
+            time.sleep(0.002)  # the stop file is seen while most files are still unstarted
+            return self._record(path, "OK")
+
+    summary = execute_job(config, job_factory=SlowJob, writer_factory=_CountingWriter, use_mpi=False,
                           on_file_result=on_file)
     assert summary.cancelled and summary.exit_code == 3
     assert summary.n_cancelled > CANCEL_BLOCK and summary.n_ok + summary.n_cancelled == 10000 == _CountingWriter.n
