@@ -99,7 +99,7 @@ def main() -> None:
             if i % 50000 == 0:  # a file system allows ~65,000 links per file: a new copy now and then
                 copies = []
                 for src, suffix in ((source, ".tif"), (header, ".txt")):
-                    copies.append((os.path.join(args.folder, "one", f"copy_{i}{suffix}"), suffix))
+                    copies.append((os.path.join(args.folder, "one", f"copy_{args.n_files}_{i}{suffix}"), suffix))
                     shutil.copyfile(src, copies[-1][0])
             target = os.path.join(data, f"file_{i:07d}")
             for src, suffix in copies:
