@@ -53,30 +53,6 @@ class CountingWriter:
         pass
 
 
-class NoopJob:
-    """No reading, no analysis: an OK record at once."""
-
-    def __init__(self, strategy, event, *, rank, host):
-        self.strategy, self.cancel_event, self.rank, self.host = strategy, event, rank, host
-
-    def _record(self, path, outcome):
-        from hpcacq.results.records import AnalysisRecord, FileRecord
-
-        analysis = AnalysisRecord(analysis="radon_velocity", channel=0, roi_id=1, roi_bounds=None, outcome=outcome,
-                                  message="", params={}, result=None, elapsed_s=0.0)
-        return FileRecord(file_path=path, fingerprint={}, records=[analysis], rank=self.rank, host=self.host,
-                          timings={}, n_lines=0)
-
-    def run(self, index, path):
-        return self._record(path, "OK")
-
-    def cancelled(self, path):
-        return self._record(path, "CANCELLED")
-
-    def failed(self, path, exc):
-        return self._record(path, "FAILED")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("n_files", type=int)
@@ -87,6 +63,7 @@ def main() -> None:
     from hpcacq.jobs.config import JobConfig
     from hpcacq.jobs.driver import execute_job, run_job
     from hpcacq.jobs.inputs import InputList
+    from bench_dispatch import NoopJob  # this folder: the dispatcher benchmark's no-op analysis
     from hpcacq.synth.corpus import write_corpus
 
     data = os.path.join(args.folder, f"data_{args.n_files}")

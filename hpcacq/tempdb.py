@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from .errors import TemporaryStorageError
 
@@ -56,6 +56,20 @@ class TemporaryDatabase:
         """All rows of a query (``size``: at most that many, through ``fetchmany``)."""
         cursor = self.execute(sql, parameters)
         return self._call(cursor.fetchall if size is None else (lambda: cursor.fetchmany(size)))
+
+    def paged(self, sql: str, after: Any, *, lock: Any = None, size: int = 4096) -> Iterator[tuple]:
+        """Rows of ``sql`` a page at a time; ``sql`` ends ``WHERE key > ? ORDER BY key LIMIT ?``
+        with ``key`` its first column, starting after ``after``. ``lock`` guards each page."""
+        while True:
+            if lock is None:
+                block = self.fetch(sql, (after, size))
+            else:
+                with lock:
+                    block = self.fetch(sql, (after, size))
+            if not block:
+                return
+            after = block[-1][0]
+            yield from block
 
     def close(self) -> None:
         self._connection.close()

@@ -197,15 +197,8 @@ class InputList(Sequence):
         return self._n
 
     def __iter__(self) -> Iterator[str]:
-        last = 0
-        while True:
-            with self._lock:
-                block = self._db.fetch("SELECT seq, path FROM paths WHERE seq > ? ORDER BY seq LIMIT ?",
-                                       (last, _BLOCK))
-            if not block:
-                return
-            last = block[-1][0]
-            yield from (_decode(path) for _, path in block)
+        rows = self._db.paged("SELECT seq, path FROM paths WHERE seq > ? ORDER BY seq LIMIT ?", 0, lock=self._lock)
+        return (_decode(path) for _, path in rows)
 
     def __getitem__(self, index):
         if isinstance(index, slice):

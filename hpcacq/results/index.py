@@ -80,11 +80,8 @@ class GroupIndex:
 
     def shards(self) -> Iterator[int]:
         """Shard numbers that hold at least one latest group, ascending, read a page at a time."""
-        last = -1
-        while block := self._db.fetch("SELECT DISTINCT shard FROM groups WHERE shard > ? ORDER BY shard LIMIT ?",
-                                      (last, _BLOCK)):
-            last = block[-1][0]
-            yield from (row[0] for row in block)
+        rows = self._db.paged("SELECT DISTINCT shard FROM groups WHERE shard > ? ORDER BY shard LIMIT ?", -1)
+        return (shard for shard, in rows)
 
     def latest_in(self, shard: int, names: Iterable[str]) -> set[str]:
         """Those of ``names`` whose latest version is in ``shard``."""
@@ -99,11 +96,8 @@ class GroupIndex:
 
     def items(self) -> Iterator[tuple[str, int]]:
         """(name, shard) of every group, in the order they were (last) stored."""
-        last = 0
-        while block := self._db.fetch("SELECT rowid, name, shard FROM groups WHERE rowid > ? ORDER BY rowid "
-                                      "LIMIT ?", (last, _BLOCK)):
-            last = block[-1][0]
-            yield from ((name, shard) for _, name, shard in block)
+        rows = self._db.paged("SELECT rowid, name, shard FROM groups WHERE rowid > ? ORDER BY rowid LIMIT ?", 0)
+        return ((name, shard) for _, name, shard in rows)
 
     def move_all(self, shard: int) -> None:
         """Every group is now in ``shard`` (after consolidation into one file)."""
@@ -178,15 +172,8 @@ class DoneIndex(Mapping):
         return self._n
 
     def __iter__(self) -> Iterator[str]:
-        last = 0
-        while True:
-            with self._lock:
-                block = self._db.fetch("SELECT rowid, path FROM done WHERE rowid > ? ORDER BY rowid LIMIT ?",
-                                       (last, _BLOCK))
-            if not block:
-                return
-            last = block[-1][0]
-            yield from (path.decode("utf-8", "surrogatepass") for _, path in block)
+        rows = self._db.paged("SELECT rowid, path FROM done WHERE rowid > ? ORDER BY rowid LIMIT ?", 0, lock=self._lock)
+        return (path.decode("utf-8", "surrogatepass") for _, path in rows)
 
     def close(self) -> None:
         self._db.close()
