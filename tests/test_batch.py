@@ -196,7 +196,7 @@ def test_results_in_input_order_with_known_values(fakes, tmp_path):
     results = AcqAnalysisBatch(paths, strategy, max_parallel_files=3).run()
     assert [r.file_path for r in results] == paths
     for path, r in zip(paths, results):
-        assert r.outcome is BatchFileOutcome.OK and r.message == ""
+        assert r.outcome is BatchFileOutcome.OK and r.message == "ok"
         image = np.load(path)
         np.testing.assert_allclose(r.result.columns["value"], image.mean(axis=1) * 2.0)
         assert r.roi_bounds == (0, image.shape[0], 0, image.shape[1]) and r.n_lines == image.shape[0]

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import ParameterError
 
-__all__ = ["AnalysisResult", "params_from_mapping"]
+__all__ = ["AnalysisResult", "ok_message", "params_from_mapping"]
 
 
 @dataclass
@@ -33,6 +33,11 @@ class AnalysisResult:
         Meaning of each bit of ``flags``.
     summary : dict of str -> float
         A few scalars worth a glance (median velocity, fraction flagged, ...).
+    warnings : list of str
+        Why this file's measurement as a whole is doubtful (most windows untrusted, no
+        vessel edges found, velocity pinned at zero, ...). Empty when it can be trusted.
+        The data are kept either way; the batch turns the warnings into the OK
+        outcome's message (see :func:`ok_message`).
     """
 
     analysis: str
@@ -41,6 +46,7 @@ class AnalysisResult:
     units: dict[str, str]
     flag_bits: dict[str, int] = field(default_factory=dict)
     summary: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         lengths = {name: len(col) for name, col in self.columns.items()}
@@ -50,6 +56,16 @@ class AnalysisResult:
     @property
     def n_rows(self) -> int:
         return len(self.columns["time_s"])
+
+
+def ok_message(result: AnalysisResult | None) -> str:
+    """The message of an OK outcome: ``"ok"``, or ``"ok; doubtful: <why>; <why>"``.
+
+    A doubtful result keeps its data and its OK outcome (acqstore's outcomes are
+    unchanged); the message, the summary and the plots say why it should not be trusted.
+    """
+    warnings = list(result.warnings) if result is not None else []
+    return "ok" if not warnings else "ok; doubtful: " + "; ".join(warnings)
 
 
 def params_from_mapping(cls: type, values: Mapping[str, Any]):

@@ -68,7 +68,7 @@ class _Tally:
         if self.on_file_result is not None:
             self.on_file_result(record)
         if self.progress or outcome not in ("OK", "CANCELLED"):
-            message = next((a.message for a in record.records if a.message), "")
+            message = next((a.message for a in record.records if a.message and a.message != "ok"), "")
             self.log(f"[{self.n_done}/{self.n_total}] {outcome} {record.file_path} (rank {record.rank})"
                      + (f": {message}" if message else ""))
 

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from ..analyses.base import ok_message
 from ..analyses.registry import build_params, get_spec
 from ..errors import AnalysisCancelled, AnalysisExclusionError, ParameterError
 
@@ -293,7 +294,8 @@ class BatchStrategy:
         start = time.perf_counter()
         result = image.analysis_set.run_analysis(key, context)
         timings["analyse_s"] = time.perf_counter() - start
-        return self._result(path, BatchFileOutcome.OK, roi_id=roi.roi_id, result=result, roi_bounds=roi.bounds,
+        return self._result(path, BatchFileOutcome.OK, ok_message(result), roi_id=roi.roi_id, result=result,
+                            roi_bounds=roi.bounds,
                             params={n: getattr(params, n) for n in params.__dataclass_fields__},
                             n_lines=roi.n_lines)
 
