@@ -76,3 +76,17 @@ def test_diameter_params_validate_the_new_options():
                 {"max_diameter_change_um": -1.0}, {"threshold_mode": "half"}):
         with pytest.raises(ParameterError):
             DiameterParams(**UNITS, **bad)
+
+
+def test_docs_map_every_acqstore_parameter():
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    text = "".join(p.read_text(encoding="utf-8") for p in (docs / "ACQSTORE_DIAMETER.md", docs / "ACQSTORE.md")
+                   if p.exists())
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    for p in ACQSTORE_DIAMETER_SCHEMA:
+        row = next((r for r in rows if r.startswith(f"| `{p.name}` |")), None)
+        assert row is not None, p.name
+        target = p.hpcacq.split(" ")[0].rstrip(":")
+        assert target == "none" or f"`{target}`" in row, (p.name, row)
