@@ -73,7 +73,7 @@ def test_bad_values_are_rejected(params, error):
 def test_diameter_params_validate_the_new_options():
     for bad in ({"stride": 0}, {"post_filter_lines": 2}, {"gradient_sigma_px": -1}, {"motion_gating": "yes"},
                 {"threshold_mode": "absolute"}, {"threshold_mode": "absolute", "threshold_value": 1.0, "method": "fit"},
-                {"max_diameter_change_um": -1.0}, {"threshold_mode": "half"}):
+                {"max_diameter_change_um": -1.0}, {"threshold_mode": "half"}, {"threshold_value": 500.0}):
         with pytest.raises(ParameterError):
             DiameterParams(**UNITS, **bad)
 
