@@ -25,7 +25,23 @@ two vessel edges are found in pixels (pixel ``j`` centred at ``j``):
   the half-maximum edges; mean absolute error <= 0.08 px down to 4 PSF sigma (0.16 px at
   3 sigma), with R^2 as ``fit_quality``; about 30x slower than halfmax.
 
+- ``method="gradient"``: edges at the steepest rise and fall of the binned profile smoothed
+  by a Gaussian (``gradient_sigma_px``), refined to sub-pixel by a parabola through the
+  logarithms of the derivative samples around each extremum; an edge counts only where the
+  profile falls to background beyond it, and (``gradient_min_strength``) only if its
+  derivative peak is strong enough. Mean absolute error as halfmax's (0.057 px over vessels
+  >= 4 sigma wide; tests/test_diameter_options.py).
+
+Options (acqstore's, see docs/ACQSTORE_DIAMETER.md): ``stride`` (analyse every n-th line),
+``threshold_mode="absolute"`` with ``threshold_value`` (halfmax), ``motion_gating`` (edges
+that jump from the last accepted line by more than ``max_edge_shift_um``,
+``max_diameter_change_um``, ``max_center_shift_um`` per line are NaN and flagged), and
+``post_filter_lines`` (running median of the diameter, extra columns). Their defaults give
+the results of the methods without them, bit for bit.
+
 Diameter = right - left. An edge that does not lie inside the line is NaN and flagged.
+Diameter needs a scan ACROSS the vessel: ``summary["fraction_with_edges"]`` counts the lines
+with both edges, and fewer than half make the result doubtful (``result.warnings``).
 """
 
 from __future__ import annotations
@@ -33,7 +49,7 @@ from __future__ import annotations
 import math
 import threading
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -42,19 +58,20 @@ from ..errors import AnalysisCancelled, InputError, MissingUnitsError, Parameter
 from .base import AnalysisResult, params_from_mapping
 
 __all__ = ["DiameterParams", "vessel_diameter", "FLAG_BITS", "METHODS", "BINNINGS", "POLARITIES",
-           "MIN_PIXELS"]
+           "THRESHOLD_MODES", "MIN_PIXELS"]
 
-METHODS = ("halfmax", "fit")
+METHODS = ("halfmax", "fit", "gradient")
 BINNINGS = ("mean", "median")
 POLARITIES = ("bright", "dark")
-MIN_PIXELS = {"halfmax": 3, "fit": 6}
+THRESHOLD_MODES = ("halfmax", "absolute")
+MIN_PIXELS = {"halfmax": 3, "fit": 6, "gradient": 3}
 # Same values as hpcacq.kernels.diameter.FLAG_BITS (kept here so importing this module
 # does not load Numba; tests/test_diameter.py checks they agree).
 FLAG_BITS = {"left_edge_missing": 1, "right_edge_missing": 2, "no_contrast": 4,
-             "fit_not_converged": 8, "fit_poor": 16}
+             "fit_not_converged": 8, "fit_poor": 16, "weak_edge": 32, "motion_rejected": 64}
 UNITS = {"time_s": "s", "left_px": "px", "right_px": "px", "diameter_px": "px", "left_um": "um",
          "right_um": "um", "diameter_um": "um", "fit_quality": "1", "flags": "1"}
-_CHUNK_LINES = {"halfmax": 65536, "fit": 4096}  # at most ~0.02-0.1 s of work per chunk
+_CHUNK_LINES = {"halfmax": 65536, "fit": 4096, "gradient": 16384}  # at most ~0.02-0.1 s of work per chunk
 
 
 def _number(name: str, value, hint: str) -> float:
@@ -112,6 +129,35 @@ class DiameterParams:
         Largest number of Levenberg-Marquardt steps per line (fit only, default 50).
     min_fit_r2 : float
         Fits with R^2 below this are flagged ``fit_poor`` (fit only, default 0.9).
+    stride : int
+        Analyse every ``stride``-th line only (lines 0, stride, 2 stride, ... of the block;
+        default 1 = every line). Each analysed line is binned with its own neighbours, so
+        the rows are exactly the ``stride=1`` rows at those lines.
+    threshold_mode : {"halfmax", "absolute"}
+        ``method="halfmax"`` only: threshold half-way between baseline and peak (default),
+        or the fixed intensity ``threshold_value``.
+    threshold_value : float or None
+        Absolute threshold, in the image's intensity units (of the binned profile): the
+        lumen is where the profile is >= it (``polarity="bright"``) or <= it (``"dark"``).
+        Required with ``threshold_mode="absolute"``.
+    gradient_sigma_px : float
+        ``method="gradient"``: sigma (pixels, >= 0; 0 = no smoothing) of the Gaussian that
+        smooths the binned profile before its derivative is taken (default 1.5).
+    gradient_min_strength : float
+        ``method="gradient"``: an edge whose derivative peak is below this (intensity units
+        per pixel, >= 0) is not trusted: NaN and flagged ``weak_edge`` (default 0: off).
+    motion_gating : bool
+        Reject an edge that moved more than ``max_edge_shift_um``, or both edges when the
+        diameter changed more than ``max_diameter_change_um`` or the centre moved more than
+        ``max_center_shift_um``, from the last accepted line (limits are per analysed line,
+        times the number of analysed lines since that line). Rejected edges are NaN and
+        flagged ``motion_rejected``. Default False.
+    max_edge_shift_um, max_diameter_change_um, max_center_shift_um : float
+        The motion-gating limits in micrometres per analysed line (>= 0, default 2.0 each).
+    post_filter_lines : int
+        Odd length (in analysed lines) of a running median of the diameter, reported in
+        the extra columns ``diameter_filtered_px`` / ``diameter_filtered_um``; NaN lines
+        stay NaN and are left out of their neighbours' medians. 1 = off (default).
 
     Build one from a dict with ``params_from_mapping(DiameterParams, {...})``.
     """
@@ -126,6 +172,16 @@ class DiameterParams:
     peak_percentile: float = 100.0
     max_iter: int = 50
     min_fit_r2: float = 0.9
+    stride: int = 1
+    threshold_mode: str = "halfmax"
+    threshold_value: float | None = None
+    gradient_sigma_px: float = 1.5
+    gradient_min_strength: float = 0.0
+    motion_gating: bool = False
+    max_edge_shift_um: float = 2.0
+    max_diameter_change_um: float = 2.0
+    max_center_shift_um: float = 2.0
+    post_filter_lines: int = 1
 
     def __post_init__(self) -> None:
         _unit("dx_um", self.dx_um, "give the pixel size in micrometres, e.g. dx_um=0.284")
@@ -150,6 +206,38 @@ class DiameterParams:
         if r2 > 1.0:
             raise ParameterError(f"min_fit_r2 must be <= 1 (R^2 never exceeds 1), got {r2}")
         object.__setattr__(self, "min_fit_r2", r2)
+        self._check_options()
+
+    def _check_options(self) -> None:
+        """Validate the stride, threshold, gradient, motion-gating and post-filter options."""
+        object.__setattr__(self, "stride", _integer("stride", self.stride, 1, "e.g. 1 (every line) or 10"))
+        _choice("threshold_mode", self.threshold_mode, THRESHOLD_MODES)
+        if self.threshold_mode == "absolute":
+            if self.method != "halfmax":
+                raise ParameterError(f"threshold_mode='absolute' applies to method='halfmax', not {self.method!r}")
+            if self.threshold_value is None:
+                raise ParameterError("threshold_mode='absolute' needs threshold_value= (intensity of the lumen edge)")
+        elif self.threshold_value is not None:
+            raise ParameterError("threshold_value is used only with threshold_mode='absolute'; set that too, "
+                                 "or leave threshold_value out")
+        if self.threshold_value is not None:
+            object.__setattr__(self, "threshold_value",
+                               _number("threshold_value", self.threshold_value, "an intensity, e.g. 500"))
+        for name, hint in (("gradient_sigma_px", "e.g. 1.5 (0 = no smoothing)"),
+                           ("gradient_min_strength", "intensity per pixel, e.g. 0 (off)"),
+                           ("max_edge_shift_um", "e.g. 2.0"), ("max_diameter_change_um", "e.g. 2.0"),
+                           ("max_center_shift_um", "e.g. 2.0")):
+            value = _number(name, getattr(self, name), hint)
+            if value < 0:
+                raise ParameterError(f"{name} must be >= 0, got {value!r}; {hint}")
+            object.__setattr__(self, name, value)
+        if not isinstance(self.motion_gating, (bool, np.bool_)):
+            raise ParameterError(f"motion_gating must be True or False, got {self.motion_gating!r}")
+        object.__setattr__(self, "motion_gating", bool(self.motion_gating))
+        k = _integer("post_filter_lines", self.post_filter_lines, 1, "an odd number such as 1 (off), 3 or 5")
+        if k % 2 == 0:
+            raise ParameterError(f"post_filter_lines must be odd (centred on the line), got {k}; use {k - 1} or {k + 1}")
+        object.__setattr__(self, "post_filter_lines", k)
 
     @classmethod
     def from_mapping(cls, values) -> "DiameterParams":
@@ -183,20 +271,29 @@ def _check_image(image, method: str) -> np.ndarray:
 
 
 def _kernel_call(block: np.ndarray, params: DiameterParams) -> Callable[[int, int], tuple]:
-    """work(start, stop) -> (left, right, r2, flags) for lines [start, stop) of the block."""
+    """work(start, stop) -> (left, right, r2, flags[, left_strength, right_strength]) for lines [start, stop)."""
     from ..kernels import diameter as kern
 
     common = dict(window_rows=params.window_rows, binning=params.binning, polarity=params.polarity,
-                  baseline_percentile=params.baseline_percentile, peak_percentile=params.peak_percentile,
-                  check_finite=False)  # _check_image has tested the whole block
+                  check_finite=False, stride=params.stride)  # _check_image has tested the whole block
+    levels = dict(baseline_percentile=params.baseline_percentile, peak_percentile=params.peak_percentile)
     if params.method == "fit":
         def work(start, stop):
             return kern.fit_edges(block, start=start, stop=stop, max_iter=params.max_iter,
-                                  min_r2=params.min_fit_r2, **common)
-    else:
+                                  min_r2=params.min_fit_r2, **levels, **common)
+    elif params.method == "gradient":
         def work(start, stop):
-            left, right, flags = kern.halfmax_edges(block, start=start, stop=stop, **common)
-            return left, right, np.full(stop - start, np.nan), flags
+            left, right, s_left, s_right, flags = kern.gradient_edges(
+                block, start=start, stop=stop, sigma_px=params.gradient_sigma_px,
+                min_strength=params.gradient_min_strength, **common)
+            return left, right, np.full(len(left), np.nan), flags, s_left, s_right
+    else:
+        value = params.threshold_value if params.threshold_mode == "absolute" else None
+
+        def work(start, stop):
+            left, right, flags = kern.halfmax_edges(block, start=start, stop=stop, threshold_value=value,
+                                                    **levels, **common)
+            return left, right, np.full(len(left), np.nan), flags
     return work
 
 
@@ -238,37 +335,14 @@ def _run_chunks(work, n_lines: int, chunk: int, threads: int, cancel, progress) 
                     fut.cancel()
     if len(bounds) == 1:
         return list(parts[0])
-    return [np.concatenate([parts[i][k] for i in range(len(bounds))]) for k in range(4)]
-
-
-def _assemble(params: DiameterParams, left, right, r2, flags, row_offset: int) -> AnalysisResult:
-    n = len(left)
-    diameter = right - left
-    columns = {
-        "time_s": (row_offset + np.arange(n)) * params.dt_s,
-        "left_px": left, "right_px": right, "diameter_px": diameter,
-        "left_um": left * params.dx_um, "right_um": right * params.dx_um,
-        "diameter_um": diameter * params.dx_um, "fit_quality": r2, "flags": flags.astype(np.int32),
-    }
-    ok = np.isfinite(diameter)
-    summary = {
-        "n_lines": float(n),
-        "median_diameter_px": float(np.median(diameter[ok])) if ok.any() else math.nan,
-        "median_diameter_um": float(np.median(diameter[ok])) * params.dx_um if ok.any() else math.nan,
-        "fraction_flagged": float(np.mean(flags != 0)) if n else math.nan,
-        "fraction_nan": float(np.mean(~ok)) if n else math.nan,
-    }
-    if params.method == "fit":
-        summary["median_fit_quality"] = float(np.nanmedian(r2)) if np.isfinite(r2).any() else math.nan
-    return AnalysisResult(analysis="diameter", params=asdict(params), columns=columns,
-                          units=dict(UNITS), flag_bits=dict(FLAG_BITS), summary=summary)
+    return [np.concatenate([parts[i][k] for i in range(len(bounds))]) for k in range(len(parts[0]))]
 
 
 def vessel_diameter(image, *, dx_um: float, dt_s: float, window_rows: int = 5, method: str = "halfmax",
                     polarity: str = "bright", row_offset: int = 0, threads: int = 1,
                     cancel: Callable[[], bool] | None = None,
                     progress: Callable[[int, int], None] | None = None, **options) -> AnalysisResult:
-    """Vessel edges and diameter for every line of a block across a vessel.
+    """Vessel edges and diameter for every (``stride``-th) line of a block across a vessel.
 
     Parameters
     ----------
@@ -296,12 +370,15 @@ def vessel_diameter(image, *, dx_um: float, dt_s: float, window_rows: int = 5, m
         ``progress(done_lines, total_lines)``, called between chunks.
     **options
         Further :class:`DiameterParams` fields (``binning``, ``baseline_percentile``,
-        ``peak_percentile``, ``max_iter``, ``min_fit_r2``).
+        ``peak_percentile``, ``max_iter``, ``min_fit_r2``, ``stride``, ``threshold_mode``,
+        ``threshold_value``, ``gradient_sigma_px``, ``gradient_min_strength``,
+        ``motion_gating``, ``max_edge_shift_um``, ``max_diameter_change_um``,
+        ``max_center_shift_um``, ``post_filter_lines``).
 
     Returns
     -------
     AnalysisResult
-        One row per line: ``time_s`` (s, ``(row_offset + i) * dt_s``), ``left_px``,
+        One row per analysed line: ``time_s`` (s, ``(row_offset + i) * dt_s`` for line ``i``), ``left_px``,
         ``right_px``, ``diameter_px`` (px), ``left_um``, ``right_um``, ``diameter_um`` (um,
         edges measured from the block's first pixel centre), ``fit_quality`` (R^2 of the fit,
         NaN for halfmax), ``flags`` (bits in ``FLAG_BITS``).
@@ -326,5 +403,7 @@ def vessel_diameter(image, *, dx_um: float, dt_s: float, window_rows: int = 5, m
         chunk = n_lines  # chunks only serve threads, cancellation and progress
     else:
         chunk = max(1024, min(_CHUNK_LINES[params.method], -(-n_lines // (4 * threads))))
-    left, right, r2, flags = _run_chunks(work, n_lines, chunk, threads, cancel, progress)
-    return _assemble(params, left, right, r2, flags, row_offset)
+    outputs = _run_chunks(work, n_lines, chunk, threads, cancel, progress)
+    from .diameter_quality import assemble_result
+
+    return assemble_result(params, outputs, row_offset, units=UNITS, flag_bits=FLAG_BITS)
