@@ -27,12 +27,16 @@ RIGHT_EDGE_MISSING = 2
 NO_CONTRAST = 4
 FIT_NOT_CONVERGED = 8
 FIT_POOR = 16
+WEAK_EDGE = 32
+MOTION_REJECTED = 64
 FLAG_BITS = {
     "left_edge_missing": LEFT_EDGE_MISSING,
     "right_edge_missing": RIGHT_EDGE_MISSING,
     "no_contrast": NO_CONTRAST,
     "fit_not_converged": FIT_NOT_CONVERGED,
     "fit_poor": FIT_POOR,
+    "weak_edge": WEAK_EDGE,
+    "motion_rejected": MOTION_REJECTED,
 }
 
 _ANCHOR = 64  # the running sum restarts from scratch at every multiple of this line index
