@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from types import MappingProxyType
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Iterator, Mapping
 
 import numpy as np
 
@@ -227,6 +226,29 @@ def _key_of(item: Any) -> Any:
     return item.key if isinstance(getattr(item, "key", None), AnalysisKey) else item
 
 
+class _Results(Mapping):
+    """Read-only view key -> result of the run analyses; an analysis object works as its key."""
+
+    def __init__(self, analyses: dict):
+        self._analyses = analyses
+
+    def __getitem__(self, key: Any) -> AnalysisResult:
+        analysis = self._analyses.get(_key_of(key))
+        if analysis is None or analysis.result is None:
+            raise KeyError(key)
+        return analysis.result
+
+    def __iter__(self) -> Iterator[AnalysisKey]:
+        return (k for k, a in list(self._analyses.items()) if a.result is not None)
+
+    def __len__(self) -> int:
+        return sum(a.result is not None for a in self._analyses.values())
+
+    def __contains__(self, key: object) -> bool:
+        analysis = self._analyses.get(_key_of(key))
+        return analysis is not None and analysis.result is not None
+
+
 def _image_like(provider: Any) -> Any:
     """The object that knows channels and ROIs behind a provider (an AcqImage or acqstore-like image)."""
     return getattr(provider, "acq_image", provider)
@@ -429,7 +451,7 @@ class AcqAnalysisSet:
     @property
     def results(self) -> Mapping[AnalysisKey, AnalysisResult]:
         """Read-only mapping key -> result of the analyses run so far."""
-        return MappingProxyType({k: a.result for k, a in self._analyses.items() if a.result is not None})
+        return _Results(self._analyses)
 
     def __len__(self) -> int:
         return len(self._analyses)

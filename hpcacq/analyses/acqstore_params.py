@@ -26,7 +26,7 @@ _UNITS = ("dx_um", "dt_s")
 # analysis -> (module, schema attribute, translation function)
 _SOURCES = {
     "radon_velocity": ("hpcacq.analyses.acqstore_radon", "RADON_SCHEMA", "radon_params_from_acqstore"),
-    "diameter": ("hpcacq.analyses.acqstore_diameter", "DIAMETER_SCHEMA", "diameter_params_from_acqstore"),
+    "diameter": ("hpcacq.analyses.acqstore_diameter", "ACQSTORE_DIAMETER_SCHEMA", "diameter_params_from_acqstore"),
 }
 
 
