@@ -82,3 +82,94 @@ def reference_fit(profile, p0):
     res = profile - tophat_model(x, *popt)
     r2 = 1.0 - np.sum(res ** 2) / np.sum((profile - profile.mean()) ** 2)
     return popt, r2
+
+
+def naive_gradient_profile(profile, sigma, min_strength=0.0):
+    """(left, right, flags) of gradient edges of one profile, with scipy and numpy.
+
+    Smooth (scipy gaussian_filter1d, mode 'nearest', truncate 4), np.gradient, steepest
+    rise / fall, log-parabola vertex (parabola if a neighbour is not positive), and the
+    rule that the profile beyond each edge must fall at least half the contrast.
+    """
+    from scipy.ndimage import gaussian_filter1d
+
+    p = np.asarray(profile, dtype=float)
+    s = gaussian_filter1d(p, sigma, mode="nearest", truncate=4.0) if sigma > 0 else p.copy()
+    d = np.gradient(s)
+    kl, kr = int(np.argmax(d)), int(np.argmin(d))
+    if not (d[kl] > 0 and -d[kr] > 0):
+        return math.nan, math.nan, 4 | 1 | 2
+
+    def vertex(a, b, c):
+        if a > 0 and c > 0:
+            a, b, c = math.log(a), math.log(b), math.log(c)
+        den = a - 2 * b + c
+        return min(max(0.5 * (a - c) / den, -0.5), 0.5) if den < 0 else 0.0
+
+    flags, left, right = 0, math.nan, math.nan
+    if kl in (0, len(p) - 1):
+        flags |= 1
+    elif d[kl] < min_strength:
+        flags |= 32
+    else:
+        left = kl + vertex(d[kl - 1], d[kl], d[kl + 1])
+    if kr in (0, len(p) - 1):
+        flags |= 2
+    elif -d[kr] < min_strength:
+        flags |= 32
+    else:
+        right = kr + vertex(-d[kr - 1], -d[kr], -d[kr + 1])
+    if kl >= kr:
+        return math.nan, math.nan, flags | 1 | 2
+    inside, out_l, out_r = s[kl:kr + 1].max(), s[:kl + 1].min(), s[kr:].min()
+    half = 0.5 * (inside - min(out_l, out_r))
+    if inside - out_l < half and not flags & 1:
+        flags, left = flags | 1, math.nan
+    if inside - out_r < half and not flags & 2:
+        flags, right = flags | 2, math.nan
+    return left, right, flags
+
+
+def naive_threshold_profile(profile, thr):
+    """(left, right, flags): linear-interpolated crossings of a fixed threshold."""
+    above = [j for j in range(len(profile)) if profile[j] >= thr]
+    if not above:
+        return math.nan, math.nan, 1 | 2
+    first, last = above[0], above[-1]
+    left = right = math.nan
+    flags = 0
+    if first == 0:
+        flags |= 1
+    else:
+        left = first - 1 + (thr - profile[first - 1]) / (profile[first] - profile[first - 1])
+    if last == len(profile) - 1:
+        flags |= 2
+    else:
+        right = last + (profile[last] - thr) / (profile[last] - profile[last + 1])
+    return left, right, flags
+
+
+def naive_motion_gate(left, right, edge, diam, centre):
+    """Motion gating by explicit Python loops: (left, right, rejected) after gating."""
+    left, right = list(left), list(right)
+    rejected = [False] * len(left)
+    ref = {"l": None, "r": None, "b": None}  # (value(s), line) of the last accepted
+    for i in range(len(left)):
+        lv, rv = left[i], right[i]
+        if not math.isnan(lv) and ref["l"] and abs(lv - ref["l"][0]) > edge * (i - ref["l"][1]):
+            lv, rejected[i] = math.nan, True
+        if not math.isnan(rv) and ref["r"] and abs(rv - ref["r"][0]) > edge * (i - ref["r"][1]):
+            rv, rejected[i] = math.nan, True
+        if not math.isnan(lv) and not math.isnan(rv) and ref["b"]:
+            (d0, c0), g = ref["b"][0], i - ref["b"][1]
+            if abs(rv - lv - d0) > diam * g or abs((lv + rv) / 2 - c0) > centre * g:
+                lv = rv = math.nan
+                rejected[i] = True
+        left[i], right[i] = lv, rv
+        if not math.isnan(lv):
+            ref["l"] = (lv, i)
+        if not math.isnan(rv):
+            ref["r"] = (rv, i)
+        if not math.isnan(lv) and not math.isnan(rv):
+            ref["b"] = ((rv - lv, (lv + rv) / 2), i)
+    return np.array(left), np.array(right), np.array(rejected)

@@ -251,30 +251,30 @@ def _check_image(image, method: str) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.float64)
 
 
-def _not_yet(params: DiameterParams) -> None:  # temporary: removed as the kernels land
-    todo = [name for name, on in (("method='gradient'", params.method == "gradient"), ("stride", params.stride > 1),
-                                  ("threshold_mode='absolute'", params.threshold_mode == "absolute"),
-                                  ("motion_gating", params.motion_gating),
-                                  ("post_filter_lines", params.post_filter_lines > 1)) if on]
-    if todo:
-        raise ParameterError(f"not implemented yet: {', '.join(todo)}")
-
-
 def _kernel_call(block: np.ndarray, params: DiameterParams) -> Callable[[int, int], tuple]:
-    """work(start, stop) -> (left, right, r2, flags) for lines [start, stop) of the block."""
+    """work(start, stop) -> (left, right, r2, flags[, left_strength, right_strength]) for lines [start, stop)."""
     from ..kernels import diameter as kern
 
     common = dict(window_rows=params.window_rows, binning=params.binning, polarity=params.polarity,
-                  baseline_percentile=params.baseline_percentile, peak_percentile=params.peak_percentile,
-                  check_finite=False)  # _check_image has tested the whole block
+                  check_finite=False, stride=params.stride)  # _check_image has tested the whole block
+    levels = dict(baseline_percentile=params.baseline_percentile, peak_percentile=params.peak_percentile)
     if params.method == "fit":
         def work(start, stop):
             return kern.fit_edges(block, start=start, stop=stop, max_iter=params.max_iter,
-                                  min_r2=params.min_fit_r2, **common)
-    else:
+                                  min_r2=params.min_fit_r2, **levels, **common)
+    elif params.method == "gradient":
         def work(start, stop):
-            left, right, flags = kern.halfmax_edges(block, start=start, stop=stop, **common)
-            return left, right, np.full(stop - start, np.nan), flags
+            left, right, s_left, s_right, flags = kern.gradient_edges(
+                block, start=start, stop=stop, sigma_px=params.gradient_sigma_px,
+                min_strength=params.gradient_min_strength, **common)
+            return left, right, np.full(len(left), np.nan), flags, s_left, s_right
+    else:
+        value = params.threshold_value if params.threshold_mode == "absolute" else None
+
+        def work(start, stop):
+            left, right, flags = kern.halfmax_edges(block, start=start, stop=stop, threshold_value=value,
+                                                    **levels, **common)
+            return left, right, np.full(len(left), np.nan), flags
     return work
 
 
@@ -316,18 +316,30 @@ def _run_chunks(work, n_lines: int, chunk: int, threads: int, cancel, progress) 
                     fut.cancel()
     if len(bounds) == 1:
         return list(parts[0])
-    return [np.concatenate([parts[i][k] for i in range(len(bounds))]) for k in range(4)]
+    return [np.concatenate([parts[i][k] for i in range(len(bounds))]) for k in range(len(parts[0]))]
 
 
-def _assemble(params: DiameterParams, left, right, r2, flags, row_offset: int) -> AnalysisResult:
+def _assemble(params: DiameterParams, outputs: list[np.ndarray], row_offset: int) -> AnalysisResult:
+    from .diameter_quality import edge_summary, edge_warnings, gate_and_filter
+
+    left, right, r2, flags = outputs[:4]
+    extra = gate_and_filter(params, left, right, flags)
     n = len(left)
     diameter = right - left
     columns = {
-        "time_s": (row_offset + np.arange(n)) * params.dt_s,
+        "time_s": (row_offset + params.stride * np.arange(n)) * params.dt_s,
         "left_px": left, "right_px": right, "diameter_px": diameter,
         "left_um": left * params.dx_um, "right_um": right * params.dx_um,
         "diameter_um": diameter * params.dx_um, "fit_quality": r2, "flags": flags.astype(np.int32),
     }
+    units = dict(UNITS)
+    if "diameter_filtered_px" in extra:
+        columns["diameter_filtered_px"] = extra["diameter_filtered_px"]
+        columns["diameter_filtered_um"] = extra["diameter_filtered_px"] * params.dx_um
+        units.update(diameter_filtered_px="px", diameter_filtered_um="um")
+    if params.method == "gradient":
+        columns["left_strength"], columns["right_strength"] = outputs[4], outputs[5]
+        units.update(left_strength="1/px", right_strength="1/px")
     ok = np.isfinite(diameter)
     summary = {
         "n_lines": float(n),
@@ -338,8 +350,9 @@ def _assemble(params: DiameterParams, left, right, r2, flags, row_offset: int) -
     }
     if params.method == "fit":
         summary["median_fit_quality"] = float(np.nanmedian(r2)) if np.isfinite(r2).any() else math.nan
-    return AnalysisResult(analysis="diameter", params=asdict(params), columns=columns,
-                          units=dict(UNITS), flag_bits=dict(FLAG_BITS), summary=summary)
+    summary.update(edge_summary(diameter, flags, FLAG_BITS["motion_rejected"]))
+    return AnalysisResult(analysis="diameter", params=asdict(params), columns=columns, units=units,
+                          flag_bits=dict(FLAG_BITS), summary=summary, warnings=edge_warnings(summary, n))
 
 
 def vessel_diameter(image, *, dx_um: float, dt_s: float, window_rows: int = 5, method: str = "halfmax",
@@ -397,7 +410,6 @@ def vessel_diameter(image, *, dx_um: float, dt_s: float, window_rows: int = 5, m
                                                       method=method, polarity=polarity, **options))
     threads = _integer("threads", threads, 1, "e.g. threads=2")
     row_offset = _integer("row_offset", row_offset, 0, "the ROI's first row")
-    _not_yet(params)
     block = _check_image(image, params.method)
     work = _kernel_call(block, params)
     n_lines = block.shape[0]
@@ -405,5 +417,5 @@ def vessel_diameter(image, *, dx_um: float, dt_s: float, window_rows: int = 5, m
         chunk = n_lines  # chunks only serve threads, cancellation and progress
     else:
         chunk = max(1024, min(_CHUNK_LINES[params.method], -(-n_lines // (4 * threads))))
-    left, right, r2, flags = _run_chunks(work, n_lines, chunk, threads, cancel, progress)
-    return _assemble(params, left, right, r2, flags, row_offset)
+    outputs = _run_chunks(work, n_lines, chunk, threads, cancel, progress)
+    return _assemble(params, outputs, row_offset)

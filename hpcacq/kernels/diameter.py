@@ -21,6 +21,11 @@ Flag bits (``flags`` output, OR-ed):
 - ``NO_CONTRAST`` (4): peak percentile <= baseline percentile (flat profile).
 - ``FIT_NOT_CONVERGED`` (8): Levenberg-Marquardt did not converge; edges are NaN.
 - ``FIT_POOR`` (16): R^2 of the fit below ``min_r2``; edges are kept.
+- ``WEAK_EDGE`` (32): gradient edge whose derivative peak is below ``min_strength``; NaN.
+- ``MOTION_REJECTED`` (64): set by :func:`hpcacq.kernels.diameter_series.motion_gate`.
+
+With ``stride > 1`` only the lines whose absolute index is a multiple of ``stride`` are
+analysed (their rows equal the ``stride=1`` rows at those lines).
 """
 
 import numpy as np
@@ -28,8 +33,9 @@ from numba import njit
 
 from ._jit import JIT_OPTIONS
 from .diameter_fit import _fit_lines
+from .diameter_lines import analysed_lines, fit_lines, gradient_lines, threshold_lines
 from .diameter_profile import (_ANCHOR, _SMALL, FIT_NOT_CONVERGED, FIT_POOR, FLAG_BITS, LEFT_EDGE_MISSING,
-                               NO_CONTRAST, RIGHT_EDGE_MISSING, _edges_at, _extremes5_lanes, _lerp, _low5_max,
+                               MOTION_REJECTED, NO_CONTRAST, RIGHT_EDGE_MISSING, WEAK_EDGE, _edges_at, _extremes5_lanes, _lerp, _low5_max,
                                _next_profile, _order_index, _two_percentiles)
 
 _LANES = 32  # lines whose percentiles are found together (SIMD over lines)
@@ -42,7 +48,11 @@ __all__ = [
     "NO_CONTRAST",
     "FIT_NOT_CONVERGED",
     "FIT_POOR",
+    "WEAK_EDGE",
+    "MOTION_REJECTED",
     "bin_lines",
+    "gradient_edges",
+    "gaussian_weights",
     "halfmax_edges",
     "fit_edges",
 ]
@@ -176,8 +186,15 @@ def bin_lines(image, *, window_rows=5, binning="mean", polarity="bright", start=
     return out
 
 
+def _stride(stride):
+    if isinstance(stride, bool) or not (isinstance(stride, (int, np.integer)) and stride >= 1):
+        raise ValueError(f"stride must be an integer >= 1, got {stride!r}")
+    return int(stride)
+
+
 def halfmax_edges(image, *, window_rows=5, binning="mean", polarity="bright",
-                  baseline_percentile=10.0, peak_percentile=100.0, start=0, stop=None, check_finite=True):
+                  baseline_percentile=10.0, peak_percentile=100.0, start=0, stop=None, check_finite=True,
+                  stride=1, threshold_value=None):
     """Sub-pixel half-maximum vessel edges of each line.
 
     threshold = baseline + 0.5 * (peak - baseline), with baseline and peak the given
@@ -198,25 +215,43 @@ def halfmax_edges(image, *, window_rows=5, binning="mean", polarity="bright",
         Test the lines read for NaN/inf and raise ValueError (default). False skips the
         test for a block the caller has already checked; NaN/inf pixels then give
         undefined edges.
+    stride : int, keyword-only
+        Analyse only the lines whose index is a multiple of ``stride`` (default 1: all).
+    threshold_value : float or None, keyword-only
+        An absolute threshold (image intensity) instead of the half maximum: the lumen is
+        where the binned profile is >= it (``"bright"``) or <= it (``"dark"``); edges with
+        no crossing inside the line are NaN and flagged, as are both when no pixel is in
+        the lumen. The percentiles are then not used.
 
     Returns
     -------
-    left_px, right_px : ndarray, float64, shape (stop - start,)
+    left_px, right_px : ndarray, float64, shape (number of analysed lines,)
         Edge positions in pixels (pixel j centred at j); diameter = right - left.
     flags : ndarray, int32
         Bit mask, see :data:`FLAG_BITS`.
     """
     img, h, median, flip, start, stop = _prepare(image, window_rows, binning, polarity, start, stop, 3, check_finite)
     q_lo, q_hi = _check_percentiles(baseline_percentile, peak_percentile)
-    n = stop - start
+    stride = _stride(stride)
+    if stride == 1 and threshold_value is None:  # the default path: lanes of lines, no per-line branches
+        n = stop - start
+        left, right, flags = np.empty(n), np.empty(n), np.empty(n, np.int32)
+        _halfmax_lines(img, start, stop, h, median, flip, q_lo, q_hi, left, right, flags)
+        return left, right, flags
+    absolute = threshold_value is not None
+    thr = float(threshold_value) if absolute else 0.0
+    if not np.isfinite(thr):
+        raise ValueError(f"threshold_value must be finite, got {threshold_value!r}")
+    n = analysed_lines(start, stop, stride)[1]
     left, right, flags = np.empty(n), np.empty(n), np.empty(n, np.int32)
-    _halfmax_lines(img, start, stop, h, median, flip, q_lo, q_hi, left, right, flags)
+    threshold_lines(img, start, stop, stride, h, median, flip, absolute, -thr if flip else thr,
+                    q_lo, q_hi, left, right, flags)
     return left, right, flags
 
 
 def fit_edges(image, *, window_rows=5, binning="mean", polarity="bright",
               baseline_percentile=10.0, peak_percentile=100.0, max_iter=50, min_r2=0.9,
-              start=0, stop=None, check_finite=True):
+              start=0, stop=None, check_finite=True, stride=1):
     """Vessel edges of each line from a least-squares fit of a blurred top-hat.
 
     Model (x in pixels): ``f(x) = b + a/2 * (erf((x-l)/(sqrt2 s)) - erf((x-r)/(sqrt2 s)))``,
@@ -225,7 +260,7 @@ def fit_edges(image, *, window_rows=5, binning="mean", polarity="bright",
 
     Parameters
     ----------
-    image, window_rows, binning, polarity, baseline_percentile, peak_percentile, start, stop, check_finite
+    image, window_rows, binning, polarity, baseline_percentile, peak_percentile, start, stop, check_finite, stride
         As in :func:`halfmax_edges`; at least 6 pixels per line.
     max_iter : int, keyword-only
         Largest number of accepted Levenberg-Marquardt steps.
@@ -246,8 +281,72 @@ def fit_edges(image, *, window_rows=5, binning="mean", polarity="bright",
     q_lo, q_hi = _check_percentiles(baseline_percentile, peak_percentile)
     if not (isinstance(max_iter, (int, np.integer)) and max_iter >= 1):
         raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}")
-    n = stop - start
+    stride = _stride(stride)
+    n = analysed_lines(start, stop, stride)[1]
     left, right, r2, flags = np.empty(n), np.empty(n), np.empty(n), np.empty(n, np.int32)
-    _fit_lines(img, start, stop, h, median, flip, q_lo, q_hi, int(max_iter), float(min_r2),
-               left, right, r2, flags)
+    if stride == 1:
+        _fit_lines(img, start, stop, h, median, flip, q_lo, q_hi, int(max_iter), float(min_r2),
+                   left, right, r2, flags)
+    else:
+        fit_lines(img, start, stop, stride, h, median, flip, q_lo, q_hi, int(max_iter), float(min_r2),
+                  left, right, r2, flags)
     return left, right, r2, flags
+
+
+def gaussian_weights(sigma_px):
+    """Normalised Gaussian weights of sigma ``sigma_px`` (pixels), radius ``int(4 sigma + 0.5)``.
+
+    The radius is scipy.ndimage's (``truncate=4``); ``sigma_px = 0`` gives ``[1.0]``.
+    """
+    sigma = float(sigma_px)
+    if not (np.isfinite(sigma) and sigma >= 0):
+        raise ValueError(f"sigma_px must be a finite number >= 0, got {sigma_px!r}")
+    radius = int(4.0 * sigma + 0.5)
+    if radius == 0:
+        return np.ones(1)
+    x = np.arange(-radius, radius + 1, dtype=float)
+    w = np.exp(-0.5 * (x / sigma) ** 2)
+    return w / w.sum()
+
+
+def gradient_edges(image, *, window_rows=5, binning="mean", polarity="bright", sigma_px=1.5, min_strength=0.0,
+                   stride=1, start=0, stop=None, check_finite=True):
+    """Vessel edges at the steepest rise and fall of each smoothed, binned line.
+
+    The binned profile (``polarity="dark"`` negated) is smoothed by a Gaussian of sigma
+    ``sigma_px`` (end pixels repeated), differentiated by central differences (one-sided
+    at the ends); the left edge is at the derivative's maximum, the right edge at its
+    minimum, each refined to sub-pixel by a parabola through the logarithms of the three
+    derivative samples around it (through the samples if a neighbour changes sign).
+
+    Parameters
+    ----------
+    image, window_rows, binning, polarity, start, stop, check_finite, stride
+        As in :func:`halfmax_edges`; at least 3 pixels per line.
+    sigma_px : float, keyword-only
+        Smoothing sigma in pixels (>= 0; 0 = none).
+    min_strength : float, keyword-only
+        Edges whose derivative peak (intensity per pixel, of the smoothed binned profile)
+        is below this are NaN and flagged ``WEAK_EDGE``.
+
+    Returns
+    -------
+    left_px, right_px : ndarray, float64
+        Edges in pixels; NaN (flagged) when the extremum lies at an end pixel of the line,
+        when the steepest fall comes before the steepest rise (both), when the profile has
+        no rise or no fall (both, ``NO_CONTRAST``), or when the edge is weak.
+    left_strength, right_strength : ndarray, float64
+        Height of the derivative's maximum and depth of its minimum (intensity per pixel).
+    flags : ndarray, int32
+    """
+    img, h, median, flip, start, stop = _prepare(image, window_rows, binning, polarity, start, stop, 3, check_finite)
+    weights = gaussian_weights(sigma_px)
+    min_strength = float(min_strength)
+    if not (np.isfinite(min_strength) and min_strength >= 0):
+        raise ValueError(f"min_strength must be a finite number >= 0, got {min_strength!r}")
+    stride = _stride(stride)
+    n = analysed_lines(start, stop, stride)[1]
+    out = [np.empty(n) for _ in range(4)]
+    flags = np.empty(n, np.int32)
+    gradient_lines(img, start, stop, stride, h, median, flip, weights, min_strength, *out, flags)
+    return (*out, flags)

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-__all__ = ["make_vessel_kymograph", "vasomotion"]
+__all__ = ["make_vessel_kymograph", "vasomotion", "make_moving_vessel"]
 
 try:  # vectorised erf when scipy is present (it is with scikit-image); same values either way
     from scipy.special import erf as _erf
@@ -107,3 +107,42 @@ def make_vessel_kymograph(n_lines: int, n_pixels: int, *, diameter_px, center_px
     if noise_sd > 0:
         image = image + np.random.default_rng(rng).normal(0.0, noise_sd, size=image.shape)
     return image
+
+
+def make_moving_vessel(n_lines: int, n_pixels: int, *, diameter_px, center_px, glitch_fraction: float = 0.0,
+                       glitch_shift_px: float = 10.0, psf_sigma_px: float = 1.5, noise_sd: float = 0.0,
+                       background: float = 100.0, amplitude: float = 1000.0, rng=None):
+    """A vessel that moves and changes width, with optional single-line motion glitches.
+
+    Parameters
+    ----------
+    n_lines, n_pixels : int
+        Image shape (lines, pixels).
+    diameter_px, center_px : float or array of n_lines floats, keyword-only
+        True width and centre per line (pixels), e.g. from :func:`vasomotion`.
+    glitch_fraction : float, keyword-only
+        Fraction of lines (chosen at random, never the first) recorded with the vessel
+        displaced by ``+-glitch_shift_px`` (a sudden tissue jerk lasting one line): the
+        edges those lines show are not the vessel's.
+    glitch_shift_px : float, keyword-only
+    psf_sigma_px, noise_sd, background, amplitude, rng
+        As in :func:`make_vessel_kymograph`.
+
+    Returns
+    -------
+    image : ndarray, float64, shape (n_lines, n_pixels)
+    left_px, right_px : ndarray, float64, shape (n_lines,)
+        The true vessel edges of every line (``centre -+ diameter / 2``), glitch lines included.
+    glitch : ndarray of bool, shape (n_lines,)
+        True on the glitch lines.
+    """
+    rng = np.random.default_rng(rng)
+    diam = _per_line(diameter_px, n_lines, "diameter_px")
+    centre = _per_line(center_px, n_lines, "center_px")
+    glitch = np.zeros(n_lines, bool)
+    n_glitch = int(round(glitch_fraction * (n_lines - 1)))
+    glitch[1 + rng.choice(n_lines - 1, size=n_glitch, replace=False)] = True
+    seen = centre + np.where(glitch, rng.choice([-1.0, 1.0], size=n_lines) * glitch_shift_px, 0.0)
+    image = make_vessel_kymograph(n_lines, n_pixels, diameter_px=diam, center_px=seen, psf_sigma_px=psf_sigma_px,
+                                  noise_sd=noise_sd, background=background, amplitude=amplitude, rng=rng)
+    return image, centre - diam / 2.0, centre + diam / 2.0, glitch
