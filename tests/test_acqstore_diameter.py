@@ -73,6 +73,20 @@ def test_bad_values_are_rejected(params, error):
 def test_diameter_params_validate_the_new_options():
     for bad in ({"stride": 0}, {"post_filter_lines": 2}, {"gradient_sigma_px": -1}, {"motion_gating": "yes"},
                 {"threshold_mode": "absolute"}, {"threshold_mode": "absolute", "threshold_value": 1.0, "method": "fit"},
-                {"max_diameter_change_um": -1.0}, {"threshold_mode": "half"}):
+                {"max_diameter_change_um": -1.0}, {"threshold_mode": "half"}, {"threshold_value": 500.0}):
         with pytest.raises(ParameterError):
             DiameterParams(**UNITS, **bad)
+
+
+def test_docs_map_every_acqstore_parameter():
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    text = "".join(p.read_text(encoding="utf-8") for p in (docs / "ACQSTORE_DIAMETER.md", docs / "ACQSTORE.md")
+                   if p.exists())
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    for p in ACQSTORE_DIAMETER_SCHEMA:
+        row = next((r for r in rows if r.startswith(f"| `{p.name}` |")), None)
+        assert row is not None, p.name
+        target = p.hpcacq.split(" ")[0].rstrip(":")
+        assert target == "none" or f"`{target}`" in row, (p.name, row)

@@ -25,7 +25,23 @@ two vessel edges are found in pixels (pixel ``j`` centred at ``j``):
   the half-maximum edges; mean absolute error <= 0.08 px down to 4 PSF sigma (0.16 px at
   3 sigma), with R^2 as ``fit_quality``; about 30x slower than halfmax.
 
+- ``method="gradient"``: edges at the steepest rise and fall of the binned profile smoothed
+  by a Gaussian (``gradient_sigma_px``), refined to sub-pixel by a parabola through the
+  logarithms of the derivative samples around each extremum; an edge counts only where the
+  profile falls to background beyond it, and (``gradient_min_strength``) only if its
+  derivative peak is strong enough. Mean absolute error as halfmax's (0.057 px over vessels
+  >= 4 sigma wide; tests/test_diameter_options.py).
+
+Options (acqstore's, see docs/ACQSTORE_DIAMETER.md): ``stride`` (analyse every n-th line),
+``threshold_mode="absolute"`` with ``threshold_value`` (halfmax), ``motion_gating`` (edges
+that jump from the last accepted line by more than ``max_edge_shift_um``,
+``max_diameter_change_um``, ``max_center_shift_um`` per line are NaN and flagged), and
+``post_filter_lines`` (running median of the diameter, extra columns). Their defaults give
+the results of the methods without them, bit for bit.
+
 Diameter = right - left. An edge that does not lie inside the line is NaN and flagged.
+Diameter needs a scan ACROSS the vessel: ``summary["fraction_with_edges"]`` counts the lines
+with both edges, and fewer than half make the result doubtful (``result.warnings``).
 """
 
 from __future__ import annotations
@@ -33,7 +49,7 @@ from __future__ import annotations
 import math
 import threading
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -201,6 +217,9 @@ class DiameterParams:
                 raise ParameterError(f"threshold_mode='absolute' applies to method='halfmax', not {self.method!r}")
             if self.threshold_value is None:
                 raise ParameterError("threshold_mode='absolute' needs threshold_value= (intensity of the lumen edge)")
+        elif self.threshold_value is not None:
+            raise ParameterError("threshold_value is used only with threshold_mode='absolute'; set that too, "
+                                 "or leave threshold_value out")
         if self.threshold_value is not None:
             object.__setattr__(self, "threshold_value",
                                _number("threshold_value", self.threshold_value, "an intensity, e.g. 500"))
@@ -319,47 +338,11 @@ def _run_chunks(work, n_lines: int, chunk: int, threads: int, cancel, progress) 
     return [np.concatenate([parts[i][k] for i in range(len(bounds))]) for k in range(len(parts[0]))]
 
 
-def _assemble(params: DiameterParams, outputs: list[np.ndarray], row_offset: int) -> AnalysisResult:
-    from .diameter_quality import edge_summary, edge_warnings, gate_and_filter
-
-    left, right, r2, flags = outputs[:4]
-    extra = gate_and_filter(params, left, right, flags)
-    n = len(left)
-    diameter = right - left
-    columns = {
-        "time_s": (row_offset + params.stride * np.arange(n)) * params.dt_s,
-        "left_px": left, "right_px": right, "diameter_px": diameter,
-        "left_um": left * params.dx_um, "right_um": right * params.dx_um,
-        "diameter_um": diameter * params.dx_um, "fit_quality": r2, "flags": flags.astype(np.int32),
-    }
-    units = dict(UNITS)
-    if "diameter_filtered_px" in extra:
-        columns["diameter_filtered_px"] = extra["diameter_filtered_px"]
-        columns["diameter_filtered_um"] = extra["diameter_filtered_px"] * params.dx_um
-        units.update(diameter_filtered_px="px", diameter_filtered_um="um")
-    if params.method == "gradient":
-        columns["left_strength"], columns["right_strength"] = outputs[4], outputs[5]
-        units.update(left_strength="1/px", right_strength="1/px")
-    ok = np.isfinite(diameter)
-    summary = {
-        "n_lines": float(n),
-        "median_diameter_px": float(np.median(diameter[ok])) if ok.any() else math.nan,
-        "median_diameter_um": float(np.median(diameter[ok])) * params.dx_um if ok.any() else math.nan,
-        "fraction_flagged": float(np.mean(flags != 0)) if n else math.nan,
-        "fraction_nan": float(np.mean(~ok)) if n else math.nan,
-    }
-    if params.method == "fit":
-        summary["median_fit_quality"] = float(np.nanmedian(r2)) if np.isfinite(r2).any() else math.nan
-    summary.update(edge_summary(diameter, flags, FLAG_BITS["motion_rejected"]))
-    return AnalysisResult(analysis="diameter", params=asdict(params), columns=columns, units=units,
-                          flag_bits=dict(FLAG_BITS), summary=summary, warnings=edge_warnings(summary, n))
-
-
 def vessel_diameter(image, *, dx_um: float, dt_s: float, window_rows: int = 5, method: str = "halfmax",
                     polarity: str = "bright", row_offset: int = 0, threads: int = 1,
                     cancel: Callable[[], bool] | None = None,
                     progress: Callable[[int, int], None] | None = None, **options) -> AnalysisResult:
-    """Vessel edges and diameter for every line of a block across a vessel.
+    """Vessel edges and diameter for every (``stride``-th) line of a block across a vessel.
 
     Parameters
     ----------
@@ -387,12 +370,15 @@ def vessel_diameter(image, *, dx_um: float, dt_s: float, window_rows: int = 5, m
         ``progress(done_lines, total_lines)``, called between chunks.
     **options
         Further :class:`DiameterParams` fields (``binning``, ``baseline_percentile``,
-        ``peak_percentile``, ``max_iter``, ``min_fit_r2``).
+        ``peak_percentile``, ``max_iter``, ``min_fit_r2``, ``stride``, ``threshold_mode``,
+        ``threshold_value``, ``gradient_sigma_px``, ``gradient_min_strength``,
+        ``motion_gating``, ``max_edge_shift_um``, ``max_diameter_change_um``,
+        ``max_center_shift_um``, ``post_filter_lines``).
 
     Returns
     -------
     AnalysisResult
-        One row per line: ``time_s`` (s, ``(row_offset + i) * dt_s``), ``left_px``,
+        One row per analysed line: ``time_s`` (s, ``(row_offset + i) * dt_s`` for line ``i``), ``left_px``,
         ``right_px``, ``diameter_px`` (px), ``left_um``, ``right_um``, ``diameter_um`` (um,
         edges measured from the block's first pixel centre), ``fit_quality`` (R^2 of the fit,
         NaN for halfmax), ``flags`` (bits in ``FLAG_BITS``).
@@ -418,4 +404,6 @@ def vessel_diameter(image, *, dx_um: float, dt_s: float, window_rows: int = 5, m
     else:
         chunk = max(1024, min(_CHUNK_LINES[params.method], -(-n_lines // (4 * threads))))
     outputs = _run_chunks(work, n_lines, chunk, threads, cancel, progress)
-    return _assemble(params, outputs, row_offset)
+    from .diameter_quality import assemble_result
+
+    return assemble_result(params, outputs, row_offset, units=UNITS, flag_bits=FLAG_BITS)

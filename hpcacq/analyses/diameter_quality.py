@@ -9,11 +9,14 @@ fewer than :data:`MIN_FRACTION_WITH_EDGES` of the analysed lines have both edges
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 
-__all__ = ["MIN_FRACTION_WITH_EDGES", "gate_and_filter", "edge_summary", "edge_warnings"]
+from .base import AnalysisResult
+
+__all__ = ["MIN_FRACTION_WITH_EDGES", "assemble_result", "gate_and_filter", "edge_summary", "edge_warnings"]
 
 MIN_FRACTION_WITH_EDGES = 0.5  # fewer lines with both edges than this: the file is doubtful
 
@@ -68,3 +71,44 @@ def edge_warnings(summary: dict[str, float], n_lines: int) -> list[str]:
         text += (f"; motion gating rejected {100 * rejected:.0f}% of lines: if the vessel really moves that fast, "
                  f"raise max_edge_shift_um / max_diameter_change_um / max_center_shift_um")
     return [text]
+
+
+def assemble_result(params, outputs: list[np.ndarray], row_offset: int, *, units: dict[str, str],
+                    flag_bits: dict[str, int]) -> AnalysisResult:
+    """The diameter :class:`AnalysisResult` from the per-line kernel outputs (in line order).
+
+    ``outputs`` = ``[left, right, r2, flags]`` (+ ``[left_strength, right_strength]`` for
+    ``method="gradient"``); motion gating and the post filter run here, then the summary
+    and the warnings are made.
+    """
+    left, right, r2, flags = outputs[:4]
+    extra = gate_and_filter(params, left, right, flags)
+    n = len(left)
+    diameter = right - left
+    columns = {
+        "time_s": (row_offset + params.stride * np.arange(n)) * params.dt_s,
+        "left_px": left, "right_px": right, "diameter_px": diameter,
+        "left_um": left * params.dx_um, "right_um": right * params.dx_um,
+        "diameter_um": diameter * params.dx_um, "fit_quality": r2, "flags": flags.astype(np.int32),
+    }
+    units = dict(units)
+    if "diameter_filtered_px" in extra:
+        columns["diameter_filtered_px"] = extra["diameter_filtered_px"]
+        columns["diameter_filtered_um"] = extra["diameter_filtered_px"] * params.dx_um
+        units.update(diameter_filtered_px="px", diameter_filtered_um="um")
+    if params.method == "gradient":
+        columns["left_strength"], columns["right_strength"] = outputs[4], outputs[5]
+        units.update(left_strength="1/px", right_strength="1/px")
+    ok = np.isfinite(diameter)
+    summary = {
+        "n_lines": float(n),
+        "median_diameter_px": float(np.median(diameter[ok])) if ok.any() else math.nan,
+        "median_diameter_um": float(np.median(diameter[ok])) * params.dx_um if ok.any() else math.nan,
+        "fraction_flagged": float(np.mean(flags != 0)) if n else math.nan,
+        "fraction_nan": float(np.mean(~ok)) if n else math.nan,
+    }
+    if params.method == "fit":
+        summary["median_fit_quality"] = float(np.nanmedian(r2)) if np.isfinite(r2).any() else math.nan
+    summary.update(edge_summary(diameter, flags, flag_bits["motion_rejected"]))
+    return AnalysisResult(analysis="diameter", params=dataclasses.asdict(params), columns=columns, units=units,
+                          flag_bits=dict(flag_bits), summary=summary, warnings=edge_warnings(summary, n))

@@ -38,6 +38,11 @@ WORKLOAD: tuple[tuple[str, dict], ...] = (
     ("diameter", {"method": "halfmax", "binning": "median", "polarity": "dark"}),
     ("diameter", {"method": "fit", "binning": "mean", "polarity": "bright"}),
     ("diameter", {"method": "fit", "binning": "median", "polarity": "dark"}),
+    ("diameter", {"method": "gradient", "binning": "mean", "polarity": "bright", "motion_gating": True,
+                  "post_filter_lines": 3}),
+    ("diameter", {"method": "gradient", "binning": "median", "polarity": "dark", "stride": 2}),
+    ("diameter", {"method": "halfmax", "stride": 2, "threshold_mode": "absolute", "threshold_value": 100.0}),
+    ("diameter", {"method": "fit", "stride": 2}),
 )
 #: dtypes of the blocks given to the analyses (what the readers return for microscope files).
 DTYPES = ("uint8", "uint16", "float32", "float64")
