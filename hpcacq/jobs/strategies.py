@@ -18,6 +18,7 @@ many threads, None -> one per CPU (``os.cpu_count()``).
 from __future__ import annotations
 
 import math
+import operator
 import os
 import threading
 import time
@@ -74,6 +75,16 @@ def _roi_mode(value: Any) -> RoiBatchMode:
     except ValueError:
         raise ParameterError(f"roi_mode={value!r} is not one of {[m.name for m in RoiBatchMode]} "
                              f"(or {[m.value for m in RoiBatchMode]})") from None
+
+
+def _as_int(value: Any) -> int | None:
+    """``value`` as an int when it is an integer (Python or NumPy, not bool), else None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
 
 
 def _path_of(image_or_path: Any) -> str:
@@ -143,8 +154,12 @@ class BatchStrategy:
     threads_per_file: int | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.channel, bool) or not isinstance(self.channel, int) or self.channel < 0:
+        channel = _as_int(self.channel)
+        if channel is None or channel < 0:
             raise ParameterError(f"channel={self.channel!r} must be an integer >= 0 (channels are 0-based)")
+        object.__setattr__(self, "channel", channel)
+        if self.roi_id is not None and _as_int(self.roi_id) is not None:
+            object.__setattr__(self, "roi_id", _as_int(self.roi_id))
         object.__setattr__(self, "roi_mode", _roi_mode(self.roi_mode))
         self._check_roi()
         object.__setattr__(self, "threads_per_file", self._execution_threads())
