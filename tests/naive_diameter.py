@@ -97,7 +97,7 @@ def naive_gradient_profile(profile, sigma, min_strength=0.0):
     s = gaussian_filter1d(p, sigma, mode="nearest", truncate=4.0) if sigma > 0 else p.copy()
     d = np.gradient(s)
     kl, kr = int(np.argmax(d)), int(np.argmin(d))
-    if not (d[kl] > 0 and -d[kr] > 0):
+    if not (d[kl] > 0 or -d[kr] > 0):
         return math.nan, math.nan, 4 | 1 | 2
 
     def vertex(a, b, c):
@@ -106,27 +106,28 @@ def naive_gradient_profile(profile, sigma, min_strength=0.0):
         den = a - 2 * b + c
         return min(max(0.5 * (a - c) / den, -0.5), 0.5) if den < 0 else 0.0
 
+    n = len(p)
+    has_l = d[kl] > 0 and 0 < kl < n - 1
+    has_r = -d[kr] > 0 and 0 < kr < n - 1
+    if has_l and has_r and kl >= kr:
+        return math.nan, math.nan, 1 | 2
+    inside = s[(kl if has_l else 0):(kr if has_r else n - 1) + 1].max()
+    out_l = s[:kl + 1].min() if has_l else inside
+    out_r = s[kr:].min() if has_r else inside
+    half = 0.5 * (inside - min(out_l, out_r))
     flags, left, right = 0, math.nan, math.nan
-    if kl in (0, len(p) - 1):
+    if not (has_l and inside - out_l >= half):
         flags |= 1
     elif d[kl] < min_strength:
         flags |= 32
     else:
         left = kl + vertex(d[kl - 1], d[kl], d[kl + 1])
-    if kr in (0, len(p) - 1):
+    if not (has_r and inside - out_r >= half):
         flags |= 2
     elif -d[kr] < min_strength:
         flags |= 32
     else:
         right = kr + vertex(-d[kr - 1], -d[kr], -d[kr + 1])
-    if kl >= kr:
-        return math.nan, math.nan, flags | 1 | 2
-    inside, out_l, out_r = s[kl:kr + 1].max(), s[:kl + 1].min(), s[kr:].min()
-    half = 0.5 * (inside - min(out_l, out_r))
-    if inside - out_l < half and not flags & 1:
-        flags, left = flags | 1, math.nan
-    if inside - out_r < half and not flags & 2:
-        flags, right = flags | 2, math.nan
     return left, right, flags
 
 

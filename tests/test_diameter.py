@@ -127,7 +127,7 @@ def test_fit_tracks_a_slowly_changing_diameter():
     assert res.summary["fraction_flagged"] == 0.0
 
 
-@pytest.mark.parametrize("method, tol", [("halfmax", 0.03), ("fit", 0.002)])
+@pytest.mark.parametrize("method, tol", [("halfmax", 0.03), ("fit", 0.002), ("gradient", 0.002)])
 def test_diameter_does_not_depend_on_where_the_vessel_sits(method, tol):
     centres = np.repeat(15.0 + np.arange(40) * 0.37, 5)  # sub-pixel and whole-pixel shifts
     img = make_vessel_kymograph(200, 48, diameter_px=16.0, center_px=centres, psf_sigma_px=1.5)
@@ -138,7 +138,7 @@ def test_diameter_does_not_depend_on_where_the_vessel_sits(method, tol):
     np.testing.assert_allclose(mid, centres, atol=tol)
 
 
-@pytest.mark.parametrize("method", ["halfmax", "fit"])
+@pytest.mark.parametrize("method", ["halfmax", "fit", "gradient"])
 def test_mirror_and_polarity_symmetry(method):
     img = make_vessel_kymograph(300, 41, diameter_px=vasomotion(300, mean_px=14, amplitude_px=2, period_lines=150),
                                 center_px=17.3, psf_sigma_px=1.2, noise_sd=25.0, rng=4)
@@ -159,12 +159,12 @@ def test_dark_vessel_read_as_bright_is_wrong_and_flagged_or_off():
     assert (wrong["flags"] != 0).all()  # background touches both ends: no edges found
 
 
-@pytest.mark.parametrize("method", ["halfmax", "fit"])
+@pytest.mark.parametrize("method", ["halfmax", "fit", "gradient"])
 def test_missing_edge_is_nan_and_flagged(method):
     img = make_vessel_kymograph(20, 30, diameter_px=20.0, center_px=25.0, psf_sigma_px=1.0)
     res = vessel_diameter(img, method=method, **UNITS).columns
     assert np.isnan(res["right_px"]).all() and np.isnan(res["diameter_um"]).all()
-    if method == "halfmax":
+    if method in ("halfmax", "gradient"):
         np.testing.assert_allclose(res["left_px"], 15.0, atol=0.05)
     else:  # the fit needs both edges inside the line: it does not guess the left one alone
         assert np.isnan(res["left_px"]).all()

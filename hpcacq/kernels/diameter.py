@@ -332,9 +332,11 @@ def gradient_edges(image, *, window_rows=5, binning="mean", polarity="bright", s
     Returns
     -------
     left_px, right_px : ndarray, float64
-        Edges in pixels; NaN (flagged) when the extremum lies at an end pixel of the line,
-        when the steepest fall comes before the steepest rise (both), when the profile has
-        no rise or no fall (both, ``NO_CONTRAST``), or when the edge is weak.
+        Edges in pixels; NaN (flagged) when the extremum lies at an end pixel of the line
+        or the profile never rises (falls), when the profile beyond the edge does not fall
+        to background (at least half the contrast below the lumen), when the steepest fall
+        comes before the steepest rise (both), when the profile is flat (both,
+        ``NO_CONTRAST``), or when the edge is weak (``WEAK_EDGE``).
     left_strength, right_strength : ndarray, float64
         Height of the derivative's maximum and depth of its minimum (intensity per pixel).
     flags : ndarray, int32

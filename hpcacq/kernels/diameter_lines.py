@@ -155,10 +155,9 @@ def _peak_offset(a, b, c):
 
 
 @njit(**JIT_OPTIONS)
-def _gradient_profile(prof, weights, min_strength, smooth, deriv):
-    """Gradient edges of one binned profile: (left, right, left_strength, right_strength, flags)."""
-    n = prof.shape[0]
-    _smooth(prof, weights, smooth)
+def _extreme_indices(smooth, deriv):
+    """Central-difference derivative of ``smooth`` (one-sided at the ends); (argmax, argmin), first of ties."""
+    n = smooth.shape[0]
     deriv[0] = smooth[1] - smooth[0]
     deriv[n - 1] = smooth[n - 1] - smooth[n - 2]
     for j in range(1, n - 1):
@@ -170,43 +169,61 @@ def _gradient_profile(prof, weights, min_strength, smooth, deriv):
             kl = j
         if deriv[j] < deriv[kr]:
             kr = j
+    return kl, kr
+
+
+@njit(**JIT_OPTIONS)
+def _falls_to_background(smooth, kl, kr, has_l, has_r):
+    """(left ok, right ok): the profile beyond each candidate edge lies >= half the contrast below the lumen."""
+    n = smooth.shape[0]
+    a = kl if has_l else 0
+    b = kr if has_r else n - 1
+    inside = smooth[a]
+    for j in range(a, b + 1):
+        inside = max(inside, smooth[j])
+    out_l = inside
+    if has_l:
+        for j in range(kl + 1):
+            out_l = min(out_l, smooth[j])
+    out_r = inside
+    if has_r:
+        for j in range(kr, n):
+            out_r = min(out_r, smooth[j])
+    half = 0.5 * (inside - min(out_l, out_r))
+    return inside - out_l >= half, inside - out_r >= half
+
+
+@njit(**JIT_OPTIONS)
+def _gradient_profile(prof, weights, min_strength, smooth, deriv):
+    """Gradient edges of one binned profile: (left, right, left_strength, right_strength, flags)."""
+    n = prof.shape[0]
+    _smooth(prof, weights, smooth)
+    kl, kr = _extreme_indices(smooth, deriv)
     s_left = deriv[kl]
     s_right = -deriv[kr]
-    if not (s_left > 0.0 and s_right > 0.0):  # no rising or no falling part: flat or monotonic
+    if not (s_left > 0.0 or s_right > 0.0):  # flat profile
         return np.nan, np.nan, s_left, s_right, NO_CONTRAST | LEFT_EDGE_MISSING | RIGHT_EDGE_MISSING
+    # a candidate edge: a rise (fall) whose steepest point is inside the line (else it may lie beyond)
+    has_l = s_left > 0.0 and 0 < kl < n - 1
+    has_r = s_right > 0.0 and 0 < kr < n - 1
+    if has_l and has_r and kl >= kr:  # the steepest fall comes first: no lumen between two edges
+        return np.nan, np.nan, s_left, s_right, LEFT_EDGE_MISSING | RIGHT_EDGE_MISSING
+    ok_l, ok_r = _falls_to_background(smooth, kl, kr, has_l, has_r)
     flags = 0
     left = np.nan
     right = np.nan
-    if kl == 0 or kl == n - 1:  # steepest rise at the end of the line: the edge may lie beyond it
+    if not (has_l and ok_l):
         flags |= LEFT_EDGE_MISSING
     elif s_left < min_strength:
         flags |= WEAK_EDGE
     else:
         left = kl + _peak_offset(deriv[kl - 1], deriv[kl], deriv[kl + 1])
-    if kr == 0 or kr == n - 1:
+    if not (has_r and ok_r):
         flags |= RIGHT_EDGE_MISSING
     elif s_right < min_strength:
         flags |= WEAK_EDGE
     else:
         right = kr + _peak_offset(-deriv[kr - 1], -deriv[kr], -deriv[kr + 1])
-    if kl >= kr:  # the steepest fall comes first: no lumen between two edges
-        return np.nan, np.nan, s_left, s_right, flags | LEFT_EDGE_MISSING | RIGHT_EDGE_MISSING
-    inside = smooth[kl]
-    for j in range(kl, kr + 1):
-        inside = max(inside, smooth[j])
-    out_l = smooth[0]
-    for j in range(kl + 1):
-        out_l = min(out_l, smooth[j])
-    out_r = smooth[n - 1]
-    for j in range(kr, n):
-        out_r = min(out_r, smooth[j])
-    half = 0.5 * (inside - min(out_l, out_r))  # each side must fall to background, as for halfmax
-    if inside - out_l < half and not flags & LEFT_EDGE_MISSING:
-        flags |= LEFT_EDGE_MISSING
-        left = np.nan
-    if inside - out_r < half and not flags & RIGHT_EDGE_MISSING:
-        flags |= RIGHT_EDGE_MISSING
-        right = np.nan
     return left, right, s_left, s_right, flags
 
 
