@@ -4,9 +4,13 @@ The public names load lazily (module ``__getattr__``), so ``import hpcacq`` stay
 pulls in neither Numba, h5py nor mpi4py; each loads when first used::
 
     import hpcacq
-    img = hpcacq.AcqImage.open("Capillary1_0001.tif")
-    key = img.analysis_set.create("radon_velocity", channel=0, roi_id=1)
-    result = img.analysis_set.run_analysis(key)
+    img = hpcacq.AcqImage("Capillary1_0001.tif")
+    analysis = img.analysis_set.create("radon_velocity", channel=0, roi_id=1)
+    result = img.analysis_set.run_analysis(analysis.key)
+
+acqstore's names are all here (``from hpcacq import AcqAnalysisBatch, RoiBatchMode, ...``),
+so an acqstore script runs with its ``acqstore...`` imports replaced by ``hpcacq``; see
+docs/ACQSTORE.md.
 """
 
 from __future__ import annotations
@@ -24,6 +28,14 @@ _LAZY = {
     "AnalysisRunContext": "hpcacq.model",
     "Roi": "hpcacq.model",
     "RoiSet": "hpcacq.model",
+    "ImageBounds": "hpcacq.model",
+    "AcqImageAnalysisDataProvider": "hpcacq.model",
+    "BaseAnalysis": "hpcacq.analysis_set",
+    "RadonVelocityAnalysis": "hpcacq.analysis_set",
+    "DiameterAnalysis": "hpcacq.analysis_set",
+    "AnalysisCancelled": "hpcacq.errors",
+    "AnalysisExclusionError": "hpcacq.errors",
+    "AcqImageList": "hpcacq.jobs.acq_list",
     "AnalysisResult": "hpcacq.analyses.base",
     "radon_velocity": "hpcacq.analyses.velocity",
     "RadonParams": "hpcacq.analyses.velocity",
@@ -37,6 +49,7 @@ _LAZY = {
     "RadonVelocityBatchStrategy": "hpcacq.jobs.batch",
     "DiameterBatchStrategy": "hpcacq.jobs.batch",
     "AcqAnalysisBatch": "hpcacq.jobs.batch",
+    "BatchAnalysisStrategy": "hpcacq.jobs.batch",
 }
 _SUBMODULES = ("errors", "io", "model", "analyses", "jobs", "synth", "kernels")
 

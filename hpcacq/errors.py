@@ -9,6 +9,7 @@ __all__ = [
     "HpcacqError",
     "InputError",
     "ParameterError",
+    "UnknownParameterError",
     "MissingUnitsError",
     "AnalysisCancelled",
     "AnalysisExclusionError",
@@ -28,16 +29,26 @@ class ParameterError(HpcacqError, ValueError):
     """An analysis or job parameter is invalid (unknown name, out of range, ...)."""
 
 
+class UnknownParameterError(ParameterError, KeyError):
+    """A detection parameter name is not known; the message lists the valid names.
+
+    Also a :class:`KeyError`, as acqstore raises for an unknown detection parameter.
+    """
+
+    def __str__(self) -> str:  # KeyError would show the message quoted
+        return str(self.args[0]) if self.args else ""
+
+
 class MissingUnitsError(ParameterError):
     """The physical steps ``dx_um`` / ``dt_s`` are unknown and were not given."""
 
 
-class AnalysisCancelled(HpcacqError):
-    """Raised by long-running work when its cancel callback returns True."""
+class AnalysisCancelled(HpcacqError, RuntimeError):
+    """Raised by long-running work when its cancel callback returns True (a RuntimeError, as in acqstore)."""
 
 
-class AnalysisExclusionError(HpcacqError):
-    """Two analyses that exclude each other were requested on the same channel and ROI."""
+class AnalysisExclusionError(HpcacqError, ValueError):
+    """Two analyses that exclude each other were requested on the same channel and ROI (a ValueError, as in acqstore)."""
 
 
 class TemporaryStorageError(HpcacqError, OSError):

@@ -11,18 +11,32 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
-from types import MappingProxyType
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Iterator
 
 import numpy as np
 
-from .analyses.base import AnalysisResult
-from .analyses.registry import build_params, get_spec
-from .errors import AnalysisExclusionError, InputError, MissingUnitsError, ParameterError
+from .analysis_set import (
+    AcqAnalysisSet,
+    AnalysisKey,
+    AnalysisRunContext,
+    BaseAnalysis,
+    DiameterAnalysis,
+    RadonVelocityAnalysis,
+)
+from .errors import InputError, ParameterError
 from .io.readers import as_channels, read_acquisition
 
-__all__ = ["Roi", "RoiSet", "AnalysisKey", "AnalysisRunContext", "AcqAnalysisSet", "AcqImage"]
+__all__ = ["Roi", "RoiSet", "ImageBounds", "AnalysisKey", "AnalysisRunContext", "AcqAnalysisSet", "AcqImage",
+           "AcqImageAnalysisDataProvider", "BaseAnalysis", "RadonVelocityAnalysis", "DiameterAnalysis"]
+
+
+@dataclass(frozen=True)
+class ImageBounds:
+    """acqstore's image size: ``width`` pixels (space, axis 1) x ``height`` lines (time, axis 0)."""
+
+    width: int
+    height: int
+    num_slices: int = 1
 
 
 @dataclass(frozen=True)
@@ -61,9 +75,11 @@ def _is_int(value: Any) -> bool:
 
 
 class RoiSet:
-    """The ROIs of one image of ``shape`` (n_lines, n_pixels), by integer id."""
+    """The ROIs of one image of ``shape`` (n_lines, n_pixels) or :class:`ImageBounds`, by integer id."""
 
-    def __init__(self, shape: tuple[int, int]):
+    def __init__(self, shape: "tuple[int, int] | ImageBounds"):
+        if isinstance(shape, ImageBounds):
+            shape = (shape.height, shape.width)
         self._shape = (int(shape[0]), int(shape[1]))
         self._rois: dict[int, Roi] = {}
 
@@ -109,8 +125,8 @@ class RoiSet:
         return roi
 
     def remove(self, roi_id: int) -> None:
-        """Delete ROI ``roi_id``."""
-        self.get(roi_id)
+        """Delete ROI ``roi_id``; ParameterError naming the existing ids if absent."""
+        self.require(roi_id)
         del self._rois[roi_id]
 
     def has_roi(self, roi_id: int) -> bool:
@@ -121,7 +137,18 @@ class RoiSet:
         """ROI ids in increasing order."""
         return sorted(self._rois)
 
-    def get(self, roi_id: int) -> Roi:
+    def get_roi_ids(self) -> list[int]:
+        """ROI ids in increasing order (acqstore's name)."""
+        return self.ids()
+
+    def get(self, roi_id: int) -> Roi | None:
+        """The ROI with id ``roi_id``, or None (as acqstore); :meth:`require` raises instead."""
+        try:
+            return self._rois.get(roi_id)
+        except TypeError:  # unhashable id
+            return None
+
+    def require(self, roi_id: int) -> Roi:
         """The ROI with id ``roi_id``; ParameterError naming the existing ids if absent."""
         try:
             return self._rois[roi_id]
@@ -141,167 +168,26 @@ class RoiSet:
         return f"RoiSet({list(self)})"
 
 
-@dataclass(frozen=True)
-class AnalysisKey:
-    """Identifies one analysis of an image: which analysis, on which channel and ROI."""
+class AcqImageAnalysisDataProvider:
+    """acqstore's adapter from an image to the data provider of :class:`AcqAnalysisSet`.
 
-    analysis_name: str
-    channel: int
-    roi_id: int
-
-
-@dataclass
-class AnalysisRunContext:
-    """Execution options of one run; they never change the answer.
-
-    Attributes
+    Parameters
     ----------
-    cancel_callback : callable or None
-        Zero-argument callable polled between chunks; True stops the run with
-        :class:`~hpcacq.errors.AnalysisCancelled`.
-    threads : int
-        Threads used inside the analysis (kernels release the GIL).
-    progress : callable or None
-        ``progress(done, total)`` called between chunks.
+    acq_image : object
+        Has ``get_roi_image(channel=, roi_id=)`` and ``get_image_physical_units()``
+        (and, optionally, ``rois`` used to check targets and offset result times).
     """
 
-    cancel_callback: Callable[[], bool] | None = None
-    threads: int = 1
-    progress: Callable[[int, int], None] | None = None
+    def __init__(self, acq_image: Any):
+        self.acq_image = acq_image
 
+    def get_roi_image(self, channel: int, roi_id: int) -> np.ndarray:
+        """The ROI's pixels (lines, pixels)."""
+        return self.acq_image.get_roi_image(channel=channel, roi_id=roi_id)
 
-_UNITS_HINT = {"dx_um": "--dx-um", "dt_s": "--dt-s"}
-
-
-class AcqAnalysisSet:
-    """The analyses requested on one image and their results, by :class:`AnalysisKey`."""
-
-    def __init__(self, image: "AcqImage"):
-        self._image = image
-        self._requested: dict[AnalysisKey, dict] = {}  # key -> validated detection params
-        self._results: dict[AnalysisKey, AnalysisResult] = {}
-
-    def _check_target(self, channel: Any, roi_id: Any) -> None:
-        n = self._image.n_channels
-        if not _is_int(channel) or not 0 <= channel < n:
-            raise ParameterError(f"channel {channel!r} does not exist; valid channels are 0..{n - 1} (0-based)")
-        self._image.rois.get(roi_id)
-
-    def _check_exclusion(self, key: AnalysisKey, group: str | None) -> None:
-        if group is None:
-            return
-        for other in self._requested:
-            if (other.channel, other.roi_id) != (key.channel, key.roi_id) or other.analysis_name == key.analysis_name:
-                continue
-            if get_spec(other.analysis_name).exclusive_group == group:
-                raise AnalysisExclusionError(
-                    f"{key.analysis_name!r} and {other.analysis_name!r} exclude each other on channel "
-                    f"{key.channel}, ROI {key.roi_id} (an ROI lies either along or across a vessel); "
-                    "remove the other analysis or use another ROI"
-                )
-
-    def _validated(self, name: str, detection_params: Any) -> dict:
-        """Check ``detection_params`` now (with stand-in units while the real ones are unknown)."""
-        dx_um, dt_s = self._image.dx_um, self._image.dt_s
-        if dx_um is not None and dt_s is not None:
-            params = build_params(name, detection_params, dx_um=dx_um, dt_s=dt_s)
-        else:
-            stand_in = {k: v for k, v in dict(detection_params or {}).items() if k not in _UNITS_HINT}
-            params = build_params(name, stand_in, dx_um=1.0, dt_s=1.0)
-        values = {f: getattr(params, f) for f in params.__dataclass_fields__ if f not in _UNITS_HINT}
-        if detection_params is not None and not isinstance(detection_params, Mapping):  # a params object
-            values.update({k: getattr(detection_params, k) for k in _UNITS_HINT})
-        elif detection_params:
-            values.update({k: v for k, v in detection_params.items() if k in _UNITS_HINT})
-        return values
-
-    def create(self, name: str, channel: int = 0, roi_id: int = 1, detection_params: Any = None) -> AnalysisKey:
-        """Request analysis ``name`` on ``channel`` (0-based) and ROI ``roi_id``.
-
-        ``detection_params`` (dict of scientific options) is validated now. A request with
-        the same key replaces the earlier one and drops its result.
-
-        Raises
-        ------
-        ParameterError
-            Unknown analysis (lists the names), channel or ROI (names what exists), or
-            invalid parameters.
-        AnalysisExclusionError
-            The other analysis of the same exclusive group is requested on this
-            (channel, ROI).
-        """
-        spec = get_spec(name)
-        self._check_target(channel, roi_id)
-        key = AnalysisKey(name, int(channel), roi_id)
-        self._check_exclusion(key, spec.exclusive_group)
-        params = self._validated(name, detection_params)
-        self._results.pop(key, None)
-        self._requested[key] = params
-        return key
-
-    def remove(self, key: AnalysisKey) -> None:
-        """Forget analysis ``key`` and its result."""
-        self._check_key(key)
-        del self._requested[key]
-        self._results.pop(key, None)
-
-    def _check_key(self, key: AnalysisKey) -> None:
-        if key not in self._requested:
-            raise ParameterError(f"no analysis {key}; requested: {self.keys() or 'none'} (use create() first)")
-
-    def params(self, key: AnalysisKey) -> Any:
-        """The validated params object of ``key``, with the image's current units.
-
-        Raises MissingUnitsError naming the options when ``dx_um`` or ``dt_s`` is unknown.
-        """
-        self._check_key(key)
-        missing = [name for name in _UNITS_HINT if getattr(self._image, name) is None]
-        if missing:
-            raise MissingUnitsError(
-                f"{self._image.source}: unknown {' and '.join(missing)} (no header gives them); pass "
-                f"{', '.join(m + '=' for m in missing)} to AcqImage.open / from_array, or "
-                f"{' / '.join(_UNITS_HINT[m] for m in missing)} on the command line"
-            )
-        return build_params(key.analysis_name, self._requested[key], dx_um=self._image.dx_um, dt_s=self._image.dt_s)
-
-    def run_analysis(self, key: AnalysisKey, context: AnalysisRunContext | None = None) -> AnalysisResult:
-        """Run analysis ``key`` on its ROI block and store the result under ``key``.
-
-        The ROI block ``channel[r0:r1, c0:c1]`` is passed with ``row_offset=r0`` so result
-        times count from the first line of the image.
-
-        Raises
-        ------
-        MissingUnitsError
-            ``dx_um`` or ``dt_s`` is unknown.
-        AnalysisCancelled
-            The context's cancel callback returned True.
-        """
-        context = context or AnalysisRunContext()
-        params = self.params(key)
-        roi = self._image.rois.get(key.roi_id)
-        block = self._image.get_channel(key.channel)[roi.r0 : roi.r1, roi.c0 : roi.c1]
-        result = get_spec(key.analysis_name).run(
-            block, params, row_offset=roi.r0, threads=context.threads,
-            cancel=context.cancel_callback, progress=context.progress,
-        )
-        self._results[key] = result
-        return result
-
-    @property
-    def results(self) -> Mapping[AnalysisKey, AnalysisResult]:
-        """Read-only mapping key -> result of the analyses run so far."""
-        return MappingProxyType(self._results)
-
-    def keys(self) -> list[AnalysisKey]:
-        """Requested analyses, in the order they were created."""
-        return list(self._requested)
-
-    def __len__(self) -> int:
-        return len(self._requested)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._requested
+    def get_image_physical_units(self) -> tuple[float | None, float | None]:
+        """``(seconds_per_line, um_per_pixel)``."""
+        return self.acq_image.get_image_physical_units()
 
 
 def _check_step(name: str, value: Any, source: str) -> float | None:
@@ -317,12 +203,23 @@ def _check_step(name: str, value: Any, source: str) -> float | None:
 class AcqImage:
     """One acquisition: pixels (n_channels, n_lines, n_pixels), units, ROIs and analyses.
 
-    Build with :meth:`open` (a file) or :meth:`from_array` (an array in memory).
+    Build with ``AcqImage(path)`` or :meth:`open` (a file), or ``AcqImage(array)`` /
+    :meth:`from_array` (an array in memory).
+
+    Parameters
+    ----------
+    data : str, path-like or array
+        A file to read (see :meth:`open`), or pixels (n_lines, n_pixels) or
+        (n_channels, n_lines, n_pixels).
+    dx_um, dt_s : float, keyword-only, optional
+        Micrometres per pixel and seconds per line (win over a file's headers).
+    path : str or path-like, keyword-only, optional
+        Where an array came from (only with an array).
 
     Attributes
     ----------
-    path : Path or None
-        The file the image came from.
+    path : str or None
+        The file the image came from (text, as acqstore).
     n_channels : int
         Number of channels (0-based in the API).
     shape : (int, int)
@@ -340,8 +237,21 @@ class AcqImage:
         Provenance of units and metadata (see :class:`hpcacq.io.RawAcquisition`).
     """
 
-    def __init__(self, data: np.ndarray, *, dx_um=None, dt_s=None, path=None, rois=(), header=None):
-        self.path = None if path is None else Path(path)
+    def __init__(self, data: Any, *, dx_um=None, dt_s=None, path=None, rois=(), header=None):
+        if isinstance(data, (str, os.PathLike)):
+            if path is not None:
+                raise ParameterError(f"AcqImage({os.fspath(data)!r}) reads that file; path= is only for an array")
+            _check_step("dx_um", dx_um, os.fspath(data))
+            _check_step("dt_s", dt_s, os.fspath(data))
+            raw = read_acquisition(data)
+            path, rois, header, data = data, raw.rois, raw.header, raw.data
+            dx_um = raw.dx_um if dx_um is None else dx_um
+            dt_s = raw.dt_s if dt_s is None else dt_s
+        elif not isinstance(data, (np.ndarray, list, tuple)) and not hasattr(data, "__array__"):
+            raise InputError(
+                f"AcqImage takes a file path (str or path-like) or an array (n_lines, n_pixels) or "
+                f"(n_channels, n_lines, n_pixels), got {type(data).__name__}: {data!r:.80}")
+        self.path = None if path is None else os.fspath(path)
         self._data = as_channels(data, source=self.source)
         self.dx_um = dx_um
         self.dt_s = dt_s
@@ -378,17 +288,9 @@ class AcqImage:
         ParameterError
             ``dx_um`` or ``dt_s`` is not a number > 0.
         """
-        _check_step("dx_um", dx_um, str(path))
-        _check_step("dt_s", dt_s, str(path))
-        raw = read_acquisition(path)
-        return cls(
-            raw.data,
-            dx_um=raw.dx_um if dx_um is None else dx_um,
-            dt_s=raw.dt_s if dt_s is None else dt_s,
-            path=path,
-            rois=raw.rois,
-            header=raw.header,
-        )
+        if not isinstance(path, (str, os.PathLike)):
+            raise InputError(f"AcqImage.open takes a file path (str or path-like), got {type(path).__name__}")
+        return cls(path, dx_um=dx_um, dt_s=dt_s)
 
     @classmethod
     def from_array(cls, data: Any, *, dx_um: float | None = None, dt_s: float | None = None,
@@ -399,7 +301,7 @@ class AcqImage:
     @property
     def source(self) -> str:
         """The file path as text, or ``"<array>"`` for an image made from an array."""
-        return "<array>" if self.path is None else str(self.path)
+        return "<array>" if self.path is None else self.path
 
     @property
     def dx_um(self) -> float | None:
@@ -437,6 +339,39 @@ class AcqImage:
                 f"0..{self.n_channels - 1} (0-based)"
             )
         return self._data[channel]
+
+    # ------------------------------------------------------------ acqstore's data-provider methods
+    def get_roi_ids(self) -> list[int]:
+        """ROI ids in increasing order."""
+        return self.rois.ids()
+
+    def get_roi_image(self, channel: int, roi_id: int) -> np.ndarray:
+        """Pixels of ROI ``roi_id`` on ``channel`` (0-based): a (lines, pixels) view, time on axis 0."""
+        roi = self.rois.require(roi_id)
+        return self.get_channel(channel)[roi.r0:roi.r1, roi.c0:roi.c1]
+
+    def get_image_physical_units(self) -> tuple[float | None, float | None]:
+        """``(seconds_per_line, um_per_pixel)`` = ``(dt_s, dx_um)``, None where unknown (acqstore's order)."""
+        return self.dt_s, self.dx_um
+
+    def save(self) -> list[str]:
+        """Write each analysis' table beside the file: ``<file>.<analysis_name>.csv``.
+
+        One CSV per analysis name, with ``channel`` and ``roi_id`` columns first, then the
+        table's columns (acqstore's sidecar CSV layout; acqstore's JSON sidecar is not
+        written). Analyses not run yet are left out; nothing is written for an image made
+        from an array without a path.
+
+        Returns
+        -------
+        list of str
+            The files written.
+        """
+        from .acq_csv import write_analysis_csvs
+
+        if self.path is None:
+            return []
+        return write_analysis_csvs(self.path, self.analysis_set.as_list())
 
     def __repr__(self) -> str:
         return (f"AcqImage({self.source!r}, channels={self.n_channels}, shape={self.shape}, "

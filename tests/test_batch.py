@@ -300,7 +300,6 @@ def test_files_really_run_in_parallel(fakes, tmp_path):
 @pytest.mark.parametrize("options, expected", [
     ({"channel": -1}, "channel"),
     ({"roi_mode": RoiBatchMode.ANALYZE_EXISTING_ROI}, "roi_id"),
-    ({"roi_id": 2}, "ANALYZE_EXISTING_ROI"),
     ({"threads_per_file": 0}, "threads_per_file"),
     ({"detection_params": {"scal": 1}}, "scal"),
     ({"detection_params": {"scale": -1.0}}, "scale"),

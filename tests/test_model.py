@@ -97,8 +97,11 @@ def test_roi_set_ids_bounds_and_errors():
             img.rois.create_rect_roi(bad)
     with pytest.raises(ParameterError, match="4 integers"):
         img.rois.create_rect_roi((0, 1.5, 0, 1))
+    assert img.rois.get(9) is None and img.rois.get_roi_ids() == [1, 2]  # acqstore: None when missing
     with pytest.raises(ParameterError, match=r"no ROI with id 9; existing ids: \[1, 2\]"):
-        img.rois.get(9)
+        img.rois.require(9)
+    with pytest.raises(ParameterError, match=r"no ROI with id 9; existing ids: \[1, 2\]"):
+        img.rois.remove(9)
     img.rois.remove(1)
     assert img.rois.create_rect_roi().roi_id == 3  # max + 1, not a reused id
 
@@ -109,7 +112,8 @@ def test_open_reads_units_and_sidecar_rois(tmp_path):
     rois = [{"id": 5, "channel": 2, "dim0_start": 10, "dim0_stop": 50, "dim1_start": 2, "dim1_stop": 12}]
     (tmp_path / "scan.json").write_text(json.dumps({"rois": rois}))
     img = AcqImage.open(path)
-    assert (img.path, img.n_channels, img.shape, img.dx_um) == (path, 2, (50, 12), 0.3)
+    assert (img.path, img.n_channels, img.shape, img.dx_um) == (str(path), 2, (50, 12), 0.3)
+    assert isinstance(img.path, str)
     assert img.dt_s == pytest.approx(0.002, rel=1e-12)
     assert img.rois.get(5) == Roi(5, 10, 50, 2, 12, channel=1)  # 1-based in file -> 0-based
     assert img.rois.create_rect_roi().roi_id == 6
@@ -143,7 +147,7 @@ def test_run_cuts_roi_block_and_passes_offset_units_and_context(fake_analyses):
     img = _image(dx_um=0.5, dt_s=0.001)
     roi = img.rois.create_rect_roi((8, 32, 3, 9))
     key = img.analysis_set.create("radon_velocity", channel=1, roi_id=roi.roi_id,
-                                  detection_params={"window_lines": 8})
+                                  detection_params={"window_lines": 8}).key
     assert key == AnalysisKey("radon_velocity", 1, roi.roi_id)
     seen = []
     context = AnalysisRunContext(threads=3, progress=lambda done, total: seen.append((done, total)))
@@ -161,7 +165,7 @@ def test_create_rejects_unknown_names_channels_rois_and_params(fake_analyses):
     aset = _image(dx_um=0.5, dt_s=0.001).analysis_set
     with pytest.raises(ParameterError, match="unknown analysis 'velocity'; valid names are: radon_velocity, diameter"):
         aset.create("velocity", roi_id=1)
-    aset._image.rois.create_rect_roi()
+    aset._provider.rois.create_rect_roi()
     with pytest.raises(ParameterError, match=r"channel 2 does not exist; valid channels are 0\.\.1"):
         aset.create("diameter", channel=2, roi_id=1)
     with pytest.raises(ParameterError, match=r"no ROI with id 4; existing ids: \[1\]"):
@@ -184,21 +188,24 @@ def test_velocity_and_diameter_exclude_each_other_on_one_roi(fake_analyses):
         aset.create("diameter", channel=0, roi_id=1)
     other_roi = aset.create("diameter", channel=0, roi_id=2)
     other_channel = aset.create("diameter", channel=1, roi_id=1)
-    assert aset.keys() == [velocity, other_roi, other_channel]
-    aset.remove(velocity)
+    assert aset.keys() == [velocity.key, other_roi.key, other_channel.key]
+    assert aset.as_list() == [velocity, other_roi, other_channel]
+    assert aset.remove(velocity.key) is True
     assert aset.create("diameter", channel=0, roi_id=1) in aset
-    with pytest.raises(ParameterError, match="no analysis"):
-        aset.remove(velocity)
+    assert aset.remove(velocity.key) is False  # acqstore: False when absent
 
 
-def test_same_key_replaces_params_and_drops_result(fake_analyses):
+def test_same_key_is_refused_until_removed_then_replaced(fake_analyses):
     img = _image(dx_um=0.5, dt_s=0.001)
     img.rois.create_rect_roi()
     aset = img.analysis_set
-    key = aset.create("radon_velocity", detection_params={"window_lines": 8})
+    key = aset.create("radon_velocity", detection_params={"window_lines": 8}).key
     aset.run_analysis(key)
     assert key in aset.results
-    assert aset.create("radon_velocity", detection_params={"window_lines": 32}) == key
+    with pytest.raises(ValueError, match="already exists; remove"):  # acqstore: ValueError on a duplicate key
+        aset.create("radon_velocity", detection_params={"window_lines": 32})
+    assert aset.remove(key) and key not in aset.results
+    assert aset.create("radon_velocity", detection_params={"window_lines": 32}).key == key
     assert key not in aset.results and aset.keys() == [key]
     aset.run_analysis(key)
     assert fake_analyses[-1]["params"].window_lines == 32
@@ -242,7 +249,9 @@ def test_registry_lists_names_and_wraps_plain_value_errors(monkeypatch):
     monkeypatch.setitem(registry.ANALYSES._cache, "diameter", registry.AnalysisSpec("diameter", Picky, None))
     with pytest.raises(ParameterError, match="invalid parameters for 'diameter': dt_s too coarse"):
         registry.build_params("diameter", None, dx_um=1.0, dt_s=1.0)
-    assert registry.get_spec("diameter").exclusive_group == "roi_geometry"
+    from hpcacq.model import DiameterAnalysis, RadonVelocityAnalysis
+
+    assert DiameterAnalysis.exclusive_group == RadonVelocityAnalysis.exclusive_group == "primary_kymograph"
 
 
 def _modules_after(code: str) -> set[str]:

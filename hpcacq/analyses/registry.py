@@ -16,7 +16,7 @@ from .base import AnalysisResult, params_from_mapping
 
 __all__ = ["AnalysisSpec", "ANALYSES", "ANALYSIS_NAMES", "get_spec", "build_params"]
 
-ROI_GEOMETRY = "roi_geometry"
+ROI_GEOMETRY = "primary_kymograph"  # acqstore's name of the group
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,18 @@
 
 Example::
 
-    from hpcacq.jobs.batch import AcqAnalysisBatch, RadonVelocityBatchStrategy
-    strategy = RadonVelocityBatchStrategy(channel=0, detection_params={"window_lines": 16},
-                                          threads_per_file=2)
+    from hpcacq import AcqAnalysisBatch, RadonVelocityBatchStrategy, RoiBatchMode
+    strategy = RadonVelocityBatchStrategy(channel=0, roi_mode=RoiBatchMode.ADD_NEW_ROI, roi_id=None,
+                                          detection_params={"window_lines": 16}, threads_per_file=2)
     results = AcqAnalysisBatch(paths, strategy, max_parallel_files=2).run()
     for r in results:
-        print(r.file_path, r.outcome.value, r.message)
+        print(r.file_path, r.outcome, r.message)
+
+Any object with ``process_file(acq_image, *, cancel_event) -> BatchFileResult`` is a
+strategy (:class:`BatchAnalysisStrategy`, duck-typed). An exception escaping it becomes
+that file's FAILED result with ``repr(exc)`` as its message (analysis name and channel
+from the strategy's ``analysis_name``/``channel`` when it has them, else ``"unknown"``
+and -1), never the end of the batch.
 
 :func:`to_file_record` turns a :class:`BatchFileResult` into the picklable
 :class:`hpcacq.results.FileRecord` the HDF5 writer stores (and MPI ranks send to rank 0).
@@ -25,18 +31,21 @@ from typing import Any, Callable, Iterable
 from ..errors import ParameterError
 from .strategies import (
     AnalysisBatchKind,
+    BatchAnalysisStrategy,
     BatchFileOutcome,
     BatchFileResult,
     BatchStrategy,
     DiameterBatchStrategy,
     RadonVelocityBatchStrategy,
     RoiBatchMode,
+    _path_of as _path,
     strategy_for,
 )
 
 __all__ = [
     "BatchFileOutcome",
     "BatchFileResult",
+    "BatchAnalysisStrategy",
     "RoiBatchMode",
     "AnalysisBatchKind",
     "BatchStrategy",
@@ -97,30 +106,38 @@ class FilePool:
         self._executor.shutdown(wait=True)
 
 
+def _clamped(max_parallel_files: Any) -> int:
+    try:
+        return max(1, int(max_parallel_files))
+    except (TypeError, ValueError):
+        raise ParameterError(f"max_parallel_files={max_parallel_files!r} must be an integer "
+                             "(values below 1 count as 1)") from None
+
+
 class AcqAnalysisBatch:
     """Analyse many files with one strategy, several files at once.
 
     Parameters
     ----------
-    files : sequence of str, path-like or AcqImage
+    files : sequence of str, path-like, AcqImage or acqstore-like image
         The inputs, in the order results are returned.
-    strategy : BatchStrategy
-        What to run on each file (:class:`RadonVelocityBatchStrategy`,
-        :class:`DiameterBatchStrategy`).
+    strategy : BatchAnalysisStrategy
+        What to run on each file: :class:`RadonVelocityBatchStrategy`,
+        :class:`DiameterBatchStrategy`, or any object with ``process_file(acq_image, *,
+        cancel_event)``.
     max_parallel_files : int
-        Files analysed at the same time (threads of the file pool); the strategy's
-        ``threads_per_file`` threads run inside each.
+        Files analysed at the same time (threads of the file pool); anything ``int()``
+        takes, values below 1 count as 1. The strategy's threads run inside each file.
     """
 
-    def __init__(self, files: Iterable[Any], strategy: BatchStrategy, max_parallel_files: int = 4):
-        if not isinstance(strategy, BatchStrategy):
+    def __init__(self, files: Iterable[Any], strategy: BatchAnalysisStrategy, max_parallel_files: int = 4):
+        if not callable(getattr(strategy, "process_file", None)):
             raise ParameterError(
-                f"strategy must be a RadonVelocityBatchStrategy or DiameterBatchStrategy, got {type(strategy).__name__}")
-        if isinstance(max_parallel_files, bool) or not isinstance(max_parallel_files, int) or max_parallel_files < 1:
-            raise ParameterError(f"max_parallel_files={max_parallel_files!r} must be an integer >= 1")
+                f"strategy must have a process_file(acq_image, *, cancel_event) method (e.g. a "
+                f"RadonVelocityBatchStrategy or DiameterBatchStrategy), got {type(strategy).__name__}")
         self.files: list[Any] = list(files)
         self.strategy = strategy
-        self.max_parallel_files = max_parallel_files
+        self.max_parallel_files = _clamped(max_parallel_files)
 
     def run(self, cancel_event: threading.Event | None = None,
             on_file_result: Callable[[BatchFileResult], None] | None = None, *,
@@ -136,13 +153,13 @@ class AcqAnalysisBatch:
             Called with each result as its file completes (in completion order), from
             the thread that called :meth:`run`, so it may write to a file without locks.
         keep_results : bool, keyword-only
-            False drops each ``result`` table after the callback (long batches whose
-            callback stores the tables elsewhere).
+            False drops each result table (``details.result``) after the callback (long
+            batches whose callback stores the tables elsewhere).
         """
         event = cancel_event or threading.Event()
         results: list[BatchFileResult | None] = [None] * len(self.files)
         pending = deque(enumerate(self.files))
-        pool = FilePool(lambda i, f: self.strategy.run_file(f, cancel_event=event), self.max_parallel_files,
+        pool = FilePool(lambda i, f: self.strategy.process_file(f, cancel_event=event), self.max_parallel_files,
                         on_error=lambda i, f, exc: self._worker_failed(f, exc))
         try:
             while pending or pool.busy:
@@ -150,25 +167,31 @@ class AcqAnalysisBatch:
                     pool.submit(*pending.popleft())
                 finished = pool.collect(timeout=0.05)
                 if event.is_set():
-                    finished += [(i, self.strategy.cancelled(self._path(f))) for i, f in pending]
+                    finished += [(i, self._cancelled(f)) for i, f in pending]
                     pending.clear()
                 for index, result in finished:
                     results[index] = result
                     if on_file_result is not None:
                         on_file_result(result)
-                    if not keep_results:
-                        result.result = None
+                    if not keep_results and hasattr(result, "details"):
+                        result.details.result = None
         finally:
             pool.close()
         return results  # type: ignore[return-value]
 
-    @staticmethod
-    def _path(file: Any) -> str:
-        return str(getattr(file, "source", file))
+    def _identity(self) -> tuple[str, int]:
+        name = getattr(self.strategy, "analysis_name", None)
+        channel = getattr(self.strategy, "channel", None)
+        return (name if isinstance(name, str) else "unknown",
+                channel if isinstance(channel, int) and not isinstance(channel, bool) else -1)
+
+    def _cancelled(self, file: Any) -> BatchFileResult:
+        if callable(getattr(self.strategy, "cancelled", None)):
+            return self.strategy.cancelled(_path(file))
+        return BatchFileResult(_path(file), *self._identity(), None, BatchFileOutcome.CANCELLED, "cancelled")
 
     def _worker_failed(self, file: Any, exc: BaseException) -> BatchFileResult:
-        return self.strategy._result(self._path(file), BatchFileOutcome.FAILED,
-                                     f"{type(exc).__name__}: {self._path(file)}: {exc}")
+        return BatchFileResult(_path(file), *self._identity(), None, BatchFileOutcome.FAILED, repr(exc))
 
 
 _HOST = socket.gethostname()
@@ -178,7 +201,8 @@ def to_file_record(result: BatchFileResult, *, rank: int = 0, host: str | None =
                    fingerprint: dict | None = None):
     """The :class:`hpcacq.results.FileRecord` of one file's :class:`BatchFileResult`.
 
-    ``fingerprint`` defaults to :func:`hpcacq.results.file_fingerprint` of the file
+    The outcome is stored by its member name (``"OK"``, ``"SKIPPED_MISSING_ROI"``, ...), as
+    the HDF5 layout has always done. ``fingerprint`` defaults to :func:`hpcacq.results.file_fingerprint` of the file
     (size and modification time; empty for a file that cannot be read).
     """
     from ..results import AnalysisRecord, FileRecord, file_fingerprint
@@ -190,7 +214,7 @@ def to_file_record(result: BatchFileResult, *, rank: int = 0, host: str | None =
             fingerprint = {}
     record = AnalysisRecord(
         analysis=result.analysis_name, channel=result.channel, roi_id=result.roi_id,
-        roi_bounds=result.roi_bounds, outcome=result.outcome.value, message=result.message,
+        roi_bounds=result.roi_bounds, outcome=result.outcome.name, message=result.message,
         params=dict(result.params), result=result.result, elapsed_s=result.elapsed_s,
     )
     return FileRecord(

@@ -1,29 +1,48 @@
 """Batch strategies: what to do with one file, and how each way of failing is reported.
 
 A strategy holds the analysis, the channel (0-based), how the ROI is chosen, the
-detection parameters (validated when the strategy is built), optional ``dx_um``/``dt_s``
-overrides and the threads used inside one file. :meth:`BatchStrategy.run_file` opens one
-file, runs the analysis on its ROI and returns a :class:`BatchFileResult`; it never
-raises for a problem of the file (those become outcomes).
+detection parameters (validated when the strategy is built, in hpcacq's or acqstore's
+vocabulary), optional ``dx_um``/``dt_s`` overrides and the threads used inside one file.
+:meth:`BatchStrategy.process_file` (acqstore's name; ``run_file`` is the same) takes a
+path, an :class:`~hpcacq.model.AcqImage` or an acqstore-like image object (``path``,
+``rois``, ``analysis_set``), runs the analysis on its ROI through the image's analysis
+set (as acqstore does) and returns a :class:`BatchFileResult`; it never raises for a
+problem of the file (those become outcomes).
+
+Execution arguments map onto hpcacq threads inside the file (they never change the
+answer): ``threads_per_file`` when given; else Radon's ``use_multiprocessing=False`` or
+diameter's ``use_threads=False`` -> 1 thread, ``processes`` / ``max_workers`` -> that
+many threads, None -> one per CPU (``os.cpu_count()``).
 """
 
 from __future__ import annotations
 
-import enum
 import math
+import operator
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from ..analyses.acqstore_params import build_any
 from ..analyses.base import ok_message
-from ..analyses.registry import build_params, get_spec
+from ..analyses.registry import get_spec
 from ..errors import AnalysisCancelled, AnalysisExclusionError, ParameterError
+from .batch_types import (
+    AnalysisBatchKind,
+    BatchAnalysisStrategy,
+    BatchFileOutcome,
+    BatchFileResult,
+    FileDetails,
+    RoiBatchMode,
+)
 
 __all__ = [
     "BatchFileOutcome",
     "BatchFileResult",
+    "FileDetails",
+    "BatchAnalysisStrategy",
     "RoiBatchMode",
     "AnalysisBatchKind",
     "BatchStrategy",
@@ -31,84 +50,6 @@ __all__ = [
     "DiameterBatchStrategy",
     "strategy_for",
 ]
-
-
-class BatchFileOutcome(str, enum.Enum):
-    """What happened to one file of a batch (the value is what the HDF5 manifest stores)."""
-
-    OK = "OK"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-    SKIPPED_MISSING_ROI = "SKIPPED_MISSING_ROI"
-    SKIPPED_CONFLICT = "SKIPPED_CONFLICT"
-
-
-class RoiBatchMode(str, enum.Enum):
-    """Which ROI of each file is analysed.
-
-    ANALYZE_EXISTING_ROI uses the ROI ``roi_id`` (e.g. from a kymflow sidecar); a file
-    without it is SKIPPED_MISSING_ROI. ADD_NEW_ROI adds a whole-image ROI to every file.
-    """
-
-    ANALYZE_EXISTING_ROI = "existing"
-    ADD_NEW_ROI = "new"
-
-
-class AnalysisBatchKind(str, enum.Enum):
-    """The analyses a batch can run (values are the registry names)."""
-
-    RADON_VELOCITY = "radon_velocity"
-    DIAMETER = "diameter"
-
-
-@dataclass
-class BatchFileResult:
-    """The outcome of one file of a batch.
-
-    Attributes
-    ----------
-    file_path : str
-        The input file.
-    analysis_name : str
-        ``"radon_velocity"`` or ``"diameter"``.
-    channel : int
-        0-based channel analysed.
-    roi_id : int or None
-        ROI analysed (None when the file was never opened).
-    outcome : BatchFileOutcome
-    message : str
-        Empty when OK; else what went wrong, e.g. ``"InputError: a.tif: truncated TIFF"``.
-    result : AnalysisResult or None
-        The table, when OK.
-    roi_bounds : (r0, r1, c0, c1) or None
-        Half-open rows (time) x cols (space) of the ROI.
-    params : dict
-        Validated parameters (including ``dx_um``, ``dt_s``) when known, else the
-        detection parameters as given.
-    elapsed_s : float
-        Wall time spent on this file (reading + analysing), seconds.
-    n_lines : int
-        Lines (rows) of the analysed ROI; 0 when not analysed.
-    timings : dict
-        ``read_s``, ``analyse_s``, ``total_s`` in seconds.
-    """
-
-    file_path: str
-    analysis_name: str
-    channel: int
-    roi_id: int | None
-    outcome: BatchFileOutcome
-    message: str = ""
-    result: Any = None
-    roi_bounds: tuple[int, int, int, int] | None = None
-    params: dict = field(default_factory=dict)
-    elapsed_s: float = 0.0
-    n_lines: int = 0
-    timings: dict = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome is BatchFileOutcome.OK
 
 
 def _describe(exc: BaseException, path: str) -> str:
@@ -128,14 +69,48 @@ def _positive_or_none(name: str, value: Any) -> float | None:
 
 
 def _roi_mode(value: Any) -> RoiBatchMode:
-    """A RoiBatchMode from itself, its value ("existing"/"new") or its name."""
-    if isinstance(value, RoiBatchMode):
-        return value
-    for mode in RoiBatchMode:
-        if value in (mode.value, mode.name):
-            return mode
-    raise ParameterError(f"roi_mode={value!r} is not one of {[m.name for m in RoiBatchMode]} "
-                         f"(or {[m.value for m in RoiBatchMode]})")
+    """A RoiBatchMode from itself, its value (``"add_new_roi"``, old ``"new"``) or its name."""
+    try:
+        return RoiBatchMode(value)
+    except ValueError:
+        raise ParameterError(f"roi_mode={value!r} is not one of {[m.name for m in RoiBatchMode]} "
+                             f"(or {[m.value for m in RoiBatchMode]})") from None
+
+
+def _as_int(value: Any) -> int | None:
+    """``value`` as an int when it is an integer (Python or NumPy, not bool), else None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
+def _path_of(image_or_path: Any) -> str:
+    """The file of a path, an AcqImage (its ``source``) or an acqstore-like image (its ``path``)."""
+    for attr in ("source", "path"):
+        value = getattr(image_or_path, attr, None)
+        if isinstance(value, (str, os.PathLike)):
+            return os.fspath(value)
+    return os.fspath(image_or_path) if isinstance(image_or_path, (str, os.PathLike)) else str(image_or_path)
+
+
+def _threads(given: Any, enabled: bool, count: Any, count_name: str) -> int:
+    """Threads inside one file from hpcacq's ``threads_per_file`` or acqstore's execution arguments."""
+    if given is not None:
+        if isinstance(given, bool) or not isinstance(given, int) or given < 1:
+            raise ParameterError(f"threads_per_file={given!r} must be an integer >= 1")
+        if count is not None and count != given:
+            raise ParameterError(f"threads_per_file={given} and {count_name}={count} disagree; give one of them")
+        return given
+    if not enabled:
+        return 1
+    if count is None:
+        return max(1, os.cpu_count() or 1)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ParameterError(f"{count_name}={count!r} must be an integer >= 1 (or None for one per CPU)")
+    return count
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -146,44 +121,54 @@ class BatchStrategy:
     ----------
     channel : int
         0-based channel to analyse.
-    roi_mode : RoiBatchMode
-        ADD_NEW_ROI (whole image, default) or ANALYZE_EXISTING_ROI (needs ``roi_id``).
+    roi_mode : RoiBatchMode or str
+        ADD_NEW_ROI (whole image, default) or ANALYZE_EXISTING_ROI (needs ``roi_id``);
+        values and names accepted.
     roi_id : int or None
-        The ROI to analyse with ANALYZE_EXISTING_ROI; must be None with ADD_NEW_ROI.
+        The ROI to analyse with ANALYZE_EXISTING_ROI; ignored with ADD_NEW_ROI.
     detection_params : dict or None
-        Scientific options of the analysis (e.g. ``{"window_lines": 32}``); checked now.
+        Scientific options, hpcacq's names (``{"window_lines": 32}``) or acqstore's
+        (``{"window_width": 64}``); checked now.
     dx_um, dt_s : float or None
         µm per pixel and s per line overriding the files' headers.
-    threads_per_file : int
-        Threads inside one analysis (passed to its ``threads=``); answers do not depend
-        on it.
+    threads_per_file : int or None
+        Threads inside one analysis; None: from the execution arguments of the concrete
+        strategy (see the module doc). Answers do not depend on it.
 
     Raises
     ------
     ParameterError
-        Any option is invalid; the message says which and how to fix it.
+        Any option is invalid; the message says which and how to fix it (a ValueError).
+    UnknownParameterError
+        An unknown detection parameter (also a KeyError), listing the valid names.
     """
 
     kind: ClassVar[AnalysisBatchKind]
+    analysis_name: ClassVar[str]
     channel: int = 0
     roi_mode: RoiBatchMode = RoiBatchMode.ADD_NEW_ROI
     roi_id: int | None = None
     detection_params: dict | None = None
     dx_um: float | None = None
     dt_s: float | None = None
-    threads_per_file: int = 1
+    threads_per_file: int | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.channel, bool) or not isinstance(self.channel, int) or self.channel < 0:
+        channel = _as_int(self.channel)
+        if channel is None or channel < 0:
             raise ParameterError(f"channel={self.channel!r} must be an integer >= 0 (channels are 0-based)")
+        object.__setattr__(self, "channel", channel)
+        if self.roi_id is not None and _as_int(self.roi_id) is not None:
+            object.__setattr__(self, "roi_id", _as_int(self.roi_id))
         object.__setattr__(self, "roi_mode", _roi_mode(self.roi_mode))
         self._check_roi()
-        if isinstance(self.threads_per_file, bool) or not isinstance(self.threads_per_file, int) \
-                or self.threads_per_file < 1:
-            raise ParameterError(f"threads_per_file={self.threads_per_file!r} must be an integer >= 1")
+        object.__setattr__(self, "threads_per_file", self._execution_threads())
         object.__setattr__(self, "dx_um", _positive_or_none("dx_um", self.dx_um))
         object.__setattr__(self, "dt_s", _positive_or_none("dt_s", self.dt_s))
         object.__setattr__(self, "detection_params", self._checked_params())
+
+    def _execution_threads(self) -> int:
+        return _threads(self.threads_per_file, True, None, "threads_per_file")
 
     def _check_roi(self) -> None:
         if self.roi_mode is RoiBatchMode.ANALYZE_EXISTING_ROI:
@@ -191,10 +176,6 @@ class BatchStrategy:
                 raise ParameterError(
                     f"roi_mode ANALYZE_EXISTING_ROI needs an integer roi_id (got {self.roi_id!r}); "
                     "give roi_id=... or use RoiBatchMode.ADD_NEW_ROI")
-        elif self.roi_id is not None:
-            raise ParameterError(
-                f"roi_id={self.roi_id!r} is only used with RoiBatchMode.ANALYZE_EXISTING_ROI; "
-                "drop roi_id or change roi_mode")
 
     def _checked_params(self) -> dict:
         values = dict(self.detection_params or {})
@@ -202,21 +183,16 @@ class BatchStrategy:
             if unit in values:
                 raise ParameterError(f"give {unit} as the strategy's {unit}= option, not in detection_params")
         # Validate now with stand-in units; the real ones come from each file (or overrides).
-        build_params(self.analysis_name, values, dx_um=self.dx_um or 1.0, dt_s=self.dt_s or 1.0)
+        build_any(self.analysis_name, values, dx_um=self.dx_um or 1.0, dt_s=self.dt_s or 1.0)
         return values
 
-    @property
-    def analysis_name(self) -> str:
-        """Registry name of the analysis."""
-        return self.kind.value
-
     def reference_params(self) -> dict:
-        """The validated parameters except units that come from each file.
+        """The validated hpcacq parameters except units that come from each file.
 
         Includes ``dx_um``/``dt_s`` only when they are overridden. Used by resume to
         compare a stored result's parameters with this job's.
         """
-        params = build_params(self.analysis_name, self.detection_params, dx_um=self.dx_um or 1.0,
+        _, params = build_any(self.analysis_name, self.detection_params, dx_um=self.dx_um or 1.0,
                               dt_s=self.dt_s or 1.0)
         values = {name: getattr(params, name) for name in params.__dataclass_fields__}
         for unit in ("dx_um", "dt_s"):
@@ -224,94 +200,126 @@ class BatchStrategy:
                 values.pop(unit)
         return values
 
-    def _result(self, path: str, outcome: BatchFileOutcome, message: str = "", **extra) -> BatchFileResult:
-        extra.setdefault("params", dict(self.detection_params))
-        return BatchFileResult(str(path), self.analysis_name, self.channel, extra.pop("roi_id", self.roi_id),
-                               outcome, message, **extra)
+    def _result(self, path: str, outcome: BatchFileOutcome, message: str = "", *, roi_id: Any = None,
+                **details) -> BatchFileResult:
+        details.setdefault("params", dict(self.detection_params))
+        return BatchFileResult(str(path), self.analysis_name, self.channel, roi_id, outcome,
+                               message).with_details(**details)
 
     def cancelled(self, path: Any, message: str = "cancelled before it started") -> BatchFileResult:
-        """The result of a file that was never started because the batch was cancelled."""
-        return self._result(str(path), BatchFileOutcome.CANCELLED, message)
+        """The result of a file that was never started because the batch was cancelled (roi_id None)."""
+        return self._result(_path_of(path), BatchFileOutcome.CANCELLED, message)
+
+    def process_file(self, acq_image: Any, *, cancel_event: threading.Event | None = None) -> BatchFileResult:
+        """Analyse one file (path, AcqImage or acqstore-like image): acqstore's name of :meth:`run_file`."""
+        return self.run_file(acq_image, cancel_event=cancel_event)
 
     def run_file(self, image_or_path: Any, *, cancel_event: threading.Event | None = None) -> BatchFileResult:
-        """Open one file (or take an :class:`~hpcacq.model.AcqImage`) and run the analysis.
+        """Open one file (or take an image) and run the analysis.
 
         Never raises for a problem of the file: cancellation becomes CANCELLED, the
         other analysis on the same (channel, ROI) SKIPPED_CONFLICT, a missing ROI
         SKIPPED_MISSING_ROI, any other exception FAILED with ``"<Error>: <message>"``.
+        An earlier analysis with the same key on the image is replaced.
         """
         start = time.perf_counter()
-        from ..model import AcqImage
-
-        path = image_or_path.source if isinstance(image_or_path, AcqImage) else str(image_or_path)
+        path = _path_of(image_or_path)
         if cancel_event is not None and cancel_event.is_set():
             return self.cancelled(path)
         timings = {"read_s": 0.0, "analyse_s": 0.0}
+        target: dict = {}
         try:
-            outcome = self._run(image_or_path, path, cancel_event, timings)
+            outcome = self._run(image_or_path, path, cancel_event, timings, target)
         except AnalysisCancelled:
-            outcome = self._result(path, BatchFileOutcome.CANCELLED, "cancelled while running")
+            outcome = self._result(path, BatchFileOutcome.CANCELLED, "cancelled while running", **target)
         except AnalysisExclusionError as exc:
-            outcome = self._result(path, BatchFileOutcome.SKIPPED_CONFLICT, _describe(exc, path))
+            outcome = self._result(path, BatchFileOutcome.SKIPPED_CONFLICT, _describe(exc, path), **target)
         except Exception as exc:  # noqa: BLE001 - every problem of one file becomes FAILED
-            outcome = self._result(path, BatchFileOutcome.FAILED, _describe(exc, path))
-        outcome.elapsed_s = time.perf_counter() - start
-        outcome.timings = {**timings, "total_s": outcome.elapsed_s}
-        return outcome
+            outcome = self._result(path, BatchFileOutcome.FAILED, _describe(exc, path), **target)
+        elapsed = time.perf_counter() - start
+        return outcome.with_details(elapsed_s=elapsed, timings={**timings, "total_s": elapsed})
 
     def _open(self, image_or_path: Any, timings: dict):
         from ..model import AcqImage
 
+        if isinstance(getattr(image_or_path, "open_error", None), Exception):  # AcqImageList's unreadable file
+            raise image_or_path.open_error
         if isinstance(image_or_path, AcqImage):
-            image = image_or_path
             for unit in ("dx_um", "dt_s"):
                 if getattr(self, unit) is not None:
-                    setattr(image, unit, getattr(self, unit))
-            return image
+                    setattr(image_or_path, unit, getattr(self, unit))
+            return image_or_path
+        if hasattr(image_or_path, "analysis_set") and hasattr(image_or_path, "rois"):  # acqstore-like image
+            if self.dx_um is not None or self.dt_s is not None:
+                raise ParameterError("dx_um/dt_s overrides apply to hpcacq AcqImages and paths only; set the "
+                                     "units on this image object instead")
+            return image_or_path
         start = time.perf_counter()
         image = AcqImage.open(image_or_path, dx_um=self.dx_um, dt_s=self.dt_s)
         timings["read_s"] = time.perf_counter() - start
         return image
 
-    def _run(self, image_or_path: Any, path: str, cancel_event, timings: dict) -> BatchFileResult:
-        from ..model import AnalysisRunContext
+    def _run(self, image_or_path: Any, path: str, cancel_event, timings: dict, target: dict) -> BatchFileResult:
+        from ..model import AnalysisKey, AnalysisRunContext
 
         image = self._open(image_or_path, timings)
         if self.roi_mode is RoiBatchMode.ANALYZE_EXISTING_ROI:
             if not image.rois.has_roi(self.roi_id):
+                ids = image.rois.ids() if hasattr(image.rois, "ids") else "unknown"
                 return self._result(path, BatchFileOutcome.SKIPPED_MISSING_ROI,
-                                    f"{path}: no ROI {self.roi_id}; the file has ROI ids "
-                                    f"{image.rois.ids() or 'none'}")
-            roi = image.rois.get(self.roi_id)
+                                    f"{path}: no ROI {self.roi_id}; the file has ROI ids {ids or 'none'}")
+            roi_id = self.roi_id
         else:
-            roi = image.rois.create_rect_roi()
-        # create() replaces an earlier analysis (and result) with the same key.
-        key = image.analysis_set.create(self.analysis_name, channel=self.channel, roi_id=roi.roi_id,
-                                        detection_params=self.detection_params)
-        params = image.analysis_set.params(key)
+            roi_id = image.rois.create_rect_roi().roi_id
+        target["roi_id"] = roi_id
+        image.analysis_set.remove(AnalysisKey(self.analysis_name, self.channel, roi_id))
+        analysis = image.analysis_set.create(self.analysis_name, channel=self.channel, roi_id=roi_id,
+                                             detection_params=self.detection_params)
         context = AnalysisRunContext(cancel_callback=None if cancel_event is None else cancel_event.is_set,
                                      threads=self.threads_per_file)
         start = time.perf_counter()
-        result = image.analysis_set.run_analysis(key, context)
+        result = image.analysis_set.run_analysis(analysis.key, context=context)
         timings["analyse_s"] = time.perf_counter() - start
-        return self._result(path, BatchFileOutcome.OK, ok_message(result), roi_id=roi.roi_id, result=result,
-                            roi_bounds=roi.bounds,
+        params = image.analysis_set.params(analysis.key)
+        roi = image.rois.get(roi_id)
+        return self._result(path, BatchFileOutcome.OK, ok_message(result), roi_id=roi_id, result=result,
+                            roi_bounds=getattr(roi, "bounds", None),
                             params={n: getattr(params, n) for n in params.__dataclass_fields__},
-                            n_lines=roi.n_lines)
+                            n_lines=int(getattr(roi, "n_lines", 0)))
 
 
 @dataclass(frozen=True, kw_only=True)
 class RadonVelocityBatchStrategy(BatchStrategy):
-    """Red-blood-cell velocity (Radon) on one ROI per file; see :class:`BatchStrategy`."""
+    """Red-blood-cell velocity (Radon) on one ROI per file; see :class:`BatchStrategy`.
+
+    Also takes acqstore's ``use_multiprocessing`` (default True) and ``processes``
+    (default None = one thread per CPU): threads inside the file (module doc).
+    """
 
     kind: ClassVar[AnalysisBatchKind] = AnalysisBatchKind.RADON_VELOCITY
+    analysis_name: ClassVar[str] = "radon_velocity"
+    use_multiprocessing: bool = True
+    processes: int | None = None
+
+    def _execution_threads(self) -> int:
+        return _threads(self.threads_per_file, bool(self.use_multiprocessing), self.processes, "processes")
 
 
 @dataclass(frozen=True, kw_only=True)
 class DiameterBatchStrategy(BatchStrategy):
-    """Vessel diameter on one ROI per file; see :class:`BatchStrategy`."""
+    """Vessel diameter on one ROI per file; see :class:`BatchStrategy`.
+
+    Also takes acqstore's ``use_threads`` (default True) and ``max_workers`` (default
+    None = one thread per CPU): threads inside the file (module doc).
+    """
 
     kind: ClassVar[AnalysisBatchKind] = AnalysisBatchKind.DIAMETER
+    analysis_name: ClassVar[str] = "diameter"
+    use_threads: bool = True
+    max_workers: int | None = None
+
+    def _execution_threads(self) -> int:
+        return _threads(self.threads_per_file, bool(self.use_threads), self.max_workers, "max_workers")
 
 
 _STRATEGIES = {AnalysisBatchKind.RADON_VELOCITY: RadonVelocityBatchStrategy,

@@ -1,0 +1,221 @@
+"""acqstore's analysis objects: the key, the run context and one class per analysis.
+
+An analysis object (:class:`RadonVelocityAnalysis`, :class:`DiameterAnalysis`) holds its
+:class:`AnalysisKey` ``(analysis_name, channel, roi_id)``, its detection parameters
+(checked when it is built, in hpcacq's or acqstore's vocabulary, see
+:mod:`hpcacq.analyses.acqstore_params`), its execution threads and, once run, hpcacq's
+:class:`~hpcacq.analyses.base.AnalysisResult`. :class:`hpcacq.analysis_set.AcqAnalysisSet`
+keeps them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Mapping
+
+from .analyses.acqstore_params import acqstore_defaults, acqstore_schema, build_any
+from .analyses.base import AnalysisResult
+from .errors import AnalysisCancelled, ParameterError
+
+__all__ = ["AnalysisKey", "AnalysisRunContext", "BaseAnalysis", "RadonVelocityAnalysis", "DiameterAnalysis",
+           "ANALYSIS_CLASSES", "PRIMARY_KYMOGRAPH", "key_of"]
+
+#: acqstore's exclusive group of the two analyses: an ROI lies along a vessel (velocity) or across it (diameter).
+PRIMARY_KYMOGRAPH = "primary_kymograph"
+_UNITS = ("dx_um", "dt_s")
+
+
+@dataclass(frozen=True)
+class AnalysisKey:
+    """Identifies one analysis of an image: which analysis, on which channel (0-based) and ROI."""
+
+    analysis_name: str
+    channel: int
+    roi_id: int
+
+    def csv_filename(self, source_name: str) -> str:
+        """``"<source_name>.<analysis_name>.csv"``, e.g. ``"a.tif.radon_velocity.csv"`` (extension kept)."""
+        return f"{source_name}.{self.analysis_name}.csv"
+
+
+@dataclass
+class AnalysisRunContext:
+    """Progress and cancellation of one run, and its threads; none of them changes the answer.
+
+    Attributes
+    ----------
+    cancel_callback : callable or None
+        Zero-argument callable polled between chunks; True stops the run with
+        :class:`~hpcacq.errors.AnalysisCancelled`.
+    threads : int
+        Threads used inside the analysis (kernels release the GIL).
+    progress : callable or None
+        hpcacq's ``progress(done, total)`` (chunks), called between chunks.
+    progress_callback : callable or None
+        acqstore's ``progress_callback(fraction, message)``, fraction in [0, 1].
+    """
+
+    cancel_callback: Callable[[], bool] | None = None
+    threads: int = 1
+    progress: Callable[[int, int], None] | None = None
+    progress_callback: Callable[[float | None, str], None] | None = None
+
+    def report_progress(self, fraction: float | None, message: str = "") -> None:
+        """Pass ``(fraction, message)`` to ``progress_callback`` if there is one."""
+        if self.progress_callback is not None:
+            self.progress_callback(fraction, message)
+
+    def is_cancelled(self) -> bool:
+        """True once the cancel callback says so (False without a callback)."""
+        return bool(self.cancel_callback is not None and self.cancel_callback())
+
+    def raise_if_cancelled(self) -> None:
+        """Raise :class:`~hpcacq.errors.AnalysisCancelled` if cancellation was requested."""
+        if self.is_cancelled():
+            raise AnalysisCancelled("analysis cancelled")
+
+    def chunk_progress(self) -> Callable[[int, int], None] | None:
+        """The ``progress(done, total)`` an analysis calls, feeding both callbacks (None if neither)."""
+        if self.progress is None and self.progress_callback is None:
+            return None
+
+        def progress(done: int, total: int) -> None:
+            if self.progress is not None:
+                self.progress(done, total)
+            self.report_progress(done / total if total else None, f"{done}/{total} chunks")
+
+        return progress
+
+
+def _default_threads(enabled: bool, count: Any, name: str) -> int:
+    if not enabled:
+        return 1
+    if count is None:
+        return max(1, os.cpu_count() or 1)
+    if isinstance(count, bool) or int(count) < 1:
+        raise ParameterError(f"{name}={count!r} must be an integer >= 1 (or None for one per CPU)")
+    return int(count)
+
+
+class BaseAnalysis:
+    """One requested analysis: its key, detection parameters and (after a run) its result.
+
+    Parameters
+    ----------
+    channel : int, keyword-only
+        0-based channel.
+    roi_id : int, keyword-only
+        ROI analysed.
+    detection_params : dict, params object or None, keyword-only
+        In hpcacq's or acqstore's vocabulary (see :mod:`hpcacq.analyses.acqstore_params`);
+        checked now (an unknown name raises :class:`~hpcacq.errors.UnknownParameterError`,
+        a KeyError).
+
+    Attributes
+    ----------
+    key : AnalysisKey
+    detection_params : dict
+        As given (the vocabulary it was given in).
+    vocabulary : {"hpcacq", "acqstore"}
+    result : hpcacq.analyses.base.AnalysisResult or None
+        The table once run.
+    """
+
+    analysis_name: ClassVar[str]
+    exclusive_group: ClassVar[str | None] = PRIMARY_KYMOGRAPH
+
+    def __init__(self, *, channel: int, roi_id: int, detection_params: Any = None,
+                 dx_um: float | None = None, dt_s: float | None = None):
+        self.key = AnalysisKey(self.analysis_name, channel, roi_id)
+        self.detection_params = dict(detection_params) if isinstance(detection_params, Mapping) else (
+            {} if detection_params is None else detection_params)
+        self.vocabulary, self.hpcacq_params = self._validated(detection_params, dx_um, dt_s)
+        self.result: AnalysisResult | None = None
+        self.summary: dict = {}
+        self.threads: int | None = None  # set by set_execution_options; None: the run context's
+
+    def _validated(self, detection_params: Any, dx_um, dt_s) -> tuple[str, dict]:
+        """Check now (stand-in units while the image's are unknown); hpcacq's names -> values."""
+        given = dict(detection_params) if isinstance(detection_params, Mapping) else None
+        if dx_um is None or dt_s is None:
+            stand_in = {k: v for k, v in given.items() if k not in _UNITS} if given is not None else detection_params
+            vocabulary, params = build_any(self.analysis_name, stand_in, dx_um=1.0, dt_s=1.0)
+        else:
+            vocabulary, params = build_any(self.analysis_name, detection_params, dx_um=dx_um, dt_s=dt_s)
+        values = {f: getattr(params, f) for f in params.__dataclass_fields__ if f not in _UNITS}
+        if given is None and detection_params is not None:  # a params object carries its units
+            values.update({k: getattr(detection_params, k) for k in _UNITS})
+        elif given:
+            values.update({k: v for k, v in given.items() if k in _UNITS})
+        return vocabulary, values
+
+    @classmethod
+    def get_detection_schema(cls) -> tuple:
+        """acqstore's detection-parameter schema of this analysis."""
+        return acqstore_schema(cls.analysis_name)
+
+    @classmethod
+    def get_default_detection_params(cls) -> dict[str, Any]:
+        """acqstore's defaults (acqstore's names); hpcacq's own defaults apply to an empty dict."""
+        return acqstore_defaults(cls.analysis_name)
+
+    @classmethod
+    def validate_detection_params(cls, params: Any) -> None:
+        """Check ``params`` (either vocabulary); UnknownParameterError (a KeyError) or ParameterError."""
+        if not isinstance(params, Mapping):
+            raise ParameterError(f"detection_params must be a dict, got {type(params).__name__}")
+        stand_in = {k: v for k, v in params.items() if k not in _UNITS}
+        build_any(cls.analysis_name, stand_in, dx_um=1.0, dt_s=1.0)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """Identity, detection parameters and summary, JSON-ready."""
+        return {"analysis_name": self.key.analysis_name, "channel": self.key.channel, "roi_id": self.key.roi_id,
+                "detection_params": dict(self.detection_params) if isinstance(self.detection_params, Mapping)
+                else dict(self.hpcacq_params), "summary": dict(self.summary)}
+
+    def load_json_dict(self, record: Mapping[str, Any]) -> None:
+        """Take detection parameters (checked) and summary from a :meth:`to_json_dict` record."""
+        params = dict(record.get("detection_params", {}))
+        self.vocabulary, self.hpcacq_params = self._validated(params, None, None)
+        self.detection_params = params
+        self.summary = dict(record.get("summary", {}))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(channel={self.key.channel}, roi_id={self.key.roi_id}, " \
+               f"detection_params={self.detection_params!r})"
+
+
+class RadonVelocityAnalysis(BaseAnalysis):
+    """Red-blood-cell velocity by the Radon method (``"radon_velocity"``); see :func:`hpcacq.radon_velocity`."""
+
+    analysis_name: ClassVar[str] = "radon_velocity"
+
+    def set_execution_options(self, *, use_multiprocessing: bool = True, processes: int | None = None) -> None:
+        """acqstore's execution options, as hpcacq threads for this file.
+
+        ``use_multiprocessing=False`` -> 1 thread; else ``processes`` threads (None: one
+        per CPU). Threads never change the answer.
+        """
+        self.threads = _default_threads(bool(use_multiprocessing), processes, "processes")
+
+
+class DiameterAnalysis(BaseAnalysis):
+    """Vessel diameter, one value per line (``"diameter"``); see :func:`hpcacq.vessel_diameter`."""
+
+    analysis_name: ClassVar[str] = "diameter"
+
+    def set_execution_options(self, *, use_threads: bool = True, max_workers: int | None = None) -> None:
+        """acqstore's execution options: ``use_threads=False`` -> 1 thread, else ``max_workers`` (None: per CPU)."""
+        self.threads = _default_threads(bool(use_threads), max_workers, "max_workers")
+
+
+ANALYSIS_CLASSES: dict[str, type[BaseAnalysis]] = {
+    RadonVelocityAnalysis.analysis_name: RadonVelocityAnalysis,
+    DiameterAnalysis.analysis_name: DiameterAnalysis,
+}
+
+
+def key_of(item: Any) -> Any:
+    """An AnalysisKey from itself or from an analysis object (its ``.key``)."""
+    return item.key if isinstance(getattr(item, "key", None), AnalysisKey) else item
