@@ -59,7 +59,7 @@ class _Tally:
         self.n_lines = 0
 
     def add(self, record: Any) -> None:
-        self.writer.write_file(record)
+        record = self.writer.write_file(record) or record  # a record it cannot store comes back FAILED
         outcome = file_outcome(record)
         self.outcomes[outcome] += 1
         self.n_done += 1

@@ -27,6 +27,7 @@ from .layout import (columns_to_rows, create_manifest, manifest_rows, manifest_s
                      rows_to_columns, to_json, write_file_group, write_manifest_columns)
 from .index import DoneIndex, GroupIndex
 from .records import FileRecord, group_name, software_versions
+from .storable import failed_copy
 from .store import (open_h5, acquire_lock, check_format, commit, extend_linked_root, fsync_dir, release_lock,
                     remove_trash, remove_tree, shard_name, shard_numbers, utc_now, write_linked_root, write_root_attrs)
 
@@ -191,24 +192,52 @@ class ResultsWriter:
             self._groups.place([(name, number, n_rows)])
 
     # ----------------------------------------------------------------- writing
-    def write_file(self, record: FileRecord) -> None:
+    def write_file(self, record: FileRecord) -> FileRecord:
         """Store one input file's records (replacing an earlier group of the same path).
 
         The file is durable (survives a kill) after the next flush: at most ``flush_every``
         files or ``flush_seconds`` later, and at :meth:`close`.
+
+        Returns
+        -------
+        FileRecord
+            The record as stored: ``record`` itself, or its FAILED copy when a value of it
+            cannot be stored (see :meth:`_write_group`).
         """
         with self._lock:
             self._check_open()
             name = group_name(record.file_path)
             if self._shard is None:
                 self._open_shard()
-            write_file_group(self._shard.require_group("files"), name, record, self._versions_json)
+            rows, record = self._write_group(self._shard.require_group("files"), name, record)
             if not self._pending:
                 self._oldest = time.monotonic()
             self._pending.pop(name, None)
-            self._pending[name] = (manifest_rows(record, name), record.file_path)
+            self._pending[name] = (rows, record.file_path)
             if self._flush_due():
                 self._flush()
+            return record
+
+    def _write_group(self, files: h5py.Group, name: str, record: FileRecord) -> tuple[list[dict], FileRecord]:
+        """Write ``record``'s group; return its manifest rows and the record stored.
+
+        A record that cannot be stored (an id beyond int64, a column of Python objects...)
+        is stored as a FAILED copy with the reason (:func:`~hpcacq.results.storable.failed_copy`),
+        so one bad record never stops the job nor loses the other files. An error on the
+        FAILED copy too is the storage's (disk full, I/O error) and is raised.
+        """
+        try:
+            rows = manifest_rows(record, name)
+            rows_to_columns(rows)  # every value fits the manifest's types
+            write_file_group(files, name, record, self._versions_json)
+            return rows, record
+        except Exception as exc:  # noqa: BLE001 - any problem of this record becomes its FAILED row
+            if name in files:
+                del files[name]
+            record = failed_copy(record, exc)
+        rows = manifest_rows(record, name)
+        write_file_group(files, name, record, self._versions_json)
+        return rows, record
 
     def _open_shard(self) -> None:
         if not os.path.isdir(self.parts):
