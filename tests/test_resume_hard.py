@@ -101,3 +101,108 @@ def test_sidecar_roi_id_at_int64_max_fails_that_file_only_and_resume_works(corpu
     code, text, _ = hpcacq(capsys, "run", data, "-o", out, "--resume")
     assert code == 1 and "5 from an earlier run" in text
     assert len(rows_by_file(out)) == 6
+
+
+# ----------------------------------------------------------------- 11.3 / 11.4 / 11.5 what "already done" means
+def _resumed(text):
+    """(already done, total) from the driver's 'resume: N of M files already done' line."""
+    line = next(line for line in text.splitlines() if line.startswith("resume:"))
+    words = line.split()
+    return int(words[1]), int(words[3])
+
+
+def test_other_spellings_of_the_same_inputs_are_the_same_files(corpus, tmp_path, capsys, monkeypatch):  # issue 11.5
+    fresh_copy(corpus, tmp_path)
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "o.h5"
+    assert hpcacq(capsys, "run", "d", "-o", out)[0] == 0
+    for spelling in ("./d", str(tmp_path / "d"), "d/../d/", str(tmp_path / "d" / "*.tif")):
+        code, text, _ = hpcacq(capsys, "run", spelling, "-o", out, "--resume")
+        assert code == 0 and _resumed(text) == (6, 6), (spelling, text)
+    rows = read_manifest(out)
+    assert len(rows) == 6 and len({row["group"] for row in rows}) == 6
+    assert all(os.path.isabs(row["file"]) for row in rows)
+    with h5py.File(out, "r") as handle:
+        assert len(handle["files"]) == 6
+
+
+def _dx_by_file(out):
+    return {info["file"]: result.params["dx_um"] for info, result in iter_results(out)}
+
+
+def test_resume_after_dropping_a_unit_option_recomputes_with_the_header_units(corpus, tmp_path, capsys):  # issue 11.3
+    data = fresh_copy(corpus, tmp_path)
+    out = tmp_path / "A.h5"
+    assert hpcacq(capsys, "run", data, "-o", out, "--dx-um", "0.5")[0] == 0
+    assert set(_dx_by_file(out).values()) == {0.5}
+    code, text, _ = hpcacq(capsys, "run", data, "-o", out, "--resume")
+    assert code == 0 and _resumed(text) == (0, 6), text
+    assert set(_dx_by_file(out).values()) == {0.284}  # the headers' value (write_corpus default)
+    code, text, _ = hpcacq(capsys, "run", data, "-o", out, "--resume")
+    assert _resumed(text) == (6, 6)
+    code, text, _ = hpcacq(capsys, "run", data, "-o", out, "--resume", "--dx-um", "0.284")
+    assert _resumed(text) == (0, 6), "units given now, read before: the answer may differ, recomputed"
+
+
+def test_resume_after_changing_the_roi_mode_recomputes(corpus, tmp_path, capsys):  # issue 11.3
+    data = fresh_copy(corpus, tmp_path)
+    for tif in sorted(data.glob("*.tif")):
+        (data / (tif.stem + ".json")).write_text(json.dumps(
+            {"rois": [{"roi_id": 1, "channel": 1, "data": {"x0": 2, "x1": 30, "y0": 0, "y1": 400}}]}))
+    out = tmp_path / "A.h5"
+    assert hpcacq(capsys, "run", data, "-o", out, "--roi", "existing", "--roi-id", "1")[0] == 0
+    assert {info["roi_bounds"] for info, _ in iter_results(out)} == {(0, 400, 2, 30)}
+    code, text, _ = hpcacq(capsys, "run", data, "-o", out, "--resume")
+    assert code == 0 and _resumed(text) == (0, 6), text
+    # the whole image is a new ROI (id 2) next to ROI 1: both results are kept, each its own row
+    by_roi = {}
+    for info, _ in iter_results(out):
+        by_roi.setdefault(info["roi_id"], set()).add(info["roi_bounds"])
+    assert by_roi[1] == {(0, 400, 2, 30)} and by_roi[2] == {(0, 600, 0, 38)}
+    code, text, _ = hpcacq(capsys, "run", data, "-o", out, "--resume", "--roi", "existing", "--roi-id", "1")
+    assert _resumed(text) == (6, 6)
+    assert len(read_manifest(out)) == 12
+
+
+def _same_size_and_mtime_edit(path, edit):
+    st = os.stat(path)
+    data = bytearray(path.read_bytes())
+    edit(data)
+    assert len(data) == st.st_size
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = os.stat(path)
+    assert (after.st_size, after.st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+
+
+def test_resume_sees_changes_to_headers_sidecars_and_same_size_same_mtime_content(corpus, tmp_path, capsys):  # issue 11.4
+    data = fresh_copy(corpus, tmp_path)
+    out = tmp_path / "A.h5"
+    assert hpcacq(capsys, "run", data, "-o", out)[0] == 0
+    code, text, _ = hpcacq(capsys, "run", data, "-o", out, "--resume")
+    assert _resumed(text) == (6, 6)
+    tifs = sorted(data.glob("*.tif"))
+    # 1. the Olympus header: another um/pixel, same size and mtime
+    txt = tifs[0].with_suffix(".txt")
+    _same_size_and_mtime_edit(txt, lambda b: b.__setitem__(slice(None), bytes(b).replace(b"0.284 [um/pixel]",
+                                                                                           b"0.290 [um/pixel]")))
+    # 2. a sidecar appears beside another file
+    (data / (tifs[1].stem + ".json")).write_text(json.dumps(
+        {"rois": [{"roi_id": 4, "channel": 1, "data": {"x0": 0, "x1": 20, "y0": 0, "y1": 300}}]}))
+    # 3. pixels of a third file change, same size and mtime
+    _same_size_and_mtime_edit(tifs[2], lambda b: b.__setitem__(slice(len(b) // 2, len(b) // 2 + 64),
+                                                               bytes(64)))
+    code, text, _ = hpcacq(capsys, "run", data, "-o", out, "--resume")
+    assert _resumed(text) == (3, 6), text
+    dx = {os.path.basename(f): v for f, v in _dx_by_file(out).items()}
+    assert dx[tifs[0].name] == 0.290 and dx[tifs[3].name] == 0.284
+    # 4. the sidecar changes content with the same size and mtime: its ROI ids matter (new ROI id)
+    sidecar = data / (tifs[1].stem + ".json")
+    code, text, _ = hpcacq(capsys, "run", data, "-o", out, "--resume")
+    assert _resumed(text) == (6, 6)
+    _same_size_and_mtime_edit(sidecar, lambda b: b.__setitem__(slice(None), bytes(b).replace(b'"roi_id": 4',
+                                                                                               b'"roi_id": 7')))
+    code, text, _ = hpcacq(capsys, "run", data, "-o", out, "--resume")
+    assert _resumed(text) == (5, 6), text
+    roi = {os.path.basename(info["file"]): info["roi_id"] for info, _ in iter_results(out)}
+    assert roi[tifs[1].name] == 8  # a new ROI after the sidecar's ROI 7

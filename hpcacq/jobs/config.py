@@ -17,7 +17,7 @@ from .inputs import InputList
 from .strategies import BatchFileOutcome, BatchStrategy, RoiBatchMode, _roi_mode, strategy_for
 
 __all__ = ["JobConfig", "JobSummary", "EXIT_OK", "EXIT_SOME_FAILED", "EXIT_USAGE", "EXIT_CANCELLED",
-           "EXIT_INTERNAL", "summarize", "already_done"]
+           "EXIT_INTERNAL", "summarize"]
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
@@ -172,37 +172,3 @@ def summarize(outcomes: Iterable[str], *, n_lines: int, elapsed_s: float, n_resu
     return JobSummary(n_files=n_ok + n_failed + n_skipped + n_cancelled, n_ok=n_ok, n_failed=n_failed,
                       n_skipped=n_skipped, n_cancelled=n_cancelled, n_lines=n_lines, elapsed_s=elapsed_s,
                       cancelled=cancelled, exit_code=code, n_resumed=n_resumed, cancel_reason=cancel_reason)
-
-
-def _same_params(stored: Any, reference: dict) -> bool:
-    stored = stored or {}
-    return all(stored.get(name, value) == value for name, value in reference.items())
-
-
-def already_done(entry: Any, fingerprint: dict, config: JobConfig, reference: dict) -> bool:
-    """True when a stored OK result matches this file's fingerprint and this job's analysis (resume).
-
-    ``reference`` is ``config.strategy().reference_params()``.
-
-    ``entry`` is a value of ``ResultsWriter.done_fingerprints()``: ``fingerprint``,
-    ``analysis``, ``params`` and optionally ``records`` (analysis, channel, roi_id, params).
-    """
-    if not isinstance(entry, dict) or not fingerprint:
-        return False
-    stored = entry.get("fingerprint") or {}
-    for name in ("size", "mtime_ns", "sha256"):
-        if stored.get(name) is not None and fingerprint.get(name) is not None \
-                and stored.get(name) != fingerprint.get(name):
-            return False
-    if not stored:
-        return False
-    records = entry.get("records") or [{"analysis": entry.get("analysis"), "channel": config.channel,
-                                        "roi_id": config.roi_id, "params": entry.get("params")}]
-    for record in records:
-        if record.get("analysis") != config.analysis or record.get("channel", config.channel) != config.channel:
-            continue
-        if config.roi_id is not None and record.get("roi_id", config.roi_id) != config.roi_id:
-            continue
-        if _same_params(record.get("params"), reference):
-            return True
-    return False

@@ -28,7 +28,8 @@ from typing import Any, Callable, Iterable, Iterator
 from ..errors import HpcacqError
 from .batch import FileJob, FilePool
 from .cancel import CancelSource
-from .config import EXIT_USAGE, JobConfig, JobSummary, already_done, summarize
+from .config import EXIT_USAGE, JobConfig, JobSummary, summarize
+from .resume import StampedJob, already_done, canonical_path
 from .resources import Backoff, cores_per_rank, launched_under_mpi, mpi_world_rank, plan_threads
 
 __all__ = ["run_job", "execute_job", "file_outcome", "main"]
@@ -289,8 +290,7 @@ def _plan_todo(config: JobConfig, writer: Any, log: Log) -> tuple[_Todo, int]:
     """
     inputs = config.inputs
     if not config.resume:
-        return _Todo(enumerate(inputs), len(inputs)), 0
-    from ..results import file_fingerprint
+        return _Todo(_canonical(enumerate(inputs)), len(inputs)), 0
     from ..results.records import path_text  # the manifest's text of a path (undecodable bytes escaped)
 
     done = writer.done_fingerprints()
@@ -298,12 +298,8 @@ def _plan_todo(config: JobConfig, writer: Any, log: Log) -> tuple[_Todo, int]:
     spool = tempfile.TemporaryFile()
     block, n_keep = array("q"), 0
     try:
-        for index, path in enumerate(inputs):
-            try:
-                fingerprint = file_fingerprint(path)
-            except OSError:
-                fingerprint = {}
-            if not already_done(done.get(path_text(path)), fingerprint, config, reference):
+        for index, path in _canonical(enumerate(inputs)):
+            if not already_done(done.get(path_text(path)), path, config, reference):
                 block.append(index)
                 n_keep += 1
                 if len(block) == 4096:
@@ -317,7 +313,12 @@ def _plan_todo(config: JobConfig, writer: Any, log: Log) -> tuple[_Todo, int]:
         getattr(done, "close", lambda: None)()
     n_skipped = len(inputs) - n_keep
     log(f"resume: {n_skipped} of {len(inputs)} files already done")
-    return _Todo(_spooled(spool, inputs), n_keep), n_skipped
+    return _Todo(_canonical(_spooled(spool, inputs)), n_keep), n_skipped
+
+
+def _canonical(items: Iterable[tuple[int, str]]) -> Iterator[tuple[int, str]]:
+    """(index, canonical path): one spelling of each input everywhere (see jobs/resume.py)."""
+    return ((index, canonical_path(path)) for index, path in items)
 
 
 def _spooled(spool: Any, inputs: Iterable[str]) -> Iterator[tuple[int, str]]:
@@ -348,7 +349,10 @@ def _make_job(config: JobConfig, event: threading.Event, *, cores: int, n_files:
         from .precompile import warm_up
 
         warm_up(config.analysis, config.params)  # kernels loaded before the first file
-    job = (job_factory or FileJob)(strategy, event, rank=rank, host=host)
+    if job_factory is None:  # records carry what resume compares (a custom job stamps its own)
+        job = StampedJob(FileJob(strategy, event, rank=rank, host=host))
+    else:
+        job = job_factory(strategy, event, rank=rank, host=host)
     return job, slots
 
 

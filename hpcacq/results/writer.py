@@ -11,6 +11,7 @@ parts folder.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -27,6 +28,7 @@ from .layout import (columns_to_rows, create_manifest, manifest_rows, manifest_s
                      rows_to_columns, to_json, write_file_group, write_manifest_columns)
 from .index import DoneIndex, GroupIndex
 from .records import FileRecord, group_name, software_versions
+from .keep import keep_analyses, tag_rows
 from .storable import failed_copy
 from .store import (open_h5, acquire_lock, check_format, commit, extend_linked_root, fsync_dir, release_lock,
                     remove_trash, remove_tree, shard_name, shard_numbers, utc_now, write_linked_root, write_root_attrs)
@@ -221,23 +223,53 @@ class ResultsWriter:
     def _write_group(self, files: h5py.Group, name: str, record: FileRecord) -> tuple[list[dict], FileRecord]:
         """Write ``record``'s group; return its manifest rows and the record stored.
 
+        Analyses stored earlier for the same input that ``record`` does not replace (another
+        analysis, channel or ROI) are kept in the new group (:mod:`~hpcacq.results.keep`).
         A record that cannot be stored (an id beyond int64, a column of Python objects...)
         is stored as a FAILED copy with the reason (:func:`~hpcacq.results.storable.failed_copy`),
         so one bad record never stops the job nor loses the other files. An error on the
         FAILED copy too is the storage's (disk full, I/O error) and is raised.
         """
-        try:
-            rows = manifest_rows(record, name)
-            rows_to_columns(rows)  # every value fits the manifest's types
-            write_file_group(files, name, record, self._versions_json)
-            return rows, record
-        except Exception as exc:  # noqa: BLE001 - any problem of this record becomes its FAILED row
-            if name in files:
-                del files[name]
-            record = failed_copy(record, exc)
+        with self._previous(files, name) as old:
+            try:
+                return self._write_with(files, name, record, old), record
+            except Exception as exc:  # noqa: BLE001 - any problem of this record becomes its FAILED row
+                if name in files:
+                    del files[name]
+                record = failed_copy(record, exc)
+            return self._write_with(files, name, record, old), record
+
+    def _write_with(self, files: h5py.Group, name: str, record: FileRecord, old: h5py.Group | None) -> list[dict]:
         rows = manifest_rows(record, name)
+        rows_to_columns(rows)  # every value fits the manifest's types
         write_file_group(files, name, record, self._versions_json)
-        return rows, record
+        if old is not None:
+            rows = rows + keep_analyses(old, files[name], rows)
+        tag_rows(files[name], rows)
+        return rows
+
+    @contextlib.contextmanager
+    def _previous(self, files: h5py.Group, name: str) -> Iterator[h5py.Group | None]:
+        """The stored group of ``name`` (open shard, a flushed shard, or the resumed output)."""
+        if name in files:  # written earlier into the open shard: set aside, dropped after
+            aside = name + ".previous"
+            files.move(name, aside)
+            try:
+                yield files[aside]
+            finally:
+                del files[aside]
+            return
+        stored = self._groups.get(name)
+        if stored is None:
+            yield None
+            return
+        try:
+            source = open_h5(self._shard_path(stored[0]), "r")
+        except OSError:  # unreadable: its analyses are lost anyway (a resume reruns them)
+            yield None
+            return
+        with source:
+            yield source["files"][name] if name in source.get("files", {}) else None
 
     def _open_shard(self) -> None:
         if not os.path.isdir(self.parts):
@@ -379,13 +411,14 @@ class ResultsWriter:
 
     # ----------------------------------------------------------------- resume
     def done_fingerprints(self) -> DoneIndex:
-        """Input path -> what a resumed job needs to skip it, for files whose records are all OK.
+        """Input path -> what a resumed job needs to skip it, for files with at least one OK analysis.
 
         A read-only mapping kept on disk (:class:`~hpcacq.results.index.DoneIndex`), so a
-        resume of a million files does not hold them in memory. Each value holds
-        ``fingerprint`` (``{"size", "mtime_ns", "sha256"}``), ``analysis`` and ``params`` (of
-        the first record), ``group`` and ``records`` (analysis, channel, roi_id, params of
-        each record).
+        resume of a million files does not hold them in memory. Each value holds ``group``
+        and ``records``: one per OK analysis, with ``analysis``, ``channel``, ``roi_id``,
+        ``params``, ``fingerprint`` (``{"size", "mtime_ns", "sha256"}``) and ``resume`` (the
+        companion files' fingerprints and job options, see :mod:`hpcacq.jobs.resume`);
+        ``fingerprint``, ``analysis`` and ``params`` repeat the first record's.
         """
         with self._lock:
             def chunks() -> Iterator[list[dict]]:
@@ -500,13 +533,21 @@ def _join(chunks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {name: np.concatenate([chunk[name] for chunk in chunks]) for name in chunks[0]}
 
 
-def _done_entry(name: str, rows: list[dict]) -> dict:
-    first = rows[0]
-    fingerprint = {"size": None if first["size"] < 0 else first["size"],
-                   "mtime_ns": None if first["mtime_ns"] < 0 else first["mtime_ns"],
-                   "sha256": first["sha256"] or None}
-    records = [{"analysis": row["analysis"], "channel": row["channel"],
-                "roi_id": None if row["roi_id"] < 0 else row["roi_id"], "params": json.loads(row["params_json"])}
-               for row in rows]
-    return {"fingerprint": fingerprint, "analysis": first["analysis"], "params": records[0]["params"],
+def _done_entry(name: str, rows: list[dict]) -> dict | None:
+    """What resume needs of one stored input: its OK analyses with their fingerprints (None: none OK)."""
+    records = []
+    for row in rows:
+        if row["outcome"] != "OK":
+            continue
+        fingerprint = {"size": None if row["size"] < 0 else row["size"],
+                       "mtime_ns": None if row["mtime_ns"] < 0 else row["mtime_ns"],
+                       "sha256": row["sha256"] or None}
+        records.append({"analysis": row["analysis"], "channel": row["channel"],
+                        "roi_id": None if row["roi_id"] < 0 else row["roi_id"], "outcome": "OK",
+                        "params": json.loads(row["params_json"] or "{}"), "fingerprint": fingerprint,
+                        "resume": json.loads(row.get("resume_json") or "{}")})
+    if not records:
+        return None
+    first = records[0]
+    return {"fingerprint": first["fingerprint"], "analysis": first["analysis"], "params": first["params"],
             "group": name, "records": records}
