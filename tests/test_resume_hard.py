@@ -206,3 +206,59 @@ def test_resume_sees_changes_to_headers_sidecars_and_same_size_same_mtime_conten
     assert _resumed(text) == (5, 6), text
     roi = {os.path.basename(info["file"]): info["roi_id"] for info, _ in iter_results(out)}
     assert roi[tifs[1].name] == 8  # a new ROI after the sidecar's ROI 7
+
+
+# ----------------------------------------------------------------- 11.2 several analyses per input
+def _columns(out, analysis):
+    return {(info["file"], info["dataset"]): result.columns for info, result in iter_results(out)
+            if info["analysis"] == analysis}
+
+
+def _assert_same_columns(a, b):
+    assert a.keys() == b.keys() and a
+    for key in a:
+        assert list(a[key]) == list(b[key])
+        for name in a[key]:
+            assert np.asarray(a[key][name]).tobytes() == np.asarray(b[key][name]).tobytes(), (key, name)
+
+
+def test_resume_with_another_analysis_adds_to_the_file_and_merge_keeps_both(corpus, tmp_path, capsys):  # issue 11.2
+    data = fresh_copy(corpus, tmp_path)
+    out, diam = tmp_path / "both.h5", tmp_path / "diameter.h5"
+    assert hpcacq(capsys, "run", data, "-o", out)[0] == 0
+    velocity = _columns(out, "radon_velocity")
+    code, text, _ = hpcacq(capsys, "run", data, "-o", out, "--resume", "--analysis", "diameter")
+    assert code in (0, 1) and _resumed(text) == (0, 6)
+    _assert_same_columns(_columns(out, "radon_velocity"), velocity)  # kept, bit for bit
+    rows = rows_by_file(out)
+    assert len(rows) == 6 and all(sorted(r["analysis"] for r in rs) == ["diameter", "radon_velocity"]
+                                  for rs in rows.values())
+    code, text, _ = hpcacq(capsys, "run", data, "-o", out, "--resume")  # velocity: all done still
+    assert _resumed(text) == (6, 6)
+    code, text, _ = hpcacq(capsys, "run", data, "-o", out, "--resume", "--analysis", "diameter")
+    assert _resumed(text)[1] == 6
+    _assert_same_columns(_columns(out, "radon_velocity"), velocity)
+
+    # merge: one file of velocity, one of diameter -> both analyses for every input
+    vel = tmp_path / "velocity.h5"
+    assert hpcacq(capsys, "run", data, "-o", vel)[0] == 0
+    assert hpcacq(capsys, "run", data, "-o", diam, "--analysis", "diameter")[0] in (0, 1)
+    merged = tmp_path / "merged.h5"
+    code, text, err = hpcacq(capsys, "merge", vel, diam, "-o", merged)
+    assert code == 0, (text, err)
+    rows = rows_by_file(merged)
+    assert len(rows) == 6 and all(sorted(r["analysis"] for r in rs) == ["diameter", "radon_velocity"]
+                                  for rs in rows.values())
+    _assert_same_columns(_columns(merged, "radon_velocity"), velocity)
+    _assert_same_columns(_columns(merged, "diameter"), _columns(diam, "diameter"))
+    # the same analysis with other parameters: a real conflict, refused unless --overwrite
+    other = tmp_path / "other.h5"
+    assert hpcacq(capsys, "run", data, "-o", other, "--window-lines", "32")[0] == 0
+    code, text, err = hpcacq(capsys, "merge", vel, other, "-o", tmp_path / "c.h5")
+    assert code == 2 and "differ" in err and not (tmp_path / "c.h5").exists()
+    code, _, _ = hpcacq(capsys, "merge", vel, other, "-o", tmp_path / "c.h5", "--overwrite")
+    assert code == 0
+    _assert_same_columns(_columns(tmp_path / "c.h5", "radon_velocity"), _columns(other, "radon_velocity"))
+    shutil.copyfile(vel, tmp_path / "vel2.h5")  # identical answers in two files: kept once, no conflict
+    code, text, _ = hpcacq(capsys, "merge", vel, tmp_path / "vel2.h5", "-o", tmp_path / "d.h5")
+    assert code == 0 and "identical" in text and len(read_manifest(tmp_path / "d.h5")) == 6
