@@ -52,15 +52,28 @@ def file_outcome(record: Any) -> str:
 class _Tally:
     """Rank 0's sink: write each FileRecord, count outcomes, report progress."""
 
-    def __init__(self, writer: Any, log: Log, on_file_result: Callable | None, progress: bool, n_total: int):
+    def __init__(self, writer: Any, log: Log, on_file_result: Callable | None, progress: bool, n_total: int,
+                 on_output_error: Callable[[str], None] = lambda reason: None):
         self.writer, self.log, self.on_file_result = writer, log, on_file_result
         self.progress, self.n_total = progress, n_total
         self.outcomes: Counter[str] = Counter()
         self.n_done = 0
         self.n_lines = 0
+        self.output_error: OSError | None = None  # the writer failed: stop, keep what is stored
+        self.on_output_error = on_output_error
 
     def add(self, record: Any) -> None:
-        record = self.writer.write_file(record) or record  # a record it cannot store comes back FAILED
+        if self.output_error is None:
+            try:
+                record = self.writer.write_file(record) or record  # a record it cannot store comes back FAILED
+            except OSError as exc:  # full disk, I/O error (OutputError): the job stops, resume continues
+                self.output_error = exc
+                self.log(f"output error: {exc}")
+                self.on_output_error(f"cannot write the output: {exc}")
+        if self.output_error is not None:  # not stored: run again by --resume
+            self.outcomes["CANCELLED"] += 1
+            self.n_done += 1
+            return
         outcome = file_outcome(record)
         self.outcomes[outcome] += 1
         self.n_done += 1
@@ -362,6 +375,8 @@ def _run_root(config: JobConfig, link: Any, source: CancelSource, log: Log, on_f
     size = 1 if link is None else link.size
     try:
         writer = _open_writer(config, writer_factory, size)
+        for note in getattr(writer, "notes", None) or []:  # what resume salvaged of a damaged output
+            log(f"resume: {note}")
         try:
             todo, n_resumed = _plan_todo(config, writer, log)
         except BaseException:
@@ -381,18 +396,37 @@ def _run_root(config: JobConfig, link: Any, source: CancelSource, log: Log, on_f
                            host=None if link is None else link.host, job_factory=job_factory)
     log(f"{len(todo)} files on {size} rank(s), {slots} file(s) at a time x {job.strategy.threads_per_file} "
         f"thread(s) each on rank 0")
-    tally = _Tally(writer, log, on_file_result, bool(config.progress), len(todo))
+    tally = _Tally(writer, log, on_file_result, bool(config.progress), len(todo), on_output_error=source.cancel)
     local = _RankPool(job, slots)
     try:
         _coordinate(link, todo, local, tally, source, log)
     finally:
         local.close()
-        writer.close()
+        output_error = _close_writer(writer, tally.output_error)
+    if output_error is not None and tally.output_error is None:
+        log(f"output error: {output_error}")
     summary = summarize(tally.outcomes.elements(), n_lines=tally.n_lines, elapsed_s=time.perf_counter() - start,
-                        n_resumed=n_resumed, cancelled=source.event.is_set(), cancel_reason=source.reason)
+                        n_resumed=n_resumed, cancelled=source.event.is_set(), cancel_reason=source.reason,
+                        output_error=None if output_error is None else str(output_error))
     if link is not None:
         link.tell_workers("summary", summary)
     return summary
+
+
+def _close_writer(writer: Any, error: OSError | None) -> OSError | None:
+    """Close the writer (consolidate), or abandon it after a write error; the storage error, if any.
+
+    A full disk or an I/O error leaves the output as last committed (resumable) and
+    becomes the job's exit code 5, the same on every rank, never a traceback or an abort.
+    """
+    try:
+        if error is not None and hasattr(writer, "abandon"):
+            writer.abandon()
+        else:
+            writer.close()
+    except OSError as exc:
+        return error or exc
+    return error
 
 
 def _run_worker(config: JobConfig, link: Any, source: CancelSource, job_factory) -> JobSummary:

@@ -29,6 +29,8 @@ from .layout import (columns_to_rows, create_manifest, manifest_rows, manifest_s
 from .index import DoneIndex, GroupIndex
 from .records import FileRecord, group_name, software_versions
 from .keep import keep_analyses, tag_rows
+from .salvage import (OutputError, check_removable, ensure_space, output_error, read_root, record_bytes,
+                      set_aside)
 from .storable import failed_copy
 from .store import (open_h5, acquire_lock, check_format, commit, extend_linked_root, fsync_dir, release_lock,
                     remove_trash, remove_tree, shard_name, shard_numbers, utc_now, write_linked_root, write_root_attrs)
@@ -124,9 +126,22 @@ class ResultsWriter:
         self._oldest = self._last_flush = time.monotonic()
         self._flush_cost = 0.0
         self._closed, self._error = False, None
-        self._lock_fd = acquire_lock(self.path + ".lock")
+        self.notes: list[str] = []  # what opening an existing output salvaged (resume)
         try:
-            self._prepare(mode)
+            self._lock_fd = acquire_lock(self.path + ".lock")
+        except ParameterError:
+            self._groups.close()
+            raise
+        except OSError as exc:  # read-only or missing folder, no permission
+            self._groups.close()
+            raise output_error(exc, self.path, "write the output") from None
+        try:
+            try:
+                self._prepare(mode)
+            except OutputError:
+                raise
+            except OSError as exc:
+                raise output_error(exc, self.path, "open the output") from None
         except BaseException:
             self._groups.close()
             release_lock(self._lock_fd, self.path + ".lock")
@@ -137,7 +152,7 @@ class ResultsWriter:
 
     # ----------------------------------------------------------------- opening
     def _prepare(self, mode: str) -> None:
-        exists = os.path.exists(self.path)
+        exists = os.path.lexists(self.path)
         remove_trash(self.parts)
         if os.path.exists(self.path + ".tmp"):
             os.remove(self.path + ".tmp")
@@ -146,6 +161,7 @@ class ResultsWriter:
             raise ParameterError(f"output {what} already exists; pass --resume (mode='resume') to continue "
                                  "that job or --overwrite (mode='overwrite') to replace it")
         if mode == "overwrite":
+            check_removable(self.path, self.parts)  # only hpcacq results are removed
             if exists:
                 os.remove(self.path)
             remove_tree(self.parts)
@@ -153,16 +169,8 @@ class ResultsWriter:
             self._load()
 
     def _load(self) -> None:
-        layout = None
-        if os.path.exists(self.path):
-            try:
-                handle = h5py.File(self.path, "r")
-            except OSError as exc:
-                raise ParameterError(f"cannot resume: {self.path} is not a readable HDF5 file ({exc}); "
-                                     "pass --overwrite to replace it") from None
-            with handle:
-                layout = check_format(handle, self.path)
-                self._created = str(handle.attrs.get("created_utc", self._created))
+        layout, created, self.notes = read_root(self.path, self.parts)
+        self._created = created or self._created
         if layout == "consolidated":
             remove_tree(self.parts)  # left by a consolidation killed before its clean-up
             self._adopt(0, self.path)
@@ -170,8 +178,27 @@ class ResultsWriter:
             self._clean_consolidated = True
         elif os.path.isdir(self.parts):
             for number in shard_numbers(self.parts):
-                self._adopt(number, os.path.join(self.parts, shard_name(number)))
+                shard = os.path.join(self.parts, shard_name(number))
+                try:
+                    self._check_shard(shard)
+                except (OSError, KeyError, ValueError, RuntimeError) as exc:  # damaged: rerun its files
+                    self.notes.append(set_aside(shard, exc))
+                    continue
+                self._adopt(number, shard)
                 self._next_shard = max(self._next_shard, number + 1)
+            self._next_shard = max([self._next_shard] + [n + 1 for n in _numbers_set_aside(self.parts)])
+
+    @staticmethod
+    def _check_shard(path: str) -> None:
+        """Raise unless shard ``path`` opens and every group its manifest names is in /files."""
+        with open_h5(path, "r") as handle:
+            if handle.attrs.get("layout") not in ("shard", "consolidated") or "files" not in handle:
+                raise ValueError("not a complete shard (no layout attr or /files)")
+            files = handle["files"]
+            for columns in manifest_slices(handle):
+                for group in dict.fromkeys(columns["group"]):
+                    if group not in files:
+                        raise KeyError(f"manifest names group {group!r}, missing from /files")
 
     def _adopt(self, number: int, path: str) -> None:
         """Take the groups of one stored file as flushed in shard ``number`` (later shards win).
@@ -208,10 +235,14 @@ class ResultsWriter:
         """
         with self._lock:
             self._check_open()
+            ensure_space(self.path, 2 * record_bytes(record), "write results to")
             name = group_name(record.file_path)
-            if self._shard is None:
-                self._open_shard()
-            rows, record = self._write_group(self._shard.require_group("files"), name, record)
+            try:
+                if self._shard is None:
+                    self._open_shard()
+                rows, record = self._write_group(self._shard.require_group("files"), name, record)
+            except OSError as exc:  # the storage's, not the record's (see _write_group)
+                raise self._fail(exc, "write results to") from None
             if not self._pending:
                 self._oldest = time.monotonic()
             self._pending.pop(name, None)
@@ -297,6 +328,61 @@ class ResultsWriter:
     def _flush(self) -> None:
         if not self._pending:
             return
+        ensure_space(self.path, self._root_bytes(), "update")
+        try:
+            self._flush_pending()
+        except OutputError:
+            raise  # the root update failed after the shard was committed: the next flush rebuilds it
+        except OSError as exc:  # while finishing the shard: HDF5 must not touch it again
+            raise self._fail(exc, "update") from None
+
+    def _root_bytes(self) -> int:
+        """Upper estimate of the bytes a flush needs: the next root and the shard's manifest."""
+        root = os.path.getsize(self.path) if os.path.isfile(self.path) else 0
+        return root + 4096 * (len(self._groups) + len(self._pending)) // 16 + (256 << 10)
+
+    def _fail(self, exc: OSError, doing: str) -> OutputError:
+        """The writer cannot write (full disk, I/O error): drop the open shard, keep what is flushed.
+
+        Everything committed (shards, the root) stays valid for ``--resume``; files not
+        flushed yet are not reported flushed and are run again. Later calls raise the error.
+        """
+        error = exc if isinstance(exc, OutputError) else output_error(exc, self.path, doing)
+        self._error = error
+        self._discard_shard()
+        return error
+
+    def _discard_shard(self) -> None:
+        handle, self._shard = self._shard, None
+        self._pending.clear()
+        if handle is None:
+            return
+        tmp = handle.filename
+        try:
+            handle.close()
+        except Exception:  # noqa: BLE001 - a broken file: its data is dropped anyway
+            pass
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+
+    def abandon(self) -> None:
+        """Stop without flushing nor consolidating (after an :class:`OutputError`); idempotent.
+
+        The output stays as last committed: a linked root and its shards, which ``--resume``
+        (or ``hpcacq repair``) completes.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._stop.set()
+            self._closed = True
+            self._discard_shard()
+            release_lock(self._lock_fd, self.path + ".lock")
+        self._timer.join(timeout=5)
+
+    def _flush_pending(self) -> None:
         start = time.monotonic()
         number, handle = self._next_shard, self._shard
         columns = rows_to_columns([row for rows, _ in self._pending.values() for row in rows])
@@ -314,7 +400,12 @@ class ResultsWriter:
         names = list(self._pending)
         self._pending.clear()
         self._dirty = True
-        self._write_root(number, names, columns, replaced)
+        try:
+            self._write_root(number, names, columns, replaced)
+        except OSError as exc:
+            if os.path.exists(self.path + ".tmp"):
+                os.remove(self.path + ".tmp")
+            raise (exc if isinstance(exc, OutputError) else output_error(exc, self.path, "update")) from None
         self._last_flush = time.monotonic()
         self._flush_cost = self._last_flush - start
         if self.on_flush is not None:
@@ -439,14 +530,37 @@ class ResultsWriter:
             if self._closed:
                 return
             self._stop.set()
-            self._flush()
+            error = self._error  # a write failed: keep what is committed
+            if error is None:
+                try:
+                    self._flush()
+                except BaseException as exc:  # noqa: BLE001 - re-raised below, after letting go
+                    error = exc
+        if error is not None:
+            self.abandon()
+            raise error
+        with self._lock:
             self._closed = True
             try:
                 if self._dirty or not self._clean_consolidated:
-                    self._consolidate()
+                    self._consolidate_safely()
             finally:
                 release_lock(self._lock_fd, self.path + ".lock")
         self._timer.join(timeout=5)
+
+    def _consolidate_safely(self) -> None:
+        """Consolidate when there is room for the copy; an OSError leaves the linked output as it was."""
+        numbers = self._groups.shards()
+        need = 0
+        while batch := list(itertools.islice(numbers, 256)):
+            need += sum(os.path.getsize(self._shard_path(n)) for n in batch if os.path.exists(self._shard_path(n)))
+        ensure_space(self.path, need, "consolidate")
+        try:
+            self._consolidate()
+        except OSError as exc:
+            if os.path.exists(self.path + ".tmp"):
+                os.remove(self.path + ".tmp")
+            raise (exc if isinstance(exc, OutputError) else output_error(exc, self.path, "consolidate")) from None
 
     def _consolidate(self) -> None:
         tmp = self.path + ".tmp"
@@ -495,6 +609,12 @@ class ResultsWriter:
 
     def __repr__(self) -> str:
         return f"ResultsWriter({self.path!r}, files={len(self._groups) + len(self._pending)})"
+
+
+def _numbers_set_aside(parts: str) -> list[int]:
+    """Numbers of shards set aside as damaged (never reused for a new shard)."""
+    return [int(entry[6:-11]) for entry in os.listdir(parts) if entry.startswith("shard-")
+            and entry.endswith(".h5.damaged") and entry[6:-11].isdigit()]
 
 
 def _stat(path: str) -> tuple | None:
