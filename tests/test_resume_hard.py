@@ -262,3 +262,216 @@ def test_resume_with_another_analysis_adds_to_the_file_and_merge_keeps_both(corp
     shutil.copyfile(vel, tmp_path / "vel2.h5")  # identical answers in two files: kept once, no conflict
     code, text, _ = hpcacq(capsys, "merge", vel, tmp_path / "vel2.h5", "-o", tmp_path / "d.h5")
     assert code == 0 and "identical" in text and len(read_manifest(tmp_path / "d.h5")) == 6
+
+
+# ----------------------------------------------------------------- 11.10 a hard environment
+import signal  # noqa: E402
+import stat  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import textwrap  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+MPIEXEC = shutil.which("mpiexec", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
+def cli(*args, env=None, timeout=300, code=None) -> subprocess.CompletedProcess:
+    """``hpcacq ARGS`` in a subprocess (a crash must not take pytest down); ``code`` replaces the entry."""
+    full_env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", **(env or {})}
+    command = [sys.executable, "-c", code, *map(str, args)] if code else \
+        [sys.executable, "-m", "hpcacq", *map(str, args)]
+    return subprocess.run(command, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+@contextmanager
+def tmpfs(folder: Path, size: str, *options: str):
+    """A small tmpfs at ``folder`` (root in CI and here), unmounted afterwards."""
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join([f"size={size}", *options]), "tmpfs", str(folder)],
+                   check=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+@pytest.fixture(scope="module")
+def bigger(tmp_path_factory):
+    """Twelve velocity files whose results (~2.5 MB) do not fit a 1.5 MB file system."""
+    from hpcacq.synth.corpus import write_corpus
+
+    folder = tmp_path_factory.mktemp("bigger") / "d"
+    write_corpus(folder, n_files=12, kind="velocity", n_lines=6000, seed=3)
+    return folder
+
+
+def _all_columns(out):
+    return {(os.path.basename(info["file"]), info["dataset"]): result.columns for info, result in iter_results(out)}
+
+
+def test_full_disk_is_exit_5_with_a_message_and_resume_completes_the_job(bigger, tmp_path):  # issue 11.10
+    reference = tmp_path / "ref.h5"
+    assert cli("run", bigger, "-o", reference).returncode == 0
+    with tmpfs(tmp_path / "small", "1500k") as small:
+        out = small / "out.h5"
+        done = cli("run", bigger, "-o", out)
+        assert done.returncode == 5, (done.returncode, done.stdout[-2000:], done.stderr[-2000:])
+        text = done.stdout + done.stderr
+        assert "no space left" in text.lower() and "--resume" in text and "Traceback" not in text
+        subprocess.run(["mount", "-o", "remount,size=64m", str(small)], check=True)
+        done = cli("run", bigger, "-o", out, "--resume")
+        assert done.returncode == 0, done.stdout + done.stderr
+        got, want = _all_columns(out), _all_columns(reference)
+        assert got.keys() == want.keys() and len(got) == 12
+        for key in want:
+            for name in want[key]:
+                assert np.asarray(got[key][name]).tobytes() == np.asarray(want[key][name]).tobytes()
+
+
+def test_read_only_output_folder_is_a_usage_error(corpus, tmp_path):  # issue 11.10
+    with tmpfs(tmp_path / "ro", "1m", "ro") as folder:
+        done = cli("run", corpus, "-o", folder / "out.h5")
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "read-only" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("line", ["inputs = 5", "params = 5", "channel = 'x'", "output = 5", "inputs = [1, 2]",
+                                  "time_limit = [1]", "threads = 1.5"])
+def test_config_values_of_the_wrong_type_are_usage_errors(corpus, tmp_path, capsys, line):  # issue 11.10
+    config = tmp_path / "job.toml"
+    config.write_text(line + "\n")
+    code, out, err = hpcacq(capsys, "run", corpus, "-o", tmp_path / "o.h5", "--config", config)
+    key = line.split()[0].replace("_", "-")
+    assert code == 2 and ("job.toml" in err or key in err) and "Traceback" not in err, (line, err)
+
+
+# ----------------------------------------------------------------- 11.11 a damaged output of a killed job
+def _killed_output(tmp_path, n=5):
+    """A linked output of ``n`` files, one shard each, left as a kill leaves it (no consolidation)."""
+    out = tmp_path / "out.h5"
+    records = [velocity_record(i, n_rows=40) for i in range(n)]
+    writer = ResultsWriter(out, flush_every=1, max_flush_share=1.0, **FAST)
+    for record in records:
+        writer.write_file(record)
+    writer.abandon()  # like a kill: the root and shards as last committed
+    with h5py.File(out, "r") as handle:
+        assert handle.attrs["layout"] == "linked"
+    return out, records
+
+
+def _truncate(path, keep=0.5):
+    size = os.path.getsize(path)
+    with open(path, "r+b") as handle:
+        handle.truncate(int(size * keep))
+
+
+def _check_kept(out, records):
+    got = {info["file"]: result for info, result in iter_results(out)}
+    assert set(got) == {r.file_path for r in records}
+    for record in records:
+        want = record.records[0].result.columns
+        for name in want:
+            assert np.asarray(got[record.file_path].columns[name]).tobytes() == np.asarray(want[name]).tobytes()
+
+
+def test_resume_salvages_every_intact_shard_of_a_truncated_output(tmp_path, capsys):  # issue 11.11
+    out, records = _killed_output(tmp_path)
+    _truncate(out.parent / "out.h5.parts" / "shard-00003.h5")
+    writer = ResultsWriter(out, mode="resume", **FAST)
+    assert any("shard-00003.h5" in note and "damaged" in note for note in writer.notes)
+    done = writer.done_fingerprints()
+    assert set(done) == {r.file_path for i, r in enumerate(records) if i != 2}  # shard 3 held file 2
+    writer.write_file(records[2])  # the resumed job runs it again
+    writer.close()
+    _check_kept(out, records)
+
+
+def test_repair_rebuilds_a_damaged_root_from_its_shards(tmp_path, capsys):  # issue 11.11
+    out, records = _killed_output(tmp_path)
+    _truncate(out, keep=0.3)
+    code, text, err = hpcacq(capsys, "summary", out)
+    assert code == 2 and "hpcacq repair" in err
+    code, text, err = hpcacq(capsys, "repair", out)
+    assert code == 0 and "5 input files kept" in text and "damaged" in text, (text, err)
+    _check_kept(out, records)
+    assert not (tmp_path / "out.h5.parts").exists()
+    code, text, err = hpcacq(capsys, "summary", out)
+    assert code == 0, err
+
+
+def test_summary_of_a_linked_output_without_its_parts_folder_is_a_clear_message(tmp_path, capsys):  # issue 11.11
+    out, _ = _killed_output(tmp_path)
+    shutil.rmtree(tmp_path / "out.h5.parts")
+    code, text, err = hpcacq(capsys, "summary", out)
+    assert code == 2 and "parts folder" in err and "Traceback" not in err
+
+
+# ----------------------------------------------------------------- 11.12 --overwrite removes only hpcacq results
+def test_overwrite_refuses_devices_and_files_that_are_not_hpcacq_results(corpus, tmp_path, capsys):  # issue 11.12
+    device = tmp_path / "null-like"
+    os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # the same device as /dev/null
+    text_file = tmp_path / "notes.h5"
+    text_file.write_text("my notes")
+    plain = tmp_path / "plain.h5"
+    with h5py.File(plain, "w") as handle:
+        handle["data"] = np.arange(3)
+    for target in (device, text_file, plain, tmp_path):
+        code, _, err = hpcacq(capsys, "run", corpus, "-o", target, "--overwrite")
+        assert code == 2 and ("refused" in err or "directory" in err.lower()), (target, err)
+    assert stat.S_ISCHR(os.stat(device).st_mode) and text_file.read_text() == "my notes"
+    with h5py.File(plain, "r") as handle:
+        assert list(handle) == ["data"]
+    # a real results file is replaced; a parts folder holding a foreign file is refused
+    out = tmp_path / "out.h5"
+    assert hpcacq(capsys, "run", corpus, "-o", out)[0] == 0
+    assert hpcacq(capsys, "run", corpus, "-o", out, "--overwrite")[0] == 0
+    (tmp_path / "out.h5.parts").mkdir()
+    (tmp_path / "out.h5.parts" / "thesis.docx").write_text("do not delete")
+    code, _, err = hpcacq(capsys, "run", corpus, "-o", out, "--overwrite")
+    assert code == 2 and "refused" in err and (tmp_path / "out.h5.parts" / "thesis.docx").exists()
+
+
+# ----------------------------------------------------------------- 11.13 late signals, an empty input list
+LATE_SIGNAL = textwrap.dedent("""
+    import os, signal, sys, time
+    import hpcacq.cli.run as run
+    original = run._Display.finish
+    def finish(self, summary):
+        original(self, summary)
+        if self.rank0:
+            os.kill(os.getpid(), signal.SIGTERM)  # after the summary is printed
+            time.sleep(0.3)
+    run._Display.finish = finish
+    from hpcacq.cli import main
+    main(sys.argv[1:])
+""")
+
+
+def test_a_signal_after_the_summary_keeps_the_jobs_exit_code(corpus, tmp_path):  # issue 11.13
+    done = cli("run", corpus, "-o", tmp_path / "a.h5", code=LATE_SIGNAL)
+    assert done.returncode == 0 and "6 OK" in done.stdout, (done.returncode, done.stderr[-2000:])
+    stop = tmp_path / "STOP"
+    stop.touch()
+    done = cli("run", corpus, "-o", tmp_path / "b.h5", "--stop-file", stop, code=LATE_SIGNAL)
+    assert done.returncode == 3, (done.returncode, done.stderr[-2000:])
+
+
+@pytest.mark.mpi
+def test_a_signal_after_the_summary_under_mpi_is_no_bad_termination(corpus, tmp_path):  # issue 11.13
+    script = tmp_path / "late.py"
+    script.write_text(LATE_SIGNAL)
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    done = subprocess.run([MPIEXEC, "-n", "2", sys.executable, str(script), "run", str(corpus), "-o",
+                           str(tmp_path / "m.h5")], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, (done.returncode, done.stdout[-2000:], done.stderr[-2000:])
+    assert "BAD TERMINATION" not in done.stdout + done.stderr
+
+
+def test_an_empty_input_list_is_a_clear_usage_error(tmp_path, capsys):  # issue 11.13
+    empty = tmp_path / "files.txt"
+    empty.write_text("# nothing yet\n")
+    code, out, err = hpcacq(capsys, "run", f"@{empty}", "-o", tmp_path / "o.h5")
+    assert code == 2 and "no input files" in err
+    assert not (tmp_path / "o.h5").exists()

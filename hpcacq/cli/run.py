@@ -64,19 +64,22 @@ def _merge_config(ctx: click.Context, values: dict[str, Any]) -> dict[str, Any]:
     values["param_dict"] = params
     for name, value in table.items():
         source = ctx.get_parameter_source(name)
-        if source not in (click.core.ParameterSource.DEFAULT, None) and not (name == "inputs" and not values[name]):
-            continue  # given on the command line: the CLI wins
-        option = by_name[name]
+        given = source not in (click.core.ParameterSource.DEFAULT, None) and not (name == "inputs" and not values[name])
+        option = by_name[name]  # checked even when the command line wins: a wrong type is always an error
         if name == "inputs":
             value = [value] if isinstance(value, str) else value
             if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
                 raise UsageFailure(f"{values['config']}: key 'inputs' must be a path or a list of paths, not {value!r}")
             value = tuple(value)
+        if isinstance(option.type, click.types.IntParamType) and isinstance(value, float):
+            raise UsageFailure(f"{values['config']}: key {name!r}: {value!r} must be a whole number")
         try:
-            values[name] = option.type_cast_value(ctx, value)
+            value = option.type_cast_value(ctx, value)
         except (click.BadParameter, TypeError, ValueError) as exc:  # a value of the wrong type
             text = exc.format_message() if isinstance(exc, click.BadParameter) else f"{value!r} has the wrong type"
             raise UsageFailure(f"{values['config']}: key {name!r}: {text}") from None
+        if not given:  # given on the command line: the CLI wins
+            values[name] = value
     return values
 
 
