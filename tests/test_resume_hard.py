@@ -8,16 +8,24 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
+import subprocess
+import sys
+import textwrap
+from contextlib import contextmanager
+from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
 from hpcacq.cli import main
-from hpcacq.results import AnalysisRecord, FileRecord, ResultsWriter, iter_results, read_manifest
+from hpcacq.results import ResultsWriter, iter_results, read_manifest
 from hpcacq.results._bench import velocity_record
 
 FAST = {"fsync": False}
+ROOT = Path(__file__).resolve().parents[1]
+MPIEXEC = shutil.which("mpiexec", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
 
 
 def hpcacq(capsys, *args) -> tuple[int, str, str]:
@@ -101,6 +109,22 @@ def test_sidecar_roi_id_at_int64_max_fails_that_file_only_and_resume_works(corpu
     code, text, _ = hpcacq(capsys, "run", data, "-o", out, "--resume")
     assert code == 1 and "5 from an earlier run" in text
     assert len(rows_by_file(out)) == 6
+
+
+@pytest.mark.mpi
+def test_sidecar_roi_id_at_int64_max_under_mpi_is_a_failed_row_not_an_abort(corpus, tmp_path):  # issue 11.1
+    data = fresh_copy(corpus, tmp_path)
+    tifs = sorted(data.glob("*.tif"))
+    (data / (tifs[4].stem + ".json")).write_text(json.dumps(
+        {"rois": [{"roi_id": 2 ** 63 - 1, "channel": 1, "data": {"x0": 0, "x1": 8, "y0": 0, "y1": 100}}]}))
+    out = tmp_path / "out.h5"
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    done = subprocess.run([MPIEXEC, "-n", "2", sys.executable, "-m", "hpcacq", "run", str(data), "-o", str(out)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, (done.returncode, done.stdout[-2000:], done.stderr[-2000:])
+    assert "Abort" not in done.stdout + done.stderr and "BAD TERMINATION" not in done.stdout + done.stderr
+    outcomes = {os.path.basename(f): rows[0]["outcome"] for f, rows in rows_by_file(out).items()}
+    assert len(outcomes) == 6 and outcomes.pop(tifs[4].name) == "FAILED" and set(outcomes.values()) == {"OK"}
 
 
 # ----------------------------------------------------------------- 11.3 / 11.4 / 11.5 what "already done" means
@@ -265,16 +289,7 @@ def test_resume_with_another_analysis_adds_to_the_file_and_merge_keeps_both(corp
 
 
 # ----------------------------------------------------------------- 11.10 a hard environment
-import signal  # noqa: E402
-import stat  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import textwrap  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
-from pathlib import Path  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-MPIEXEC = shutil.which("mpiexec", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
 
 
 def cli(*args, env=None, timeout=300, code=None) -> subprocess.CompletedProcess:

@@ -29,7 +29,7 @@ from ..errors import HpcacqError
 from .batch import FileJob, FilePool
 from .cancel import CancelSource
 from .config import EXIT_USAGE, JobConfig, JobSummary, summarize
-from .resume import StampedJob, already_done, canonical_path
+from .resume import StampedJob, already_done, canonical_path, job_options
 from .resources import Backoff, cores_per_rank, launched_under_mpi, mpi_world_rank, plan_threads
 
 __all__ = ["run_job", "execute_job", "file_outcome", "main"]
@@ -307,12 +307,13 @@ def _plan_todo(config: JobConfig, writer: Any, log: Log) -> tuple[_Todo, int]:
     from ..results.records import path_text  # the manifest's text of a path (undecodable bytes escaped)
 
     done = writer.done_fingerprints()
-    reference = config.strategy().reference_params()
+    strategy = config.strategy()
+    reference, options = strategy.reference_params(), job_options(strategy)
     spool = tempfile.TemporaryFile()
     block, n_keep = array("q"), 0
     try:
         for index, path in _canonical(enumerate(inputs)):
-            if not already_done(done.get(path_text(path)), path, config, reference):
+            if not already_done(done.get(path_text(path)), path, config, reference, options=options):
                 block.append(index)
                 n_keep += 1
                 if len(block) == 4096:

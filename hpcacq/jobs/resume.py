@@ -202,16 +202,18 @@ def _same_params(stored: dict, reference: dict) -> bool:
 _MISSING = object()
 
 
-def already_done(entry: Any, path: str, config: Any, reference: dict) -> bool:
+def already_done(entry: Any, path: str, config: Any, reference: dict, *, options: dict | None = None) -> bool:
     """True when ``entry`` (a value of ``ResultsWriter.done_fingerprints()``) answers this job for ``path``.
 
-    ``reference`` is ``config.strategy().reference_params()``. A record matches when it is
-    OK, its analysis, channel, ROI options, given units and full parameters equal this
-    job's, and the image and its companion files are unchanged (:func:`same_content`).
+    ``reference`` is ``config.strategy().reference_params()`` and ``options``
+    ``job_options(config.strategy())`` (computed here when not given; a planner passes both
+    once for all files). A record matches when it is OK, its analysis, channel, ROI options,
+    given units and full parameters equal this job's, and the image and its companion files
+    are unchanged (:func:`same_content`).
     """
     if not isinstance(entry, dict):
         return False
-    options = _normal(job_options(config.strategy()))
+    options = _normal(job_options(config.strategy()) if options is None else options)
     now = None
     for record in entry.get("records") or []:
         if record.get("outcome", "OK") != "OK" or record.get("analysis") != config.analysis \

@@ -17,7 +17,7 @@ import h5py
 
 from .layout import MANIFEST_COLUMNS, to_json
 
-__all__ = ["ROW_ATTR", "analysis_key", "replaces", "stored_analyses", "keep_analyses", "tag_rows"]
+__all__ = ["ROW_ATTR", "analysis_key", "replaces", "stored_analyses", "keep_analyses", "tag_rows", "row_json"]
 
 ROW_ATTR = "manifest_row_json"
 
@@ -60,6 +60,9 @@ def _row_of(file_group: h5py.Group, path: str, analysis: h5py.Group) -> dict:
     text = analysis.attrs.get(ROW_ATTR)
     if text is not None:
         row = json.loads(text)
+        top = file_group.attrs  # what varies between identical runs is kept out of the attr
+        row.update(rank=int(top.get("rank", -1)), host=str(top.get("host", "")),
+                   elapsed_s=float(analysis.attrs.get("elapsed_s", 0.0)))
     else:  # written before analysis groups carried their row
         attrs, top = analysis.attrs, file_group.attrs
         row = {"file": str(top.get("path", "")), "analysis": str(attrs.get("analysis", "")),
@@ -97,14 +100,25 @@ def keep_analyses(old: h5py.Group, new: h5py.Group, new_rows: list[dict]) -> lis
         new.require_group(roi)
         old.file.copy(old[path], new[roi], name=name)
         row = {**row, "file": new_rows[0]["file"], "group": new_rows[0]["group"]}
-        new[path].attrs[ROW_ATTR] = to_json(row)
+        new[path].attrs[ROW_ATTR] = row_json(row)
         kept.append(row)
         taken.add(path)
     return kept
 
 
+_VOLATILE = ("rank", "host", "elapsed_s")  # differ between identical runs; read from other attrs
+
+
+def row_json(row: dict) -> str:
+    return to_json({name: value for name, value in row.items() if name not in _VOLATILE})
+
+
 def tag_rows(file_group: h5py.Group, rows: list[dict]) -> None:
-    """Store each row as attr ``manifest_row_json`` of its analysis group (rows with a dataset)."""
+    """Store each row as attr ``manifest_row_json`` of its analysis group (rows with a dataset).
+
+    Without rank, host and elapsed time (the file group's and analysis group's attrs hold
+    them), so two identical runs store identical attrs.
+    """
     for row in rows:
         if row["dataset"] and row["dataset"] in file_group:
-            file_group[row["dataset"]].attrs[ROW_ATTR] = to_json(row)
+            file_group[row["dataset"]].attrs[ROW_ATTR] = row_json(row)

@@ -21,8 +21,8 @@ import h5py
 import numpy as np
 
 from ..errors import InputError, ParameterError
-from .keep import ROW_ATTR
-from .layout import read_manifest_columns, to_json, write_manifest
+from .keep import ROW_ATTR, row_json
+from .layout import read_manifest_columns, write_manifest
 from .reader import _open
 from .records import software_versions
 from .store import commit, open_h5, utc_now, write_root_attrs
@@ -161,4 +161,4 @@ def _copy_analyses(path: str, src: h5py.File, files: h5py.Group, wanted: list) -
         if name in parent:
             del parent[name]
         src.copy(source[dataset], parent, name=name)
-        parent[name].attrs[ROW_ATTR] = to_json(row)
+        parent[name].attrs[ROW_ATTR] = row_json(row)
