@@ -394,6 +394,8 @@ def _check_kept(out, records):
 def test_resume_salvages_every_intact_shard_of_a_truncated_output(tmp_path, capsys):  # issue 11.11
     out, records = _killed_output(tmp_path)
     _truncate(out.parent / "out.h5.parts" / "shard-00003.h5")
+    code, text, err = hpcacq(capsys, "summary", out)
+    assert code == 2 and "hpcacq repair" in err and "Traceback" not in err, err
     writer = ResultsWriter(out, mode="resume", **FAST)
     assert any("shard-00003.h5" in note and "damaged" in note for note in writer.notes)
     done = writer.done_fingerprints()

@@ -93,7 +93,12 @@ def iter_results(path: str | os.PathLike, file: str | os.PathLike | None = None
         for row in rows:
             if row["outcome"] != "OK":
                 continue
-            group = handle["files"][row["group"]][row["dataset"]]
+            try:
+                group = handle["files"][row["group"]][row["dataset"]]
+            except (KeyError, OSError) as exc:  # a link to a truncated or missing shard
+                raise InputError(f"{os.fspath(path)}: the results of {row['file']!r} cannot be read "
+                                 f"({' '.join(str(exc).split())}); the output is damaged: `hpcacq repair "
+                                 f"{os.fspath(path)}` keeps every intact part (and --resume reruns the rest)") from None
             bounds = tuple(int(b) for b in group.attrs.get("roi_bounds", ()))
             info = {"file": row["file"], "group": row["group"], "dataset": row["dataset"],
                     "analysis": row["analysis"], "channel": row["channel"],
