@@ -292,11 +292,14 @@ def test_resume_with_another_analysis_adds_to_the_file_and_merge_keeps_both(corp
 
 
 
-def cli(*args, env=None, timeout=300, code=None) -> subprocess.CompletedProcess:
-    """``hpcacq ARGS`` in a subprocess (a crash must not take pytest down); ``code`` replaces the entry."""
+def cli(*args, env=None, timeout=300, code=None, mpi=None) -> subprocess.CompletedProcess:
+    """``hpcacq ARGS`` in a subprocess (a crash must not take pytest down); ``code`` replaces the entry,
+    ``mpi`` is a number of ranks under mpiexec."""
     full_env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", **(env or {})}
     command = [sys.executable, "-c", code, *map(str, args)] if code else \
         [sys.executable, "-m", "hpcacq", *map(str, args)]
+    if mpi:
+        command = [MPIEXEC, "-n", str(mpi), *command]
     return subprocess.run(command, env=full_env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -326,15 +329,21 @@ def _all_columns(out):
     return {(os.path.basename(info["file"]), info["dataset"]): result.columns for info, result in iter_results(out)}
 
 
-def test_full_disk_is_exit_5_with_a_message_and_resume_completes_the_job(bigger, tmp_path):  # issue 11.10
+@pytest.mark.parametrize("ranks", [None, pytest.param(2, marks=pytest.mark.mpi)])
+def test_full_disk_is_exit_5_with_a_message_and_resume_completes_the_job(bigger, tmp_path, ranks):  # issue 11.10
     reference = tmp_path / "ref.h5"
     assert cli("run", bigger, "-o", reference).returncode == 0
     with tmpfs(tmp_path / "small", "1500k") as small:
         out = small / "out.h5"
-        done = cli("run", bigger, "-o", out)
+        done = cli("run", bigger, "-o", out, mpi=ranks)
         assert done.returncode == 5, (done.returncode, done.stdout[-2000:], done.stderr[-2000:])
         text = done.stdout + done.stderr
         assert "no space left" in text.lower() and "--resume" in text and "Traceback" not in text
+        assert "Abort" not in text and "BAD TERMINATION" not in text
+        summary = next(line for line in done.stdout.splitlines() if line.startswith("12 files:"))
+        n_ok = int(summary.split(":")[1].split()[0])
+        stored = len(read_manifest(out)) if out.exists() else 0
+        assert n_ok == stored, (summary, stored)  # OK counts only what is stored; the rest is "cancelled"
         subprocess.run(["mount", "-o", "remount,size=64m", str(small)], check=True)
         done = cli("run", bigger, "-o", out, "--resume")
         assert done.returncode == 0, done.stdout + done.stderr

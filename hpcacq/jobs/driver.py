@@ -406,6 +406,9 @@ def _run_root(config: JobConfig, link: Any, source: CancelSource, log: Log, on_f
         output_error = _close_writer(writer, tally.output_error)
     if output_error is not None and tally.output_error is None:
         log(f"output error: {output_error}")
+    for outcome, n in (getattr(writer, "dropped", None) or {}).items():  # not stored after all: rerun by resume
+        tally.outcomes[outcome] -= n
+        tally.outcomes["CANCELLED"] += n
     summary = summarize(tally.outcomes.elements(), n_lines=tally.n_lines, elapsed_s=time.perf_counter() - start,
                         n_resumed=n_resumed, cancelled=source.event.is_set(), cancel_reason=source.reason,
                         output_error=None if output_error is None else str(output_error))

@@ -128,8 +128,8 @@ def ensure_space(path: str, need: int, doing: str) -> None:
         return  # the write itself will say what is wrong
     free = st.f_bavail * st.f_frsize
     if free < need + RESERVE_BYTES:
-        error = OutputError(f"cannot {doing} {path}: no space left on device ({free / 2**20:.1f} MiB free, "
-                            f"about {(need + RESERVE_BYTES) / 2**20:.1f} MiB needed); free space or choose "
+        error = OutputError(f"cannot {doing} {path}: no space left on device ({free / 2**20:.2f} MiB free, "
+                            f"about {(need + RESERVE_BYTES) / 2**20:.2f} MiB needed); free space or choose "
                             "another --output; results already stored are kept and --resume continues the job")
         error.errno = 28
         raise error

@@ -127,6 +127,7 @@ class ResultsWriter:
         self._flush_cost = 0.0
         self._closed, self._error = False, None
         self.notes: list[str] = []  # what opening an existing output salvaged (resume)
+        self.dropped: dict[str, int] = {}  # outcome -> files written but dropped unflushed by a write error
         try:
             self._lock_fd = acquire_lock(self.path + ".lock")
         except ParameterError:
@@ -354,6 +355,9 @@ class ResultsWriter:
 
     def _discard_shard(self) -> None:
         handle, self._shard = self._shard, None
+        for rows, _ in self._pending.values():  # written, never flushed: not stored
+            outcome = next((row["outcome"] for row in rows if row["outcome"] != "OK"), "OK")
+            self.dropped[outcome] = self.dropped.get(outcome, 0) + 1
         self._pending.clear()
         if handle is None:
             return
