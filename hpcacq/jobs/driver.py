@@ -498,8 +498,10 @@ def run_job(config: JobConfig, *, log: Log | None = None, on_file_result: Callab
     Returns
     -------
     JobSummary
-        The same on every rank; ``exit_code`` 0 (all OK), 1 (some FAILED/SKIPPED) or 3
-        (cancelled by a signal, the stop file or the time limit; resume finishes the job).
+        The same on every rank; ``exit_code`` 0 (all OK), 1 (some FAILED/SKIPPED), 3
+        (cancelled by a signal, the stop file or the time limit; resume finishes the job) or
+        5 (the output could not be written, e.g. a full disk: ``output_error`` says why; what
+        was stored is kept and resume continues).
 
     Raises
     ------
