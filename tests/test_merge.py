@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from hpcacq.cli import cli
+from hpcacq.errors import ParameterError
 from hpcacq.results import ResultsWriter, iter_results, read_manifest
 from hpcacq.results._bench import velocity_record
 
@@ -78,7 +79,12 @@ def test_ok_result_is_never_replaced_by_a_later_failure(tmp_path):
     [(_, result)] = list(iter_results(tmp_path / "ab.h5"))
     np.testing.assert_array_equal(result.columns["velocity_mm_s"], good.records[0].result.columns["velocity_mm_s"])
 
-    report = merge_results([tmp_path / "a.h5", tmp_path / "c.h5"], tmp_path / "ac.h5", fsync=False)
+    # different OK answers for the same file and analysis: a conflict, refused unless asked (issue 11.2)
+    with pytest.raises(ParameterError, match="differ"):
+        merge_results([tmp_path / "a.h5", tmp_path / "c.h5"], tmp_path / "ac.h5", fsync=False)
+    assert not (tmp_path / "ac.h5").exists()
+    report = merge_results([tmp_path / "a.h5", tmp_path / "c.h5"], tmp_path / "ac.h5", fsync=False,
+                           on_conflict="later")
     assert len(report["replaced"]) == 1
     [(_, result)] = list(iter_results(tmp_path / "ac.h5"))
     np.testing.assert_array_equal(result.columns["velocity_mm_s"], newer.records[0].result.columns["velocity_mm_s"])

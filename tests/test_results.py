@@ -115,7 +115,9 @@ def test_manifest_rows_and_outcomes_failed_and_skipped(tmp_path):
     assert rows[-1]["message"] == "bad ROI: r1 > n_lines" and rows[-1]["roi_id"] == 1
     assert (rows[0]["rank"], rows[0]["host"], rows[0]["elapsed_s"], rows[0]["size"]) == (3, "node7", 0.25, 12)
     assert [info["file"] for info, _ in iter_results(out)] == ["/d/OK.tif", "/d/two.tif"]
-    assert set(done) == {"/d/OK.tif"}
+    # a file is "done" for each of its OK analyses (several analyses per input, issue 11.2)
+    assert set(done) == {"/d/OK.tif", "/d/two.tif"}
+    assert [r["analysis"] for r in done["/d/two.tif"]["records"]] == ["diameter"]
     assert done["/d/OK.tif"]["fingerprint"] == {"size": 12, "mtime_ns": 34, "sha256": "ab" * 32}
     assert done["/d/OK.tif"]["analysis"] == "diameter" and done["/d/OK.tif"]["params"]["method"] == "halfmax"
 

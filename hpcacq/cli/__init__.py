@@ -29,6 +29,7 @@ COMMANDS = {
     "merge": "hpcacq.cli.merge:merge",
     "validate": "hpcacq.cli.validate:validate",
     "plot": "hpcacq.cli.plot:plot",
+    "repair": "hpcacq.cli.repair:repair",
 }
 
 EXIT_CODES = {
@@ -37,6 +38,7 @@ EXIT_CODES = {
     2: "usage error (bad option or parameter, missing input, output exists)",
     3: "cancelled (signal, stop file, time limit): rerun with --resume",
     4: "internal error (a bug: please report it with the traceback)",
+    5: "the output could not be written (disk full, I/O error): stored results are kept; rerun with --resume",
 }
 
 EPILOG = "\b\nExit codes:\n" + "\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items())
@@ -102,14 +104,14 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("hpcacq: internal error (exit code 4); please report the traceback above", err=True)
         code = 4
     code = code if isinstance(code, int) else 0
-    if code in (1, 2, 3):
+    if code in (1, 2, 3, 5):
         _finalize_mpi_then_exit(code)
     sys.exit(code)
 
 
 def _finalize_mpi_then_exit(code: int) -> None:
     """Under ``python -m mpi4py`` a non-zero exit calls MPI_Abort (noisy, leaves shared
-    memory behind). Codes 1-3 are the same on every rank (from the JobSummary or the same
+    memory behind). Codes 1-3 and 5 are the same on every rank (from the JobSummary or the same
     usage check), so finalize MPI collectively and exit with the code instead."""
     mpi = sys.modules.get("mpi4py.MPI")
     if mpi is None or not mpi.Is_initialized() or mpi.Is_finalized():

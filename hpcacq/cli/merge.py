@@ -12,14 +12,16 @@ __all__ = ["merge"]
 @click.command()
 @click.argument("results", nargs=-1, required=True, type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(), help="The merged HDF5 results file.")
-@click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace OUTPUT if it exists, and keep the later RESULTS file's answer where two differ.")
 def merge(results: tuple[str, ...], output: str, overwrite: bool) -> int:
     """Merge RESULTS files (.h5 written by `hpcacq run`) into one OUTPUT file.
 
-    Every input file's group and manifest rows are copied. An input file found in several
-    RESULTS keeps the copy from the last one given, except that an OK result is never
-    replaced by a failed one. Inputs may be closed or still linked (a killed job); they are
-    only read.
+    Every analysis of every input file is kept: velocity from one file and diameter from
+    another end up side by side. The same analysis (file, ROI, analysis, channel) in several
+    RESULTS: an OK result is never replaced by a failed one, identical answers are kept
+    once, and different answers are refused unless --overwrite (then the last file given
+    wins). Inputs may be closed or still linked (a killed job); they are only read.
 
     \b
     Example:
@@ -29,11 +31,13 @@ def merge(results: tuple[str, ...], output: str, overwrite: bool) -> int:
     from ..results.merge import merge_results
 
     with library_errors():
-        report = merge_results(results, output, overwrite=overwrite)
+        report = merge_results(results, output, overwrite=overwrite, on_conflict="later" if overwrite else "refuse")
     click.echo(f"merged {len(report['inputs'])} results files into {output}: "
                f"{report['n_files']} input files, {report['n_rows']} manifest rows")
     if report["replaced"]:
-        click.echo(f"{len(report['replaced'])} input files were in several results; the later copy was kept")
+        click.echo(f"{len(report['replaced'])} analyses were in several results; the later copy was kept")
     if report["kept_ok"]:
-        click.echo(f"{len(report['kept_ok'])} input files kept an earlier OK result over a later failure")
+        click.echo(f"{len(report['kept_ok'])} analyses kept an earlier OK result over a later failure")
+    if report["same"]:
+        click.echo(f"{len(report['same'])} analyses were identical in several results (kept once)")
     return 0

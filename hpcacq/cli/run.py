@@ -55,20 +55,31 @@ def _merge_config(ctx: click.Context, values: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(table) - set(valid))
     if unknown:
         raise UsageFailure(f"{values['config']}: unknown key(s) {unknown}; valid keys are {valid}")
-    params = dict(table.pop("params", {}) or {})
+    params = table.pop("params", {}) or {}
+    if not isinstance(params, dict):
+        raise UsageFailure(f"{values['config']}: key 'params' must be a table ([params] with NAME = VALUE lines), "
+                           f"not {params!r}")
+    params = dict(params)
     params.update(values["param_dict"])
     values["param_dict"] = params
     for name, value in table.items():
         source = ctx.get_parameter_source(name)
-        if source not in (click.core.ParameterSource.DEFAULT, None) and not (name == "inputs" and not values[name]):
-            continue  # given on the command line: the CLI wins
-        option = by_name[name]
+        given = source not in (click.core.ParameterSource.DEFAULT, None) and not (name == "inputs" and not values[name])
+        option = by_name[name]  # checked even when the command line wins: a wrong type is always an error
         if name == "inputs":
-            value = tuple([value] if isinstance(value, str) else value)
+            value = [value] if isinstance(value, str) else value
+            if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+                raise UsageFailure(f"{values['config']}: key 'inputs' must be a path or a list of paths, not {value!r}")
+            value = tuple(value)
+        if isinstance(option.type, click.types.IntParamType) and isinstance(value, float):
+            raise UsageFailure(f"{values['config']}: key {name!r}: {value!r} must be a whole number")
         try:
-            values[name] = option.type_cast_value(ctx, value)
-        except click.BadParameter as exc:
-            raise UsageFailure(f"{values['config']}: key {name!r}: {exc.format_message()}") from None
+            value = option.type_cast_value(ctx, value)
+        except (click.BadParameter, TypeError, ValueError) as exc:  # a value of the wrong type
+            text = exc.format_message() if isinstance(exc, click.BadParameter) else f"{value!r} has the wrong type"
+            raise UsageFailure(f"{values['config']}: key {name!r}: {text}") from None
+        if not given:  # given on the command line: the CLI wins
+            values[name] = value
     return values
 
 
@@ -191,6 +202,9 @@ def run(ctx: click.Context, **values: Any) -> int:
     tty = sys.stderr.isatty()
     config = build_config(ctx, values, progress=not tty)
     from ..jobs.driver import run_job
+    from ..jobs.late_signals import hold_late_signals
+
+    hold_late_signals()  # a signal after the job ends keeps the job's exit code (not -15)
 
     display = _Display(len(config.inputs), tty, config.output)
     with library_errors():

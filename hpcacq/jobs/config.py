@@ -17,13 +17,14 @@ from .inputs import InputList
 from .strategies import BatchFileOutcome, BatchStrategy, RoiBatchMode, _roi_mode, strategy_for
 
 __all__ = ["JobConfig", "JobSummary", "EXIT_OK", "EXIT_SOME_FAILED", "EXIT_USAGE", "EXIT_CANCELLED",
-           "EXIT_INTERNAL", "summarize", "already_done"]
+           "EXIT_INTERNAL", "EXIT_OUTPUT", "summarize"]
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
 EXIT_USAGE = 2
 EXIT_CANCELLED = 3
 EXIT_INTERNAL = 4
+EXIT_OUTPUT = 5  # the output could not be written (full disk, read-only, I/O error): --resume continues
 
 
 def _check_positive(name: str, value: Any, *, integer: bool = False) -> None:
@@ -96,6 +97,9 @@ class JobConfig:
         object.__setattr__(self, "output", os.fspath(self.output))
         object.__setattr__(self, "params", dict(self.params or {}))
         object.__setattr__(self, "roi_mode", _roi_mode(self.roi_mode))
+        if len(self.inputs) == 0:
+            raise ParameterError("no input files: the inputs given (folders, globs, @lists) hold no supported file "
+                                 "(.tif, .tiff, .npy, .h5, .hdf5); check the paths")
         if self.resume and self.overwrite:
             raise ParameterError("resume and overwrite exclude each other: choose one")
         _check_positive("threads", self.threads, integer=True)
@@ -125,7 +129,8 @@ class JobSummary:
 
     ``n_ok`` includes ``n_resumed`` files found OK in the output by ``resume``.
     ``n_lines`` counts lines analysed in this run; ``elapsed_s`` is wall time.
-    ``exit_code``: 0 all OK, 1 some FAILED or SKIPPED, 3 cancelled.
+    ``exit_code``: 0 all OK, 1 some FAILED or SKIPPED, 3 cancelled, 5 the output could not
+    be written (``output_error`` says why; what was stored is kept, ``--resume`` continues).
     """
 
     n_files: int
@@ -139,6 +144,7 @@ class JobSummary:
     exit_code: int
     n_resumed: int = 0
     cancel_reason: str | None = None
+    output_error: str | None = None
 
     @property
     def files_per_s(self) -> float:
@@ -150,13 +156,16 @@ class JobSummary:
                 f"{self.n_failed} failed, {self.n_skipped} skipped, {self.n_cancelled} cancelled; "
                 f"{self.n_lines} lines in {self.elapsed_s:.1f} s")
         out = [text]
-        if self.cancelled:
+        if self.output_error:
+            out.append(f"output error: {self.output_error}")
+        elif self.cancelled:
             out.append(f"cancelled ({self.cancel_reason or 'stop requested'}): run again with --resume to finish")
         return out
 
 
 def summarize(outcomes: Iterable[str], *, n_lines: int, elapsed_s: float, n_resumed: int = 0,
-              cancelled: bool = False, cancel_reason: str | None = None) -> JobSummary:
+              cancelled: bool = False, cancel_reason: str | None = None,
+              output_error: str | None = None) -> JobSummary:
     """Build the :class:`JobSummary` from the outcome values of the files run now."""
     counts = {o: 0 for o in BatchFileOutcome}
     for outcome in outcomes:
@@ -164,45 +173,14 @@ def summarize(outcomes: Iterable[str], *, n_lines: int, elapsed_s: float, n_resu
     n_skipped = counts[BatchFileOutcome.SKIPPED_MISSING_ROI] + counts[BatchFileOutcome.SKIPPED_CONFLICT]
     n_failed, n_cancelled = counts[BatchFileOutcome.FAILED], counts[BatchFileOutcome.CANCELLED]
     cancelled = cancelled or n_cancelled > 0
-    if cancelled:
+    if output_error:
+        code = EXIT_OUTPUT
+    elif cancelled:
         code = EXIT_CANCELLED
     else:
         code = EXIT_SOME_FAILED if (n_failed or n_skipped) else EXIT_OK
     n_ok = counts[BatchFileOutcome.OK] + n_resumed
     return JobSummary(n_files=n_ok + n_failed + n_skipped + n_cancelled, n_ok=n_ok, n_failed=n_failed,
                       n_skipped=n_skipped, n_cancelled=n_cancelled, n_lines=n_lines, elapsed_s=elapsed_s,
-                      cancelled=cancelled, exit_code=code, n_resumed=n_resumed, cancel_reason=cancel_reason)
-
-
-def _same_params(stored: Any, reference: dict) -> bool:
-    stored = stored or {}
-    return all(stored.get(name, value) == value for name, value in reference.items())
-
-
-def already_done(entry: Any, fingerprint: dict, config: JobConfig, reference: dict) -> bool:
-    """True when a stored OK result matches this file's fingerprint and this job's analysis (resume).
-
-    ``reference`` is ``config.strategy().reference_params()``.
-
-    ``entry`` is a value of ``ResultsWriter.done_fingerprints()``: ``fingerprint``,
-    ``analysis``, ``params`` and optionally ``records`` (analysis, channel, roi_id, params).
-    """
-    if not isinstance(entry, dict) or not fingerprint:
-        return False
-    stored = entry.get("fingerprint") or {}
-    for name in ("size", "mtime_ns", "sha256"):
-        if stored.get(name) is not None and fingerprint.get(name) is not None \
-                and stored.get(name) != fingerprint.get(name):
-            return False
-    if not stored:
-        return False
-    records = entry.get("records") or [{"analysis": entry.get("analysis"), "channel": config.channel,
-                                        "roi_id": config.roi_id, "params": entry.get("params")}]
-    for record in records:
-        if record.get("analysis") != config.analysis or record.get("channel", config.channel) != config.channel:
-            continue
-        if config.roi_id is not None and record.get("roi_id", config.roi_id) != config.roi_id:
-            continue
-        if _same_params(record.get("params"), reference):
-            return True
-    return False
+                      cancelled=cancelled, exit_code=code, n_resumed=n_resumed, cancel_reason=cancel_reason,
+                      output_error=output_error)

@@ -28,7 +28,8 @@ from typing import Any, Callable, Iterable, Iterator
 from ..errors import HpcacqError
 from .batch import FileJob, FilePool
 from .cancel import CancelSource
-from .config import EXIT_USAGE, JobConfig, JobSummary, already_done, summarize
+from .config import EXIT_USAGE, JobConfig, JobSummary, summarize
+from .resume import StampedJob, already_done, canonical_path, job_options
 from .resources import Backoff, cores_per_rank, launched_under_mpi, mpi_world_rank, plan_threads
 
 __all__ = ["run_job", "execute_job", "file_outcome", "main"]
@@ -51,15 +52,28 @@ def file_outcome(record: Any) -> str:
 class _Tally:
     """Rank 0's sink: write each FileRecord, count outcomes, report progress."""
 
-    def __init__(self, writer: Any, log: Log, on_file_result: Callable | None, progress: bool, n_total: int):
+    def __init__(self, writer: Any, log: Log, on_file_result: Callable | None, progress: bool, n_total: int,
+                 on_output_error: Callable[[str], None] = lambda reason: None):
         self.writer, self.log, self.on_file_result = writer, log, on_file_result
         self.progress, self.n_total = progress, n_total
         self.outcomes: Counter[str] = Counter()
         self.n_done = 0
         self.n_lines = 0
+        self.output_error: OSError | None = None  # the writer failed: stop, keep what is stored
+        self.on_output_error = on_output_error
 
     def add(self, record: Any) -> None:
-        self.writer.write_file(record)
+        if self.output_error is None:
+            try:
+                record = self.writer.write_file(record) or record  # a record it cannot store comes back FAILED
+            except OSError as exc:  # full disk, I/O error (OutputError): the job stops, resume continues
+                self.output_error = exc
+                self.log(f"output error: {exc}")
+                self.on_output_error(f"cannot write the output: {exc}")
+        if self.output_error is not None:  # not stored: run again by --resume
+            self.outcomes["CANCELLED"] += 1
+            self.n_done += 1
+            return
         outcome = file_outcome(record)
         self.outcomes[outcome] += 1
         self.n_done += 1
@@ -289,21 +303,17 @@ def _plan_todo(config: JobConfig, writer: Any, log: Log) -> tuple[_Todo, int]:
     """
     inputs = config.inputs
     if not config.resume:
-        return _Todo(enumerate(inputs), len(inputs)), 0
-    from ..results import file_fingerprint
+        return _Todo(_canonical(enumerate(inputs)), len(inputs)), 0
     from ..results.records import path_text  # the manifest's text of a path (undecodable bytes escaped)
 
     done = writer.done_fingerprints()
-    reference = config.strategy().reference_params()
+    strategy = config.strategy()
+    reference, options = strategy.reference_params(), job_options(strategy)
     spool = tempfile.TemporaryFile()
     block, n_keep = array("q"), 0
     try:
-        for index, path in enumerate(inputs):
-            try:
-                fingerprint = file_fingerprint(path)
-            except OSError:
-                fingerprint = {}
-            if not already_done(done.get(path_text(path)), fingerprint, config, reference):
+        for index, path in _canonical(enumerate(inputs)):
+            if not already_done(done.get(path_text(path)), path, config, reference, options=options):
                 block.append(index)
                 n_keep += 1
                 if len(block) == 4096:
@@ -317,7 +327,12 @@ def _plan_todo(config: JobConfig, writer: Any, log: Log) -> tuple[_Todo, int]:
         getattr(done, "close", lambda: None)()
     n_skipped = len(inputs) - n_keep
     log(f"resume: {n_skipped} of {len(inputs)} files already done")
-    return _Todo(_spooled(spool, inputs), n_keep), n_skipped
+    return _Todo(_canonical(_spooled(spool, inputs)), n_keep), n_skipped
+
+
+def _canonical(items: Iterable[tuple[int, str]]) -> Iterator[tuple[int, str]]:
+    """(index, canonical path): one spelling of each input everywhere (see jobs/resume.py)."""
+    return ((index, canonical_path(path)) for index, path in items)
 
 
 def _spooled(spool: Any, inputs: Iterable[str]) -> Iterator[tuple[int, str]]:
@@ -348,7 +363,10 @@ def _make_job(config: JobConfig, event: threading.Event, *, cores: int, n_files:
         from .precompile import warm_up
 
         warm_up(config.analysis, config.params)  # kernels loaded before the first file
-    job = (job_factory or FileJob)(strategy, event, rank=rank, host=host)
+    if job_factory is None:  # records carry what resume compares (a custom job stamps its own)
+        job = StampedJob(FileJob(strategy, event, rank=rank, host=host))
+    else:
+        job = job_factory(strategy, event, rank=rank, host=host)
     return job, slots
 
 
@@ -358,6 +376,8 @@ def _run_root(config: JobConfig, link: Any, source: CancelSource, log: Log, on_f
     size = 1 if link is None else link.size
     try:
         writer = _open_writer(config, writer_factory, size)
+        for note in getattr(writer, "notes", None) or []:  # what resume salvaged of a damaged output
+            log(f"resume: {note}")
         try:
             todo, n_resumed = _plan_todo(config, writer, log)
         except BaseException:
@@ -377,18 +397,40 @@ def _run_root(config: JobConfig, link: Any, source: CancelSource, log: Log, on_f
                            host=None if link is None else link.host, job_factory=job_factory)
     log(f"{len(todo)} files on {size} rank(s), {slots} file(s) at a time x {job.strategy.threads_per_file} "
         f"thread(s) each on rank 0")
-    tally = _Tally(writer, log, on_file_result, bool(config.progress), len(todo))
+    tally = _Tally(writer, log, on_file_result, bool(config.progress), len(todo), on_output_error=source.cancel)
     local = _RankPool(job, slots)
     try:
         _coordinate(link, todo, local, tally, source, log)
     finally:
         local.close()
-        writer.close()
+        output_error = _close_writer(writer, tally.output_error)
+    if output_error is not None and tally.output_error is None:
+        log(f"output error: {output_error}")
+    for outcome, n in (getattr(writer, "dropped", None) or {}).items():  # not stored after all: rerun by resume
+        tally.outcomes[outcome] -= n
+        tally.outcomes["CANCELLED"] += n
     summary = summarize(tally.outcomes.elements(), n_lines=tally.n_lines, elapsed_s=time.perf_counter() - start,
-                        n_resumed=n_resumed, cancelled=source.event.is_set(), cancel_reason=source.reason)
+                        n_resumed=n_resumed, cancelled=source.event.is_set(), cancel_reason=source.reason,
+                        output_error=None if output_error is None else str(output_error))
     if link is not None:
         link.tell_workers("summary", summary)
     return summary
+
+
+def _close_writer(writer: Any, error: OSError | None) -> OSError | None:
+    """Close the writer (consolidate), or abandon it after a write error; the storage error, if any.
+
+    A full disk or an I/O error leaves the output as last committed (resumable) and
+    becomes the job's exit code 5, the same on every rank, never a traceback or an abort.
+    """
+    try:
+        if error is not None and hasattr(writer, "abandon"):
+            writer.abandon()
+        else:
+            writer.close()
+    except OSError as exc:
+        return error or exc
+    return error
 
 
 def _run_worker(config: JobConfig, link: Any, source: CancelSource, job_factory) -> JobSummary:
@@ -456,8 +498,10 @@ def run_job(config: JobConfig, *, log: Log | None = None, on_file_result: Callab
     Returns
     -------
     JobSummary
-        The same on every rank; ``exit_code`` 0 (all OK), 1 (some FAILED/SKIPPED) or 3
-        (cancelled by a signal, the stop file or the time limit; resume finishes the job).
+        The same on every rank; ``exit_code`` 0 (all OK), 1 (some FAILED/SKIPPED), 3
+        (cancelled by a signal, the stop file or the time limit; resume finishes the job) or
+        5 (the output could not be written, e.g. a full disk: ``output_error`` says why; what
+        was stored is kept and resume continues).
 
     Raises
     ------

@@ -111,8 +111,8 @@ class DoneIndex(Mapping):
     """Input path -> done entry (a dict), read-only, kept on disk.
 
     :meth:`build` takes the manifest rows of every stored group (any order); a file is in
-    the index when all the rows of its group are OK, and ``make_entry(group, rows)``
-    gives its value. Reads like a dict (``get``, ``[]``, ``in``, ``len``, iteration,
+    the index when at least one row of its group is OK and ``make_entry(group, rows)``
+    gives its value (not None). Reads like a dict (``get``, ``[]``, ``in``, ``len``, iteration,
     ``==``); values are decoded on each access.
     """
 
@@ -145,13 +145,15 @@ class DoneIndex(Mapping):
         return index
 
     def _finish_group(self, name: str | None, rows: list[dict], make_entry) -> None:
-        if name is None or not rows or any(row["outcome"] != "OK" for row in rows):
+        if name is None or not rows or not any(row["outcome"] == "OK" for row in rows):
+            return
+        entry = make_entry(name, rows)
+        if entry is None:
             return
         path = rows[0]["file"]
         if path not in self:
             self._n += 1
-        self._db.execute("INSERT OR REPLACE INTO done (path, entry) VALUES (?, ?)",
-                         (_key(path), json.dumps(make_entry(name, rows))))
+        self._db.execute("INSERT OR REPLACE INTO done (path, entry) VALUES (?, ?)", (_key(path), json.dumps(entry)))
 
     def __getitem__(self, path: str) -> dict:
         if not isinstance(path, str):

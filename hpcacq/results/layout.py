@@ -32,7 +32,7 @@ MANIFEST_COLUMNS = {
     "file": "str", "group": "str", "dataset": "str", "analysis": "str", "channel": "int",
     "roi_id": "int", "outcome": "str", "message": "str", "n_rows": "int", "rank": "int",
     "host": "str", "elapsed_s": "float", "size": "int", "mtime_ns": "int", "sha256": "str",
-    "params_json": "str",
+    "params_json": "str", "resume_json": "str",
 }
 
 
@@ -131,7 +131,8 @@ def manifest_rows(record: FileRecord, name: str) -> list[dict]:
     fingerprint = record.fingerprint or {}
     common = {"file": path_text(record.file_path), "group": name, "rank": int(record.rank),
               "host": str(record.host), "size": _int_or(fingerprint.get("size")),
-              "mtime_ns": _int_or(fingerprint.get("mtime_ns")), "sha256": fingerprint.get("sha256") or ""}
+              "mtime_ns": _int_or(fingerprint.get("mtime_ns")), "sha256": fingerprint.get("sha256") or "",
+              "resume_json": to_json(record.resume) if getattr(record, "resume", None) else ""}
     rows = []
     for path, analysis in _unique_paths(record):
         rows.append({**common, "dataset": path, "analysis": analysis.analysis, "channel": int(analysis.channel),

@@ -24,12 +24,19 @@ def _open(path: str | os.PathLike) -> h5py.File:
     try:
         handle = h5py.File(path, "r")
     except OSError as exc:
-        raise InputError(f"{path} is not a readable HDF5 file ({exc})") from None
+        hint = (f"; `hpcacq repair {path}` rebuilds it from the shards in {path}.parts"
+                if os.path.isdir(path + ".parts") else "")
+        raise InputError(f"{path} is not a readable HDF5 file ({exc}){hint}") from None
     try:
-        check_format(handle, path)
+        layout = check_format(handle, path)
     except ParameterError as exc:
         handle.close()
         raise InputError(str(exc)) from None
+    if layout == "linked" and not os.path.isdir(path + ".parts"):
+        handle.close()
+        raise InputError(f"{path} is the root of a job that did not finish and its parts folder {path}.parts is "
+                         "missing (deleted or moved): its results are gone; keep OUT.h5 next to OUT.h5.parts, "
+                         "or run the job again with --overwrite")
     return handle
 
 
@@ -86,7 +93,12 @@ def iter_results(path: str | os.PathLike, file: str | os.PathLike | None = None
         for row in rows:
             if row["outcome"] != "OK":
                 continue
-            group = handle["files"][row["group"]][row["dataset"]]
+            try:
+                group = handle["files"][row["group"]][row["dataset"]]
+            except (KeyError, OSError) as exc:  # a link to a truncated or missing shard
+                raise InputError(f"{os.fspath(path)}: the results of {row['file']!r} cannot be read "
+                                 f"({' '.join(str(exc).split())}); the output is damaged: `hpcacq repair "
+                                 f"{os.fspath(path)}` keeps every intact part (and --resume reruns the rest)") from None
             bounds = tuple(int(b) for b in group.attrs.get("roi_bounds", ()))
             info = {"file": row["file"], "group": row["group"], "dataset": row["dataset"],
                     "analysis": row["analysis"], "channel": row["channel"],

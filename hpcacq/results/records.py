@@ -80,6 +80,10 @@ class FileRecord:
         Seconds, e.g. ``{"read_s": ..., "analyse_s": ..., "total_s": ...}``.
     n_lines : int
         Lines (axis 0) of the input image.
+    resume : dict
+        What ``--resume`` compares besides the fingerprint and parameters (JSON-friendly:
+        companion files' fingerprints, the image's ctime and inode, the job options; see
+        :mod:`hpcacq.jobs.resume`); empty when unknown (such a result is never reused).
     """
 
     file_path: str
@@ -89,6 +93,7 @@ class FileRecord:
     host: str = ""
     timings: dict = field(default_factory=dict)
     n_lines: int = 0
+    resume: dict = field(default_factory=dict)
 
 
 def file_fingerprint(path: str | os.PathLike, *, sha256: bool = False) -> dict:

@@ -11,6 +11,7 @@ parts folder.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -27,6 +28,10 @@ from .layout import (columns_to_rows, create_manifest, manifest_rows, manifest_s
                      rows_to_columns, to_json, write_file_group, write_manifest_columns)
 from .index import DoneIndex, GroupIndex
 from .records import FileRecord, group_name, software_versions
+from .keep import keep_analyses, tag_rows
+from .salvage import (OutputError, check_removable, ensure_space, output_error, read_root, record_bytes,
+                      set_aside)
+from .storable import failed_copy
 from .store import (open_h5, acquire_lock, check_format, commit, extend_linked_root, fsync_dir, release_lock,
                     remove_trash, remove_tree, shard_name, shard_numbers, utc_now, write_linked_root, write_root_attrs)
 
@@ -121,9 +126,23 @@ class ResultsWriter:
         self._oldest = self._last_flush = time.monotonic()
         self._flush_cost = 0.0
         self._closed, self._error = False, None
-        self._lock_fd = acquire_lock(self.path + ".lock")
+        self.notes: list[str] = []  # what opening an existing output salvaged (resume)
+        self.dropped: dict[str, int] = {}  # outcome -> files written but dropped unflushed by a write error
         try:
-            self._prepare(mode)
+            self._lock_fd = acquire_lock(self.path + ".lock")
+        except ParameterError:
+            self._groups.close()
+            raise
+        except OSError as exc:  # read-only or missing folder, no permission
+            self._groups.close()
+            raise output_error(exc, self.path, "write the output") from None
+        try:
+            try:
+                self._prepare(mode)
+            except OutputError:
+                raise
+            except OSError as exc:
+                raise output_error(exc, self.path, "open the output") from None
         except BaseException:
             self._groups.close()
             release_lock(self._lock_fd, self.path + ".lock")
@@ -134,7 +153,7 @@ class ResultsWriter:
 
     # ----------------------------------------------------------------- opening
     def _prepare(self, mode: str) -> None:
-        exists = os.path.exists(self.path)
+        exists = os.path.lexists(self.path)
         remove_trash(self.parts)
         if os.path.exists(self.path + ".tmp"):
             os.remove(self.path + ".tmp")
@@ -143,6 +162,7 @@ class ResultsWriter:
             raise ParameterError(f"output {what} already exists; pass --resume (mode='resume') to continue "
                                  "that job or --overwrite (mode='overwrite') to replace it")
         if mode == "overwrite":
+            check_removable(self.path, self.parts)  # only hpcacq results are removed
             if exists:
                 os.remove(self.path)
             remove_tree(self.parts)
@@ -150,16 +170,8 @@ class ResultsWriter:
             self._load()
 
     def _load(self) -> None:
-        layout = None
-        if os.path.exists(self.path):
-            try:
-                handle = h5py.File(self.path, "r")
-            except OSError as exc:
-                raise ParameterError(f"cannot resume: {self.path} is not a readable HDF5 file ({exc}); "
-                                     "pass --overwrite to replace it") from None
-            with handle:
-                layout = check_format(handle, self.path)
-                self._created = str(handle.attrs.get("created_utc", self._created))
+        layout, created, self.notes = read_root(self.path, self.parts)
+        self._created = created or self._created
         if layout == "consolidated":
             remove_tree(self.parts)  # left by a consolidation killed before its clean-up
             self._adopt(0, self.path)
@@ -167,8 +179,27 @@ class ResultsWriter:
             self._clean_consolidated = True
         elif os.path.isdir(self.parts):
             for number in shard_numbers(self.parts):
-                self._adopt(number, os.path.join(self.parts, shard_name(number)))
+                shard = os.path.join(self.parts, shard_name(number))
+                try:
+                    self._check_shard(shard)
+                except (OSError, KeyError, ValueError, RuntimeError) as exc:  # damaged: rerun its files
+                    self.notes.append(set_aside(shard, exc))
+                    continue
+                self._adopt(number, shard)
                 self._next_shard = max(self._next_shard, number + 1)
+            self._next_shard = max([self._next_shard] + [n + 1 for n in _numbers_set_aside(self.parts)])
+
+    @staticmethod
+    def _check_shard(path: str) -> None:
+        """Raise unless shard ``path`` opens and every group its manifest names is in /files."""
+        with open_h5(path, "r") as handle:
+            if handle.attrs.get("layout") not in ("shard", "consolidated") or "files" not in handle:
+                raise ValueError("not a complete shard (no layout attr or /files)")
+            files = handle["files"]
+            for columns in manifest_slices(handle):
+                for group in dict.fromkeys(columns["group"]):
+                    if group not in files:
+                        raise KeyError(f"manifest names group {group!r}, missing from /files")
 
     def _adopt(self, number: int, path: str) -> None:
         """Take the groups of one stored file as flushed in shard ``number`` (later shards win).
@@ -191,24 +222,86 @@ class ResultsWriter:
             self._groups.place([(name, number, n_rows)])
 
     # ----------------------------------------------------------------- writing
-    def write_file(self, record: FileRecord) -> None:
+    def write_file(self, record: FileRecord) -> FileRecord:
         """Store one input file's records (replacing an earlier group of the same path).
 
         The file is durable (survives a kill) after the next flush: at most ``flush_every``
         files or ``flush_seconds`` later, and at :meth:`close`.
+
+        Returns
+        -------
+        FileRecord
+            The record as stored: ``record`` itself, or its FAILED copy when a value of it
+            cannot be stored (see :meth:`_write_group`).
         """
         with self._lock:
             self._check_open()
+            ensure_space(self.path, 2 * record_bytes(record), "write results to")
             name = group_name(record.file_path)
-            if self._shard is None:
-                self._open_shard()
-            write_file_group(self._shard.require_group("files"), name, record, self._versions_json)
+            try:
+                if self._shard is None:
+                    self._open_shard()
+                rows, record = self._write_group(self._shard.require_group("files"), name, record)
+            except OSError as exc:  # the storage's, not the record's (see _write_group)
+                raise self._fail(exc, "write results to") from None
             if not self._pending:
                 self._oldest = time.monotonic()
             self._pending.pop(name, None)
-            self._pending[name] = (manifest_rows(record, name), record.file_path)
+            self._pending[name] = (rows, record.file_path)
             if self._flush_due():
                 self._flush()
+            return record
+
+    def _write_group(self, files: h5py.Group, name: str, record: FileRecord) -> tuple[list[dict], FileRecord]:
+        """Write ``record``'s group; return its manifest rows and the record stored.
+
+        Analyses stored earlier for the same input that ``record`` does not replace (another
+        analysis, channel or ROI) are kept in the new group (:mod:`~hpcacq.results.keep`).
+        A record that cannot be stored (an id beyond int64, a column of Python objects...)
+        is stored as a FAILED copy with the reason (:func:`~hpcacq.results.storable.failed_copy`),
+        so one bad record never stops the job nor loses the other files. An error on the
+        FAILED copy too is the storage's (disk full, I/O error) and is raised.
+        """
+        with self._previous(files, name) as old:
+            try:
+                return self._write_with(files, name, record, old), record
+            except Exception as exc:  # noqa: BLE001 - any problem of this record becomes its FAILED row
+                if name in files:
+                    del files[name]
+                record = failed_copy(record, exc)
+            return self._write_with(files, name, record, old), record
+
+    def _write_with(self, files: h5py.Group, name: str, record: FileRecord, old: h5py.Group | None) -> list[dict]:
+        rows = manifest_rows(record, name)
+        rows_to_columns(rows)  # every value fits the manifest's types
+        write_file_group(files, name, record, self._versions_json)
+        if old is not None:
+            rows = rows + keep_analyses(old, files[name], rows)
+        tag_rows(files[name], rows)
+        return rows
+
+    @contextlib.contextmanager
+    def _previous(self, files: h5py.Group, name: str) -> Iterator[h5py.Group | None]:
+        """The stored group of ``name`` (open shard, a flushed shard, or the resumed output)."""
+        if name in files:  # written earlier into the open shard: set aside, dropped after
+            aside = name + ".previous"
+            files.move(name, aside)
+            try:
+                yield files[aside]
+            finally:
+                del files[aside]
+            return
+        stored = self._groups.get(name)
+        if stored is None:
+            yield None
+            return
+        try:
+            source = open_h5(self._shard_path(stored[0]), "r")
+        except OSError:  # unreadable: its analyses are lost anyway (a resume reruns them)
+            yield None
+            return
+        with source:
+            yield source["files"][name] if name in source.get("files", {}) else None
 
     def _open_shard(self) -> None:
         if not os.path.isdir(self.parts):
@@ -236,6 +329,64 @@ class ResultsWriter:
     def _flush(self) -> None:
         if not self._pending:
             return
+        ensure_space(self.path, self._root_bytes(), "update")
+        try:
+            self._flush_pending()
+        except OutputError:
+            raise  # the root update failed after the shard was committed: the next flush rebuilds it
+        except OSError as exc:  # while finishing the shard: HDF5 must not touch it again
+            raise self._fail(exc, "update") from None
+
+    def _root_bytes(self) -> int:
+        """Upper estimate of the bytes a flush needs: the next root and the shard's manifest."""
+        root = os.path.getsize(self.path) if os.path.isfile(self.path) else 0
+        return root + 4096 * (len(self._groups) + len(self._pending)) // 16 + (256 << 10)
+
+    def _fail(self, exc: OSError, doing: str) -> OutputError:
+        """The writer cannot write (full disk, I/O error): drop the open shard, keep what is flushed.
+
+        Everything committed (shards, the root) stays valid for ``--resume``; files not
+        flushed yet are not reported flushed and are run again. Later calls raise the error.
+        """
+        error = exc if isinstance(exc, OutputError) else output_error(exc, self.path, doing)
+        self._error = error
+        self._discard_shard()
+        return error
+
+    def _discard_shard(self) -> None:
+        handle, self._shard = self._shard, None
+        for rows, _ in self._pending.values():  # written, never flushed: not stored
+            outcome = next((row["outcome"] for row in rows if row["outcome"] != "OK"), "OK")
+            self.dropped[outcome] = self.dropped.get(outcome, 0) + 1
+        self._pending.clear()
+        if handle is None:
+            return
+        tmp = handle.filename
+        try:
+            handle.close()
+        except Exception:  # noqa: BLE001 - a broken file: its data is dropped anyway
+            pass
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+
+    def abandon(self) -> None:
+        """Stop without flushing nor consolidating (after an :class:`OutputError`); idempotent.
+
+        The output stays as last committed: a linked root and its shards, which ``--resume``
+        (or ``hpcacq repair``) completes.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._stop.set()
+            self._closed = True
+            self._discard_shard()
+            release_lock(self._lock_fd, self.path + ".lock")
+        self._timer.join(timeout=5)
+
+    def _flush_pending(self) -> None:
         start = time.monotonic()
         number, handle = self._next_shard, self._shard
         columns = rows_to_columns([row for rows, _ in self._pending.values() for row in rows])
@@ -253,7 +404,12 @@ class ResultsWriter:
         names = list(self._pending)
         self._pending.clear()
         self._dirty = True
-        self._write_root(number, names, columns, replaced)
+        try:
+            self._write_root(number, names, columns, replaced)
+        except OSError as exc:
+            if os.path.exists(self.path + ".tmp"):
+                os.remove(self.path + ".tmp")
+            raise (exc if isinstance(exc, OutputError) else output_error(exc, self.path, "update")) from None
         self._last_flush = time.monotonic()
         self._flush_cost = self._last_flush - start
         if self.on_flush is not None:
@@ -350,13 +506,14 @@ class ResultsWriter:
 
     # ----------------------------------------------------------------- resume
     def done_fingerprints(self) -> DoneIndex:
-        """Input path -> what a resumed job needs to skip it, for files whose records are all OK.
+        """Input path -> what a resumed job needs to skip it, for files with at least one OK analysis.
 
         A read-only mapping kept on disk (:class:`~hpcacq.results.index.DoneIndex`), so a
-        resume of a million files does not hold them in memory. Each value holds
-        ``fingerprint`` (``{"size", "mtime_ns", "sha256"}``), ``analysis`` and ``params`` (of
-        the first record), ``group`` and ``records`` (analysis, channel, roi_id, params of
-        each record).
+        resume of a million files does not hold them in memory. Each value holds ``group``
+        and ``records``: one per OK analysis, with ``analysis``, ``channel``, ``roi_id``,
+        ``params``, ``fingerprint`` (``{"size", "mtime_ns", "sha256"}``) and ``resume`` (the
+        companion files' fingerprints and job options, see :mod:`hpcacq.jobs.resume`);
+        ``fingerprint``, ``analysis`` and ``params`` repeat the first record's.
         """
         with self._lock:
             def chunks() -> Iterator[list[dict]]:
@@ -377,14 +534,37 @@ class ResultsWriter:
             if self._closed:
                 return
             self._stop.set()
-            self._flush()
+            error = self._error  # a write failed: keep what is committed
+            if error is None:
+                try:
+                    self._flush()
+                except BaseException as exc:  # noqa: BLE001 - re-raised below, after letting go
+                    error = exc
+        if error is not None:
+            self.abandon()
+            raise error
+        with self._lock:
             self._closed = True
             try:
                 if self._dirty or not self._clean_consolidated:
-                    self._consolidate()
+                    self._consolidate_safely()
             finally:
                 release_lock(self._lock_fd, self.path + ".lock")
         self._timer.join(timeout=5)
+
+    def _consolidate_safely(self) -> None:
+        """Consolidate when there is room for the copy; an OSError leaves the linked output as it was."""
+        numbers = self._groups.shards()
+        need = 0
+        while batch := list(itertools.islice(numbers, 256)):
+            need += sum(os.path.getsize(self._shard_path(n)) for n in batch if os.path.exists(self._shard_path(n)))
+        ensure_space(self.path, need, "consolidate")
+        try:
+            self._consolidate()
+        except OSError as exc:
+            if os.path.exists(self.path + ".tmp"):
+                os.remove(self.path + ".tmp")
+            raise (exc if isinstance(exc, OutputError) else output_error(exc, self.path, "consolidate")) from None
 
     def _consolidate(self) -> None:
         tmp = self.path + ".tmp"
@@ -435,6 +615,12 @@ class ResultsWriter:
         return f"ResultsWriter({self.path!r}, files={len(self._groups) + len(self._pending)})"
 
 
+def _numbers_set_aside(parts: str) -> list[int]:
+    """Numbers of shards set aside as damaged (never reused for a new shard)."""
+    return [int(entry[6:-11]) for entry in os.listdir(parts) if entry.startswith("shard-")
+            and entry.endswith(".h5.damaged") and entry[6:-11].isdigit()]
+
+
 def _stat(path: str) -> tuple | None:
     """Identity of a file (device, inode, size, mtime), None if it does not exist."""
     try:
@@ -471,13 +657,21 @@ def _join(chunks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {name: np.concatenate([chunk[name] for chunk in chunks]) for name in chunks[0]}
 
 
-def _done_entry(name: str, rows: list[dict]) -> dict:
-    first = rows[0]
-    fingerprint = {"size": None if first["size"] < 0 else first["size"],
-                   "mtime_ns": None if first["mtime_ns"] < 0 else first["mtime_ns"],
-                   "sha256": first["sha256"] or None}
-    records = [{"analysis": row["analysis"], "channel": row["channel"],
-                "roi_id": None if row["roi_id"] < 0 else row["roi_id"], "params": json.loads(row["params_json"])}
-               for row in rows]
-    return {"fingerprint": fingerprint, "analysis": first["analysis"], "params": records[0]["params"],
+def _done_entry(name: str, rows: list[dict]) -> dict | None:
+    """What resume needs of one stored input: its OK analyses with their fingerprints (None: none OK)."""
+    records = []
+    for row in rows:
+        if row["outcome"] != "OK":
+            continue
+        fingerprint = {"size": None if row["size"] < 0 else row["size"],
+                       "mtime_ns": None if row["mtime_ns"] < 0 else row["mtime_ns"],
+                       "sha256": row["sha256"] or None}
+        records.append({"analysis": row["analysis"], "channel": row["channel"],
+                        "roi_id": None if row["roi_id"] < 0 else row["roi_id"], "outcome": "OK",
+                        "params": json.loads(row["params_json"] or "{}"), "fingerprint": fingerprint,
+                        "resume": json.loads(row.get("resume_json") or "{}")})
+    if not records:
+        return None
+    first = records[0]
+    return {"fingerprint": first["fingerprint"], "analysis": first["analysis"], "params": first["params"],
             "group": name, "records": records}
