@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import os
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,19 +21,24 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from .limits import check_memory, format_bytes, open_regular, resolve_memory_bound
 from .olympus import format_olympus_header, read_olympus_header
 from .sidecar import RoiSpec, read_sidecar
+from .tiff import PageHints, StackPlan, check_axes, read_tiff
+from .validate import check_unit
 
 __all__ = [
     "SUPPORTED_SUFFIXES",
     "RawAcquisition",
     "RoiSpec",
     "as_channels",
+    "check_orientation",
     "read_acquisition",
     "write_tiff_with_header",
 ]
 
 SUPPORTED_SUFFIXES = (".tif", ".tiff", ".npy", ".h5", ".hdf5")
+RESULTS_FORMAT = "hpcacq-results"  # the ``format`` attribute of hpcacq's own results files
 
 
 @dataclass(frozen=True)
@@ -93,53 +97,77 @@ def as_channels(array: Any, *, source: str) -> np.ndarray:
     return array[np.newaxis] if array.ndim == 2 else array
 
 
-def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise InputError(f"{path}: no such file; check the path")
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder, not an image file")
-    try:
-        with open(path, "rb"):
-            pass
-    except PermissionError:
-        raise InputError(f"{path}: permission denied; make the file readable (chmod +r)") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot open the file ({exc.strerror or exc})") from None
-    if path.stat().st_size == 0:
-        raise InputError(f"{path}: the file is empty (0 bytes); re-export or remove it")
+ORIENTATION_RATIO = 8  # more pixels per line than this many times the lines: no scanner writes that
+ORIENTATION_MIN_PIXELS = 128
 
 
-def _read_tiff(path: Path) -> tuple[np.ndarray, dict]:
-    import tifffile
+def check_orientation(n_lines: int, n_pixels: int, *, source: str, transposed: bool) -> None:
+    """Refuse a shape no line scanner writes (many more pixels per line than lines).
 
-    try:
-        with tifffile.TiffFile(path) as tif:
-            series = tif.series[0]
-            data = series.asarray()
-            axes = series.axes
-    except tifffile.TiffFileError as exc:
-        raise InputError(f"{path}: not a readable TIFF file ({exc})") from None
-    except (ValueError, OSError, EOFError, IndexError, KeyError, struct.error) as exc:
-        # struct.error: a file cut inside its 8-byte header (tifffile unpacks it unchecked)
-        raise InputError(f"{path}: the TIFF is truncated or corrupt ({exc}); re-export the file") from None
-    if data.ndim == 3 and axes.endswith("S"):  # RGB-like samples last -> channels first (a view)
-        data = np.moveaxis(data, -1, 0)
-    return data, {}
+    Line scans hold many more lines (time) than pixels per line (space); an image of
+    38 lines x 30000 pixels is a 30000-line scan stored pixels x lines.
+    """
+    if n_pixels >= ORIENTATION_MIN_PIXELS and n_pixels > ORIENTATION_RATIO * n_lines:
+        fix = ("it was read with --transpose: drop --transpose (transpose=False)" if transposed else
+               "the file is probably stored transposed (pixels x lines): run again with --transpose "
+               "(JobConfig(transpose=True), AcqImage.open(..., transpose=True))")
+        raise InputError(
+            f"{source}: the image is {n_lines} lines x {n_pixels} pixels per line, {n_pixels / max(n_lines, 1):.0f} "
+            f"times more pixels per line than lines, which no line scanner writes (rows must be lines = time, "
+            f"columns pixels = space); {fix}")
 
 
-def _read_npy(path: Path) -> tuple[np.ndarray, dict]:
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise InputError(f"{path}: not a readable .npy file ({exc})") from None
-    if not isinstance(data, np.ndarray):
-        raise InputError(f"{path}: holds {type(data).__name__}, not one array; save with np.save")
-    return data, {}
+def _default_plan(shape: tuple[int, ...], axes: str | None, source: str) -> StackPlan:
+    """Axes of a .npy/HDF5 array: (lines, pixels) or (channels, lines, pixels) unless ``axes`` says."""
+    if axes is not None:
+        return StackPlan(shape, check_axes(axes, shape, source), "the axes option")
+    if len(shape) not in (2, 3):
+        raise InputError(
+            f"{source}: the image has {len(shape)} dimension(s), shape {shape}; expected 2-D "
+            "(n_lines, n_pixels) or 3-D (n_channels, n_lines, n_pixels) (or say the axes with --axes)")
+    return StackPlan(shape, "YX" if len(shape) == 2 else "CYX", "default")
+
+
+def _check_dtype(dtype: np.dtype, source: str) -> None:
+    if dtype.kind not in "uif" or dtype.itemsize > 8:
+        raise InputError(f"{source}: pixels of dtype {dtype} cannot be analysed; use integer or float "
+                         "pixels (e.g. `.astype(np.float32)`)")
+
+
+def _read_npy(path: Path, *, axes, check) -> tuple[np.ndarray, dict]:
+    from numpy.lib import format as npy_format
+
+    source = str(path)
+    with open_regular(path) as handle:
+        try:
+            version = npy_format.read_magic(handle)
+            reader = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+            shape, fortran, dtype = reader(handle)
+            if dtype.hasobject:
+                raise InputError(f"{source}: holds Python objects, not pixels; save a numeric array with np.save")
+            shape = tuple(int(n) for n in shape)
+            _check_dtype(dtype, source)
+            plan = _default_plan(shape, axes, source)
+            declared = math.prod(shape) * dtype.itemsize
+            left = os.fstat(handle.fileno()).st_size - handle.tell()
+            if declared > left:
+                raise InputError(f"{source}: the .npy header declares shape {shape} of {dtype} ({format_bytes(declared)}) "
+                                 f"but the file holds {format_bytes(left)} of pixels: truncated; re-save it")
+            check(plan, dtype.itemsize, 2.0 if (plan.needs_copy or fortran) else 1.0)
+            handle.seek(0)
+            data = npy_format.read_array(handle, allow_pickle=False)
+        except InputError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any damage becomes the file's message
+            raise InputError(f"{source}: not a readable .npy file ({type(exc).__name__}: {exc})") from None
+    return plan.apply(data), {}
 
 
 def _pick_dataset(h5file, path: Path):
     import h5py
 
+    if h5file.attrs.get("format") == RESULTS_FORMAT:
+        raise InputError(f"{path}: is an hpcacq results file, not an image; results are never inputs")
     if isinstance(h5file.get("data"), h5py.Dataset):
         return h5file["data"]
     found: list = []
@@ -158,54 +186,74 @@ def _h5_step(attrs_list, name: str, path: Path) -> float | None:
         if name in attrs:
             value = attrs[name]
             try:
-                value = float(np.asarray(value).reshape(()))
+                value = np.asarray(value).reshape(()).item()
             except (TypeError, ValueError):
-                raise InputError(f"{path}: attribute {name!r} = {value!r} is not a number") from None
-            if not (math.isfinite(value) and value > 0):
-                raise InputError(f"{path}: attribute {name!r} = {value} must be a number > 0")
-            return value
+                raise InputError(f"{path}: attribute {name!r} = {value!r:.60} is not a number") from None
+            return check_unit(name, value, str(path), f"attribute {name}")
     return None
 
 
-def _read_hdf5(path: Path) -> tuple[np.ndarray, dict]:
+def _read_hdf5(path: Path, *, axes, check) -> tuple[np.ndarray, dict]:
     import h5py
 
+    source = str(path)
+    open_regular(path).close()  # refuses FIFOs, devices, loops without blocking
     try:
         with h5py.File(path, "r") as h5file:
             dataset = _pick_dataset(h5file, path)
-            data = dataset[()]
+            shape, dtype = tuple(int(n) for n in dataset.shape), np.dtype(dataset.dtype)
+            _check_dtype(dtype, source)
+            plan = _default_plan(shape, axes, source)
+            if math.prod(shape) and dataset.id.get_storage_size() == 0:
+                raise InputError(f"{source}: dataset {dataset.name!r} declares shape {shape} of {dtype} but stores "
+                                 "no pixels (it was never written); re-export the file")
             attrs = [dataset.attrs, h5file.attrs]
             units = {"dx_um": _h5_step(attrs, "dx_um", path), "dt_s": _h5_step(attrs, "dt_s", path)}
+            check(plan, dtype.itemsize, 2.0 if plan.needs_copy else 1.0)
+            data = dataset[()]
     except InputError:
         raise
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"{path}: not a readable HDF5 file ({exc})") from None
-    return data, units
+    except Exception as exc:  # noqa: BLE001 - h5py raises OSError, RuntimeError, ... on damaged files
+        raise InputError(f"{source}: not a readable HDF5 file ({type(exc).__name__}: {exc})") from None
+    return plan.apply(data), units
 
 
-_READERS = {".tif": _read_tiff, ".tiff": _read_tiff, ".npy": _read_npy, ".h5": _read_hdf5, ".hdf5": _read_hdf5}
+def _read_tif(path: Path, *, axes, check, hints) -> tuple[np.ndarray, dict]:
+    return read_tiff(path, hints=hints, axes=axes, check=check)
+
+
+_READERS = {".tif": _read_tif, ".tiff": _read_tif, ".npy": _read_npy, ".h5": _read_hdf5, ".hdf5": _read_hdf5}
 
 
 def _beside(path: Path, suffix: str) -> Path | None:
-    """The file ``<stem><suffix>`` next to ``path`` (lower or upper case suffix), if any."""
+    """The file ``<stem><suffix>`` next to ``path`` (lower or upper case suffix), if any.
+
+    Anything that is there but not a regular file (a FIFO, a loop) is reported, not opened.
+    """
     for candidate in (path.with_suffix(suffix), path.with_suffix(suffix.upper())):
-        if candidate.is_file():
+        if os.path.lexists(candidate):
             return candidate
     return None
 
 
-def _olympus_units(path: Path, data: np.ndarray) -> tuple[float | None, float | None, dict | None]:
+def _olympus_header(path: Path):
     txt = _beside(path, ".txt")
-    if txt is None:
+    return (txt, None) if txt is None else (txt, read_olympus_header(txt))
+
+
+def _olympus_units(path: Path, txt, header, data: np.ndarray) -> tuple[float | None, float | None, dict | None]:
+    if header is None:
         return None, None, None
-    header = read_olympus_header(txt)
     n_lines, n_pixels = data.shape[-2:]
     if header.n_lines not in (None, n_lines) or header.n_pixels not in (None, n_pixels):
         raise InputError(
             f"{txt}: header says {header.n_pixels} pixels x {header.n_lines} lines but {path.name} "
             f"holds {n_pixels} x {n_lines}; the header belongs to another image: fix or delete it"
         )
-    return header.dx_um, header.dt_s(n_lines), header.fields
+    dt_s = header.dt_s(n_lines)
+    if dt_s is not None:
+        dt_s = check_unit("dt_s", dt_s, str(txt), "T Dimension / lines")
+    return header.dx_um, dt_s, header.fields
 
 
 def _check_rois(rois, data: np.ndarray, sidecar_path: Path) -> None:
@@ -223,14 +271,40 @@ def _check_rois(rois, data: np.ndarray, sidecar_path: Path) -> None:
             )
 
 
-def read_acquisition(path: str | os.PathLike) -> RawAcquisition:
+def _make_check(source: str, *, transpose: bool, bound: int, working_per_pixel: float):
+    def check(plan: StackPlan, itemsize: int, copies: float) -> None:
+        if math.prod(plan.shape) == 0:
+            raise InputError(f"{source}: the image is empty (shape {plan.shape}); it needs lines and pixels")
+        n_channels, n_lines, n_pixels = plan.out_shape
+        if transpose:
+            n_lines, n_pixels = n_pixels, n_lines
+        check_orientation(n_lines, n_pixels, source=source, transposed=transpose)
+        check_memory(source, shape=plan.shape, itemsize=itemsize, copies=copies + (1.0 if transpose else 0.0),
+                     channel_pixels=n_lines * n_pixels, working_per_pixel=working_per_pixel, bound=bound)
+    return check
+
+
+def read_acquisition(path: str | os.PathLike, *, transpose: bool = False, axes: str | None = None,
+                     max_memory: int | str | None = None, working_bytes_per_pixel: float = 0.0) -> RawAcquisition:
     """Read one line-scan file with its Olympus header and kymflow sidecar, if present.
 
     Parameters
     ----------
     path : str or path-like
         A ``.tif``/``.tiff``, ``.npy``, ``.h5`` or ``.hdf5`` file. 2-D images are
-        (n_lines, n_pixels); 3-D are (n_channels, n_lines, n_pixels).
+        (n_lines, n_pixels); 3-D are (n_channels, n_lines, n_pixels); multi-page TIFFs
+        are joined in time or read as channels as their metadata says (see
+        :mod:`hpcacq.io.tiff`).
+    transpose : bool, keyword-only
+        The file stores (n_pixels, n_lines): swap the two axes after reading.
+    axes : str, keyword-only, optional
+        What the stored dimensions are, letters T (blocks of lines joined in time), C
+        (channels), Y (lines), X (pixels), e.g. ``"TYX"`` for a stack of line blocks.
+    max_memory : int or str, keyword-only, optional
+        Per-rank memory bound (bytes or ``"4G"``); default ``$HPCACQ_MAX_MEMORY`` or half
+        the node's memory per rank (:mod:`hpcacq.io.limits`). Checked before reading.
+    working_bytes_per_pixel : float, keyword-only
+        Extra bytes per pixel of one channel the analysis will need (counted in the check).
 
     Returns
     -------
@@ -241,9 +315,10 @@ def read_acquisition(path: str | os.PathLike) -> RawAcquisition:
     Raises
     ------
     InputError
-        Missing, unreadable, empty, truncated or mis-named file, unsupported suffix,
-        wrong number of dimensions, zero size, malformed header or sidecar, sidecar ROI
-        outside the image. The message names the file and the problem.
+        Missing, not a regular file, unreadable, empty, truncated or mis-named file,
+        unsupported suffix, wrong number of dimensions, ambiguous page stack, transposed
+        shape, more memory needed than the bound, implausible value in a header or
+        sidecar, sidecar ROI outside the image. The message names the file and the problem.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -252,22 +327,38 @@ def read_acquisition(path: str | os.PathLike) -> RawAcquisition:
             f"{path}: unsupported file type {path.suffix or '(no suffix)'!r}; "
             f"supported: {', '.join(SUPPORTED_SUFFIXES)}"
         )
-    _check_file(path)
-    raw, units = _READERS[suffix](path)
+    bound = resolve_memory_bound(max_memory)
+    open_regular(path).close()  # a clear message for FIFOs, loops, dangling links, empty files
+    txt, olympus = _olympus_header(path) if suffix in (".tif", ".tiff", ".npy") else (None, None)
+    json_path = _beside(path, ".json")
+    sidecar = read_sidecar(json_path) if json_path is not None else None
+    check = _make_check(str(path), transpose=bool(transpose), bound=bound,
+                        working_per_pixel=float(working_bytes_per_pixel))
+    if suffix in (".tif", ".tiff"):
+        hints = PageHints(n_channels=None if olympus is None else olympus.n_channels,
+                          n_lines=(olympus.n_lines if olympus is not None and olympus.n_lines is not None else
+                                   (sidecar.shape[0] if sidecar is not None and sidecar.shape
+                                    and len(sidecar.shape) == 2 else None)))
+        raw, units = _read_tif(path, axes=axes, check=check, hints=hints)
+    else:
+        raw, units = _READERS[suffix](path, axes=axes, check=check)
+    if transpose:
+        raw = np.ascontiguousarray(np.swapaxes(raw, -1, -2))
     data = as_channels(raw, source=str(path))
-    header: dict[str, Any] = {"units_source": "hdf5" if any(units.values()) else None}
+    header: dict[str, Any] = {"units_source": "hdf5" if any(units.get(k) for k in ("dx_um", "dt_s")) else None}
+    header.update({k: v for k, v in units.items() if k not in ("dx_um", "dt_s")})
+    if transpose:
+        header["transposed"] = True
     dx_um, dt_s = units.get("dx_um"), units.get("dt_s")
     if dx_um is None or dt_s is None:
-        ol_dx, ol_dt, fields = _olympus_units(path, data)
+        ol_dx, ol_dt, fields = _olympus_units(path, txt, olympus, data)
         if fields is not None:
             header["olympus"] = fields
             if ol_dx is not None or ol_dt is not None:
                 header["units_source"] = header["units_source"] or "olympus"
             dx_um, dt_s = dx_um if dx_um is not None else ol_dx, dt_s if dt_s is not None else ol_dt
     rois: tuple[RoiSpec, ...] = ()
-    json_path = _beside(path, ".json")
-    if json_path is not None:
-        sidecar = read_sidecar(json_path)
+    if sidecar is not None:
         _check_rois(sidecar.rois, data, json_path)
         rois = sidecar.rois
         header["sidecar"] = str(json_path)
@@ -320,6 +411,7 @@ def write_tiff_with_header(path: str | os.PathLike, data: Any, *, dx_um: float, 
     n_channels, n_lines, n_pixels = data.shape
     text = format_olympus_header(n_lines=n_lines, n_pixels=n_pixels, dx_um=dx_um, dt_s=dt_s, n_channels=n_channels)
     image = data[0] if n_channels == 1 else data
-    _atomic_write(path, lambda tmp: tifffile.imwrite(tmp, image, photometric="minisblack"))
+    metadata = {"axes": "YX" if n_channels == 1 else "CYX"}
+    _atomic_write(path, lambda tmp: tifffile.imwrite(tmp, image, photometric="minisblack", metadata=metadata))
     _atomic_write(path.with_suffix(".txt"), lambda tmp: tmp.write_bytes(text.encode("latin-1")))
     return path

@@ -157,6 +157,10 @@ class BatchStrategy:
     threads_per_file : int
         Threads inside one analysis (passed to its ``threads=``); answers do not depend
         on it.
+    read_options : dict or None
+        How files are read: ``transpose``, ``axes``, ``max_memory`` (see
+        :func:`hpcacq.io.read_acquisition`); the analysis's working memory is added to
+        the memory check.
 
     Raises
     ------
@@ -172,6 +176,7 @@ class BatchStrategy:
     dx_um: float | None = None
     dt_s: float | None = None
     threads_per_file: int = 1
+    read_options: dict | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.channel, bool) or not isinstance(self.channel, int) or self.channel < 0:
@@ -184,6 +189,9 @@ class BatchStrategy:
         object.__setattr__(self, "dx_um", _positive_or_none("dx_um", self.dx_um))
         object.__setattr__(self, "dt_s", _positive_or_none("dt_s", self.dt_s))
         object.__setattr__(self, "detection_params", self._checked_params())
+        from ..io.limits import check_read_options
+
+        object.__setattr__(self, "read_options", check_read_options(self.read_options))
 
     def _check_roi(self) -> None:
         if self.roi_mode is RoiBatchMode.ANALYZE_EXISTING_ROI:
@@ -269,7 +277,10 @@ class BatchStrategy:
                     setattr(image, unit, getattr(self, unit))
             return image
         start = time.perf_counter()
-        image = AcqImage.open(image_or_path, dx_um=self.dx_um, dt_s=self.dt_s)
+        from ..io.limits import working_bytes_per_pixel
+
+        image = AcqImage.open(image_or_path, dx_um=self.dx_um, dt_s=self.dt_s, **(self.read_options or {}),
+                              working_bytes_per_pixel=working_bytes_per_pixel(self.analysis_name))
         timings["read_s"] = time.perf_counter() - start
         return image
 
