@@ -41,7 +41,7 @@ _SIZE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?\d+)?)\s*([A-Za-z]*|%)\s
 # Bytes per pixel of the analysed channel that an analysis holds besides the file's own
 # pixels: a float64 copy of the ROI (8), its finiteness mask (1) and the per-line
 # work arrays (measured: see docs/ARCHITECTURE.md, "Memory bound").
-_WORKING = {"radon_velocity": 10.0, "diameter": 18.0}
+_WORKING = {"radon_velocity": 10.0, "diameter": 12.0}
 _DEFAULT_WORKING = 18.0
 
 

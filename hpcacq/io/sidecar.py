@@ -63,11 +63,12 @@ class Sidecar:
 
 MAX_SIDECAR_BYTES = 16 << 20  # real sidecars are a few KB
 MAX_ROIS = 100_000
+MAX_ROI_ID = 2**31 - 1  # ids are stored in int64 columns (-1 = none) and new ROIs take the largest + 1
 
 
-def _int_field(roi: dict, name: str, where: str, *, low: int = -INT64_MAX - 1) -> int:
-    """An integer field that fits int64 (ids and bounds are stored in int64 columns)."""
-    return check_int(roi.get(name), where, name, low=low, high=INT64_MAX)
+def _int_field(roi: dict, name: str, where: str, *, low: int = -INT64_MAX - 1, high: int = INT64_MAX) -> int:
+    """An integer field in [low, high] (by default: fits int64, as ids and bounds are stored)."""
+    return check_int(roi.get(name), where, name, low=low, high=high)
 
 
 def _roi_from(roi: Any, index: int, source: str) -> RoiSpec:
@@ -78,11 +79,11 @@ def _roi_from(roi: Any, index: int, source: str) -> RoiSpec:
         data = roi["data"]
         if not isinstance(data, dict):
             raise InputError(f"{where}: field 'data' must be an object with x0, x1, y0, y1")
-        roi_id = _int_field(roi, "roi_id" if "roi_id" in roi else "id", where, low=-INT64_MAX)
+        roi_id = _int_field(roi, "roi_id" if "roi_id" in roi else "id", where, low=0, high=MAX_ROI_ID)
         r0, r1 = _int_field(data, "y0", f"{where}.data"), _int_field(data, "y1", f"{where}.data")
         c0, c1 = _int_field(data, "x0", f"{where}.data"), _int_field(data, "x1", f"{where}.data")
     elif "dim0_start" in roi or "id" in roi:  # a89 layout: dim0 = rows, dim1 = columns
-        roi_id = _int_field(roi, "id" if "id" in roi else "roi_id", where, low=-INT64_MAX)
+        roi_id = _int_field(roi, "id" if "id" in roi else "roi_id", where, low=0, high=MAX_ROI_ID)
         r0, r1 = _int_field(roi, "dim0_start", where), _int_field(roi, "dim0_stop", where)
         c0, c1 = _int_field(roi, "dim1_start", where), _int_field(roi, "dim1_stop", where)
     else:
