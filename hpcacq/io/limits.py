@@ -146,7 +146,7 @@ class MemoryNeed:
 
 def check_memory(source: str, *, shape: tuple, itemsize: int, copies: float = 1.0,
                  channel_pixels: int | None = None, working_per_pixel: float = 0.0,
-                 bound: int) -> MemoryNeed:
+                 bound: int, extra_bytes: int = 0) -> MemoryNeed:
     """Refuse a file whose estimated memory need exceeds ``bound``, before reading it.
 
     Parameters
@@ -165,6 +165,8 @@ def check_memory(source: str, *, shape: tuple, itemsize: int, copies: float = 1.
         The analysis's extra bytes per pixel of that channel.
     bound : int
         The per-rank bound in bytes.
+    extra_bytes : int
+        Reading's own buffers (e.g. one decoded compressed strip).
 
     Raises
     ------
@@ -172,7 +174,7 @@ def check_memory(source: str, *, shape: tuple, itemsize: int, copies: float = 1.
         The need exceeds the bound; the message gives both and the option to raise it.
     """
     n_pixels = math.prod(int(n) for n in shape)
-    read = n_pixels * int(itemsize) * copies
+    read = n_pixels * int(itemsize) * copies + int(extra_bytes)
     working = (n_pixels if channel_pixels is None else int(channel_pixels)) * working_per_pixel
     need = MemoryNeed(int(read), int(working))
     if need.total > bound:

@@ -272,7 +272,7 @@ def _check_rois(rois, data: np.ndarray, sidecar_path: Path) -> None:
 
 
 def _make_check(source: str, *, transpose: bool, bound: int, working_per_pixel: float):
-    def check(plan: StackPlan, itemsize: int, copies: float) -> None:
+    def check(plan: StackPlan, itemsize: int, copies: float, *, extra_bytes: int = 0) -> None:
         if math.prod(plan.shape) == 0:
             raise InputError(f"{source}: the image is empty (shape {plan.shape}); it needs lines and pixels")
         n_channels, n_lines, n_pixels = plan.out_shape
@@ -280,7 +280,8 @@ def _make_check(source: str, *, transpose: bool, bound: int, working_per_pixel: 
             n_lines, n_pixels = n_pixels, n_lines
         check_orientation(n_lines, n_pixels, source=source, transposed=transpose)
         check_memory(source, shape=plan.shape, itemsize=itemsize, copies=copies + (1.0 if transpose else 0.0),
-                     channel_pixels=n_lines * n_pixels, working_per_pixel=working_per_pixel, bound=bound)
+                     channel_pixels=n_lines * n_pixels, working_per_pixel=working_per_pixel, bound=bound,
+                     extra_bytes=extra_bytes)
     return check
 
 

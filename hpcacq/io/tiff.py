@@ -187,11 +187,30 @@ def plan_stack(series_shape, series_axes: str, tif, *, hints: PageHints, axes: s
     raise _ambiguous(source, shape, f"axes {found!r} from the file's metadata")
 
 
+DECODE_COPIES = 2.5  # a compressed segment is held decoded (and once more while it is copied out)
+
+
+def _decode_bytes(series, dtype: np.dtype) -> int:
+    """Memory tifffile needs beside the output to decode one compressed strip or tile (bytes)."""
+    page = series.keyframe
+    if getattr(page, "compression", 1) in (1, None):
+        return 0
+    samples = int(getattr(page, "samplesperpixel", 1) or 1)
+    if page.is_tiled:
+        segment = int(page.tilewidth) * int(page.tilelength) * max(1, int(getattr(page, "tiledepth", 1) or 1))
+    else:
+        segment = int(min(page.rowsperstrip or page.imagelength, page.imagelength)) * int(page.imagewidth)
+    segment = min(segment * samples * dtype.itemsize, math.prod(page.shape) * dtype.itemsize)
+    return int(DECODE_COPIES * segment)
+
+
 def read_tiff(path, *, hints: PageHints, axes: str | None, check) -> tuple[np.ndarray, dict]:
     """Read a TIFF line scan as (n_channels, n_lines, n_pixels).
 
-    ``check(plan, itemsize, copies)`` is called with the declared layout before any pixel
-    is read (it raises to refuse the file: orientation, memory bound).
+    ``check(plan, itemsize, copies, extra_bytes=)`` is called with the declared layout
+    before any pixel is read (it raises to refuse the file: orientation, memory bound);
+    ``extra_bytes`` is what decoding one compressed strip or tile needs. Segments are
+    decoded one at a time (``maxworkers=1``), so the peak is the output plus one segment.
     """
     import tifffile
 
@@ -211,8 +230,8 @@ def read_tiff(path, *, hints: PageHints, axes: str | None, check) -> tuple[np.nd
                 dtype = np.dtype(series.dtype)
                 if math.prod(plan.shape) != math.prod(series.shape):
                     raise InputError(f"{source}: inconsistent TIFF shape {series.shape}")
-                check(plan, dtype.itemsize, 2.0 if plan.needs_copy else 1.0)
-                raw = series.asarray()
+                check(plan, dtype.itemsize, 2.0 if plan.needs_copy else 1.0, extra_bytes=_decode_bytes(series, dtype))
+                raw = series.asarray(maxworkers=1)
         except InputError:
             raise
         except Exception as exc:  # noqa: BLE001 - tifffile raises anything on damaged files
