@@ -108,7 +108,7 @@ def _parse_x(value: str, source: str) -> float:
     match = _X_RE.match(value)
     if not match:
         raise InputError(
-            f'{source}: malformed "X Dimension" field {value!r}: expected like '
+            f'{source}: malformed "X Dimension" field {value[:80]!r}: expected like '
             '"38, 0.0 - 10.796 [um], 0.284 [um/pixel]"'
         )
     return check_unit("dx_um", float(match.group(4)), source, "X Dimension")
@@ -118,7 +118,7 @@ def _parse_t(value: str, source: str) -> float:
     match = _T_RE.match(value)
     if not match:
         raise InputError(
-            f'{source}: malformed "T Dimension" field {value!r}: expected like '
+            f'{source}: malformed "T Dimension" field {value[:80]!r}: expected like '
             '"1, 0.000 - 35.099 [s], Interval FreeRun"'
         )
     duration = float(match.group(3)) - float(match.group(2))
@@ -158,7 +158,7 @@ def parse_olympus_header(text: str, *, source: str = "<header>") -> OlympusHeade
         match = _SIZE_RE.match(size_value)
         if not match:
             raise InputError(
-                f'{source}: malformed "Image Size" field {size_value!r}: expected like "38 * 30000 [pixel]"'
+                f'{source}: malformed "Image Size" field {size_value[:80]!r}: expected like "38 * 30000 [pixel]"'
             )
         n_pixels, n_lines = int(match.group(1)), int(match.group(2))
     if n_pixels is None and x_value is not None and _X_RE.match(x_value):

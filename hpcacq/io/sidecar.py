@@ -88,7 +88,7 @@ def _roi_from(roi: Any, index: int, source: str) -> RoiSpec:
         c0, c1 = _int_field(roi, "dim1_start", where), _int_field(roi, "dim1_stop", where)
     else:
         raise InputError(
-            f"{where}: unknown ROI layout (keys {sorted(roi)}); expected 'roi_id' + 'data' "
+            f"{where}: unknown ROI layout (keys {sorted(map(str, roi))[:12]}); expected 'roi_id' + 'data' "
             "{x0,x1,y0,y1} or 'id' + dim0_start/dim0_stop/dim1_start/dim1_stop"
         )
     channel = None

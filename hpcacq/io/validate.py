@@ -35,7 +35,7 @@ def check_unit(name: str, value: Any, where: str, field: str) -> float:
     except (TypeError, ValueError, OverflowError):
         number = math.nan
     if not math.isfinite(number) or number <= 0:
-        raise InputError(f"{where}: field {field!r} gives {name} = {value!r}; it must be a number > 0 ({unit})")
+        raise InputError(f"{where}: field {field!r} gives {name} = {value!r:.60}; it must be a number > 0 ({unit})")
     if not low <= number <= high:
         raise InputError(f"{where}: field {field!r} gives {name} = {number:g} {unit}, outside the plausible range "
                          f"[{low:g}, {high:g}] {unit} for a line scan; fix the file, or give the true value "
@@ -49,7 +49,7 @@ def check_int(value: Any, where: str, field: str, *, low: int = 0, high: int = I
         raise InputError(f"{where}: field {field!r} must be an integer, got {value!r:.60}")
     if isinstance(value, float):
         if not math.isfinite(value) or value != math.floor(value):
-            raise InputError(f"{where}: field {field!r} must be an integer, got {value!r}")
+            raise InputError(f"{where}: field {field!r} must be an integer, got {value!r:.60}")
         value = int(value)
     if not low <= value <= high:
         shown = str(value) if abs(value) < 10**30 else f"a {len(str(abs(value)))}-digit number"
