@@ -87,7 +87,7 @@ def _ranks_on_node() -> int:
     return 1
 
 
-def parse_size(text: object, *, what: str = "max_memory") -> int:
+def parse_size(text: object, *, what: str = "--max-memory (max_memory)") -> int:
     """Bytes from ``4G``, ``512MiB``, ``1.5GB``, ``25%`` (of the node's memory) or a number.
 
     Raises
@@ -288,7 +288,7 @@ def check_read_options(options: dict | None) -> dict:
         text = str(axes).strip().upper()
         if not text or set(text) - _AXES_LETTERS or len(set(text)) != len(text) or "X" not in text \
                 or not {"T", "Y"} & set(text):
-            raise ParameterError(f"axes={axes!r} must be letters from T (blocks of lines joined in time), "
+            raise ParameterError(f"--axes (axes=) {axes!r} must be letters from T (blocks of lines joined in time), "
                                  "C (channels), Y (lines), X (pixels), each once, with X and Y or T (e.g. TYX)")
         out["axes"] = text
     if options.get("max_memory") is not None:

@@ -209,7 +209,8 @@ def _read_hdf5(path: Path, *, axes, check) -> tuple[np.ndarray, dict]:
                                  "no pixels (it was never written); re-export the file")
             attrs = [dataset.attrs, h5file.attrs]
             units = {"dx_um": _h5_step(attrs, "dx_um", path), "dt_s": _h5_step(attrs, "dt_s", path)}
-            check(plan, dtype.itemsize, 2.0 if plan.needs_copy else 1.0)
+            chunk = math.prod(dataset.chunks) * dtype.itemsize if dataset.chunks and dataset.compression else 0
+            check(plan, dtype.itemsize, 2.0 if plan.needs_copy else 1.0, extra_bytes=2 * chunk)
             data = dataset[()]
     except InputError:
         raise
@@ -352,6 +353,8 @@ def read_acquisition(path: str | os.PathLike, *, transpose: bool = False, axes: 
         header["transposed"] = True
     dx_um, dt_s = units.get("dx_um"), units.get("dt_s")
     if dx_um is None or dt_s is None:
+        if suffix not in (".tif", ".tiff", ".npy"):  # HDF5 without units: its header is read now
+            txt, olympus = _olympus_header(path)
         ol_dx, ol_dt, fields = _olympus_units(path, txt, olympus, data)
         if fields is not None:
             header["olympus"] = fields
