@@ -299,8 +299,11 @@ def test_recursive_search_skips_parts_folders_and_the_error_suggests_it(tmp_path
     assert code == 2 and "holds no" in err and "--recursive" in err
     code, out, err = hpcacq(capsys, "run", top, "-o", tmp_path / "o.h5", *RUN_UNITS, "--recursive")
     assert code == 0, out + err
-    assert [os.path.relpath(r["file"], top) for r in read_manifest(tmp_path / "o.h5")] == \
+    assert sorted(os.path.relpath(r["file"], top) for r in read_manifest(tmp_path / "o.h5")) == \
         [os.path.join("a", "b", "two.npy"), os.path.join("a", "one.npy")]
+    from hpcacq.jobs.inputs import expand_inputs
+
+    assert expand_inputs([top], recursive=True) == [str(top / "a" / "b" / "two.npy"), str(top / "a" / "one.npy")]
     assert "out.h5.parts" in err and "results parts folder" in err
 
 
@@ -337,3 +340,78 @@ def test_an_empty_list_is_a_usage_error(tmp_path, capsys):
     code, out, err = hpcacq(capsys, "run", f"@{listing}", "-o", tmp_path / "o.h5", *RUN_UNITS)
     assert code == 2 and "lists no files" in err and "empty.txt" in err
     assert not (tmp_path / "o.h5").exists()
+
+
+# ---------------------------------------------------------------- 11.7 reads stop when the job is cancelled
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Read in blocks of 64 KiB (instead of 64 MiB) so small files exercise the block loops."""
+    from hpcacq.io import limits, readers, tiff
+
+    for module in (limits, readers, tiff):
+        monkeypatch.setattr(module, "READ_BLOCK_BYTES", 1 << 16)
+
+
+def _counting_cancel(after: int):
+    calls = {"n": 0}
+
+    def cancel() -> bool:
+        calls["n"] += 1
+        return calls["n"] > after
+    return cancel, calls
+
+
+@pytest.mark.parametrize("kind", ["npy", "npy_fortran", "h5", "h5_3d", "tif_pages"])
+def test_block_reads_are_exact_and_stop_on_cancel(tmp_path, small_blocks, kind):  # issue 11.7
+    from hpcacq.errors import AnalysisCancelled
+
+    data = np.random.default_rng(3).integers(0, 60000, (2, 4000, 40), dtype=np.uint16)
+    path = tmp_path / ("scan.npy" if kind.startswith("npy") else "scan.h5" if kind.startswith("h5") else "scan.tif")
+    expected = data[0]
+    if kind == "npy":
+        np.save(path, data[0])
+    elif kind == "npy_fortran":
+        np.save(path, np.asfortranarray(data[0]))
+    elif kind == "h5":
+        with h5py.File(path, "w") as f:
+            f.create_dataset("data", data=data[0], chunks=(100, 40), compression="gzip")
+    elif kind == "h5_3d":
+        with h5py.File(path, "w") as f:
+            f["data"] = data
+        expected = data
+    else:
+        _write_tiff_pages(path, data[0], 40)
+    raw = read_acquisition(path, cancel=lambda: False)
+    np.testing.assert_array_equal(raw.data, expected.reshape(raw.data.shape))
+    cancel, calls = _counting_cancel(after=2)
+    with pytest.raises(AnalysisCancelled, match="reading cancelled"):
+        read_acquisition(path, cancel=cancel)
+    assert calls["n"] == 3  # stopped at the third block, not after the whole file
+
+
+def _write_tiff_pages(path: Path, data: np.ndarray, n_pages: int) -> None:
+    with tifffile.TiffWriter(path) as tif:
+        for page in data.reshape(n_pages, -1, data.shape[1]):
+            tif.write(page, metadata=None, contiguous=False)
+
+
+def test_a_cancel_during_the_read_makes_the_file_cancelled(tmp_path, small_blocks):  # issue 11.7
+    import threading
+
+    from hpcacq.jobs.strategies import strategy_for
+
+    np.save(tmp_path / "scan.npy", np.zeros((4000, 40), np.uint16))
+    event = threading.Event()
+    strategy = strategy_for("radon_velocity", dx_um=0.5, dt_s=1e-3)
+    calls = {"n": 0}
+
+    class Event:  # set after the first block of the read
+        def is_set(self):
+            calls["n"] += 1
+            if calls["n"] > 2:
+                event.set()
+            return event.is_set()
+
+    result = strategy.run_file(str(tmp_path / "scan.npy"), cancel_event=Event())
+    assert result.outcome.value == "CANCELLED", result.message

@@ -26,13 +26,14 @@ import re
 import stat
 from dataclasses import dataclass
 
-from ..errors import InputError, ParameterError
+from ..errors import AnalysisCancelled, InputError, ParameterError
 
-__all__ = ["DEFAULT_SHARE", "check_read_options", "ENV_MAX_MEMORY", "MemoryNeed", "check_memory", "default_memory_bound",
+__all__ = ["DEFAULT_SHARE", "READ_BLOCK_BYTES", "check_cancel", "check_read_options", "ENV_MAX_MEMORY", "MemoryNeed", "check_memory", "default_memory_bound",
            "describe_not_regular", "format_bytes", "node_memory_bytes", "open_regular", "parse_size",
            "resolve_memory_bound", "working_bytes_per_pixel"]
 
 ENV_MAX_MEMORY = "HPCACQ_MAX_MEMORY"
+READ_BLOCK_BYTES = 64 << 20  # large files are read in blocks of this size, polling cancellation between them
 DEFAULT_SHARE = 0.5  # of the node's memory, shared by its ranks
 _UNITS = {"": 1, "B": 1, "K": 1e3, "KB": 1e3, "KIB": 2**10, "M": 1e6, "MB": 1e6, "MIB": 2**20,
           "G": 1e9, "GB": 1e9, "GIB": 2**30, "T": 1e12, "TB": 1e12, "TIB": 2**40}
@@ -295,3 +296,9 @@ def check_read_options(options: dict | None) -> dict:
         parse_size(options["max_memory"])
         out["max_memory"] = options["max_memory"]
     return out
+
+
+def check_cancel(cancel, source: str) -> None:
+    """Raise AnalysisCancelled when the job was cancelled while ``source`` was being read."""
+    if cancel is not None and cancel():
+        raise AnalysisCancelled(f"{source}: reading cancelled")

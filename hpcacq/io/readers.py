@@ -16,12 +16,12 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import InputError
-from .limits import check_memory, format_bytes, open_regular, resolve_memory_bound
+from ..errors import AnalysisCancelled, InputError
+from .limits import READ_BLOCK_BYTES, check_cancel, check_memory, format_bytes, open_regular, resolve_memory_bound
 from .olympus import format_olympus_header, read_olympus_header
 from .sidecar import RoiSpec, read_sidecar
 from .tiff import PageHints, StackPlan, check_axes, read_tiff
@@ -134,7 +134,20 @@ def _check_dtype(dtype: np.dtype, source: str) -> None:
                          "pixels (e.g. `.astype(np.float32)`)")
 
 
-def _read_npy(path: Path, *, axes, check) -> tuple[np.ndarray, dict]:
+def _read_into(handle, out: np.ndarray, cancel, source: str) -> None:
+    """Fill ``out`` from ``handle`` a block at a time (cancellation polled between blocks)."""
+    view = memoryview(out.reshape(-1, order="A").view(np.uint8))
+    for start in range(0, len(view), READ_BLOCK_BYTES):
+        check_cancel(cancel, source)
+        stop = min(len(view), start + READ_BLOCK_BYTES)
+        while start < stop:
+            n = handle.readinto(view[start:stop])
+            if not n:
+                raise InputError(f"{source}: the file ends before its pixels do (truncated); re-save it")
+            start += n
+
+
+def _read_npy(path: Path, *, axes, check, cancel=None) -> tuple[np.ndarray, dict]:
     from numpy.lib import format as npy_format
 
     source = str(path)
@@ -154,9 +167,9 @@ def _read_npy(path: Path, *, axes, check) -> tuple[np.ndarray, dict]:
                 raise InputError(f"{source}: the .npy header declares shape {shape} of {dtype} ({format_bytes(declared)}) "
                                  f"but the file holds {format_bytes(left)} of pixels: truncated; re-save it")
             check(plan, dtype.itemsize, 2.0 if (plan.needs_copy or fortran) else 1.0)
-            handle.seek(0)
-            data = npy_format.read_array(handle, allow_pickle=False)
-        except InputError:
+            data = np.empty(shape, dtype, order="F" if fortran else "C")
+            _read_into(handle, data, cancel, source)
+        except (InputError, AnalysisCancelled):
             raise
         except Exception as exc:  # noqa: BLE001 - any damage becomes the file's message
             raise InputError(f"{source}: not a readable .npy file ({type(exc).__name__}: {exc})") from None
@@ -193,7 +206,25 @@ def _h5_step(attrs_list, name: str, path: Path) -> float | None:
     return None
 
 
-def _read_hdf5(path: Path, *, axes, check) -> tuple[np.ndarray, dict]:
+def _read_dataset(dataset, cancel, source: str) -> np.ndarray:
+    """The dataset's pixels, read a block of its longest leading axis at a time (cancel polled)."""
+    shape, dtype = dataset.shape, np.dtype(dataset.dtype)
+    total = math.prod(shape) * dtype.itemsize
+    if total <= READ_BLOCK_BYTES:
+        check_cancel(cancel, source)
+        return dataset[()]
+    out = np.empty(shape, dtype)
+    axis = int(np.argmax(shape[:-1]))
+    per_index = total // shape[axis]
+    step = max(1, READ_BLOCK_BYTES // max(1, per_index))
+    for first in range(0, shape[axis], step):
+        check_cancel(cancel, source)
+        block = tuple(slice(first, first + step) if i == axis else slice(None) for i in range(len(shape)))
+        dataset.read_direct(out, source_sel=block, dest_sel=block)
+    return out
+
+
+def _read_hdf5(path: Path, *, axes, check, cancel=None) -> tuple[np.ndarray, dict]:
     import h5py
 
     source = str(path)
@@ -211,16 +242,16 @@ def _read_hdf5(path: Path, *, axes, check) -> tuple[np.ndarray, dict]:
             units = {"dx_um": _h5_step(attrs, "dx_um", path), "dt_s": _h5_step(attrs, "dt_s", path)}
             chunk = math.prod(dataset.chunks) * dtype.itemsize if dataset.chunks and dataset.compression else 0
             check(plan, dtype.itemsize, 2.0 if plan.needs_copy else 1.0, extra_bytes=2 * chunk)
-            data = dataset[()]
-    except InputError:
+            data = _read_dataset(dataset, cancel, source)
+    except (InputError, AnalysisCancelled):
         raise
     except Exception as exc:  # noqa: BLE001 - h5py raises OSError, RuntimeError, ... on damaged files
         raise InputError(f"{source}: not a readable HDF5 file ({type(exc).__name__}: {exc})") from None
     return plan.apply(data), units
 
 
-def _read_tif(path: Path, *, axes, check, hints) -> tuple[np.ndarray, dict]:
-    return read_tiff(path, hints=hints, axes=axes, check=check)
+def _read_tif(path: Path, *, axes, check, hints, cancel=None) -> tuple[np.ndarray, dict]:
+    return read_tiff(path, hints=hints, axes=axes, check=check, cancel=cancel)
 
 
 _READERS = {".tif": _read_tif, ".tiff": _read_tif, ".npy": _read_npy, ".h5": _read_hdf5, ".hdf5": _read_hdf5}
@@ -287,7 +318,8 @@ def _make_check(source: str, *, transpose: bool, bound: int, working_per_pixel: 
 
 
 def read_acquisition(path: str | os.PathLike, *, transpose: bool = False, axes: str | None = None,
-                     max_memory: int | str | None = None, working_bytes_per_pixel: float = 0.0) -> RawAcquisition:
+                     max_memory: int | str | None = None, working_bytes_per_pixel: float = 0.0,
+                     cancel: Callable[[], bool] | None = None) -> RawAcquisition:
     """Read one line-scan file with its Olympus header and kymflow sidecar, if present.
 
     Parameters
@@ -307,6 +339,9 @@ def read_acquisition(path: str | os.PathLike, *, transpose: bool = False, axes: 
         the node's memory per rank (:mod:`hpcacq.io.limits`). Checked before reading.
     working_bytes_per_pixel : float, keyword-only
         Extra bytes per pixel of one channel the analysis will need (counted in the check).
+    cancel : callable, keyword-only, optional
+        Polled between blocks of 64 MiB while reading; when it returns True the read stops
+        with :class:`hpcacq.errors.AnalysisCancelled`.
 
     Returns
     -------
@@ -341,9 +376,9 @@ def read_acquisition(path: str | os.PathLike, *, transpose: bool = False, axes: 
                           n_lines=(olympus.n_lines if olympus is not None and olympus.n_lines is not None else
                                    (sidecar.shape[0] if sidecar is not None and sidecar.shape
                                     and len(sidecar.shape) == 2 else None)))
-        raw, units = _read_tif(path, axes=axes, check=check, hints=hints)
+        raw, units = _read_tif(path, axes=axes, check=check, hints=hints, cancel=cancel)
     else:
-        raw, units = _READERS[suffix](path, axes=axes, check=check)
+        raw, units = _READERS[suffix](path, axes=axes, check=check, cancel=cancel)
     if transpose:
         raw = np.ascontiguousarray(np.swapaxes(raw, -1, -2))
     data = as_channels(raw, source=str(path))

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError
-from .limits import open_regular
+from ..errors import AnalysisCancelled, InputError
+from .limits import READ_BLOCK_BYTES, check_cancel, open_regular
 
 __all__ = ["MAX_CHANNELS", "PageHints", "StackPlan", "check_axes", "plan_stack", "read_tiff"]
 
@@ -204,7 +204,36 @@ def _decode_bytes(series, dtype: np.dtype) -> int:
     return int(DECODE_COPIES * segment)
 
 
-def read_tiff(path, *, hints: PageHints, axes: str | None, check) -> tuple[np.ndarray, dict]:
+def _blocked(series, dtype: np.dtype) -> bool:
+    n_pages, total = len(series.pages), math.prod(series.shape)
+    return n_pages >= 2 and total % n_pages == 0 and total * dtype.itemsize > READ_BLOCK_BYTES
+
+
+def _block_bytes(series, dtype: np.dtype) -> int:
+    """The block of pages held beside the output while reading in blocks (bytes)."""
+    return READ_BLOCK_BYTES + math.prod(series.shape) * dtype.itemsize // len(series.pages) \
+        if _blocked(series, dtype) else 0
+
+
+def _read_pages(tif, series, dtype: np.dtype, cancel, source: str) -> np.ndarray:
+    """The series' pixels, read a block of pages at a time (cancellation polled between blocks)."""
+    n_pages, total = len(series.pages), math.prod(series.shape)
+    page_bytes = total * dtype.itemsize // max(1, n_pages)
+    if not _blocked(series, dtype):
+        check_cancel(cancel, source)
+        return series.asarray(maxworkers=1)
+    index = tif.series.index(series)
+    out = np.empty(series.shape, dtype)
+    flat = out.reshape(n_pages, -1)
+    step = max(1, READ_BLOCK_BYTES // max(1, page_bytes))
+    for first in range(0, n_pages, step):
+        check_cancel(cancel, source)
+        last = min(n_pages, first + step)
+        flat[first:last] = tif.asarray(key=slice(first, last), series=index, maxworkers=1).reshape(last - first, -1)
+    return out
+
+
+def read_tiff(path, *, hints: PageHints, axes: str | None, check, cancel=None) -> tuple[np.ndarray, dict]:
     """Read a TIFF line scan as (n_channels, n_lines, n_pixels).
 
     ``check(plan, itemsize, copies, extra_bytes=)`` is called with the declared layout
@@ -230,9 +259,10 @@ def read_tiff(path, *, hints: PageHints, axes: str | None, check) -> tuple[np.nd
                 dtype = np.dtype(series.dtype)
                 if math.prod(plan.shape) != math.prod(series.shape):
                     raise InputError(f"{source}: inconsistent TIFF shape {series.shape}")
-                check(plan, dtype.itemsize, 2.0 if plan.needs_copy else 1.0, extra_bytes=_decode_bytes(series, dtype))
-                raw = series.asarray(maxworkers=1)
-        except InputError:
+                check(plan, dtype.itemsize, 2.0 if plan.needs_copy else 1.0,
+                      extra_bytes=_decode_bytes(series, dtype) + _block_bytes(series, dtype))
+                raw = _read_pages(tif, series, dtype, cancel, source)
+        except (InputError, AnalysisCancelled):
             raise
         except Exception as exc:  # noqa: BLE001 - tifffile raises anything on damaged files
             kind = "not a readable TIFF file" if isinstance(exc, tifffile.TiffFileError) else \

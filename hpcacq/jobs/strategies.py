@@ -267,7 +267,7 @@ class BatchStrategy:
         outcome.timings = {**timings, "total_s": outcome.elapsed_s}
         return outcome
 
-    def _open(self, image_or_path: Any, timings: dict):
+    def _open(self, image_or_path: Any, timings: dict, cancel=None):
         from ..model import AcqImage
 
         if isinstance(image_or_path, AcqImage):
@@ -280,14 +280,14 @@ class BatchStrategy:
         from ..io.limits import working_bytes_per_pixel
 
         image = AcqImage.open(image_or_path, dx_um=self.dx_um, dt_s=self.dt_s, **(self.read_options or {}),
-                              working_bytes_per_pixel=working_bytes_per_pixel(self.analysis_name))
+                              working_bytes_per_pixel=working_bytes_per_pixel(self.analysis_name), cancel=cancel)
         timings["read_s"] = time.perf_counter() - start
         return image
 
     def _run(self, image_or_path: Any, path: str, cancel_event, timings: dict) -> BatchFileResult:
         from ..model import AnalysisRunContext
 
-        image = self._open(image_or_path, timings)
+        image = self._open(image_or_path, timings, None if cancel_event is None else cancel_event.is_set)
         if self.roi_mode is RoiBatchMode.ANALYZE_EXISTING_ROI:
             if not image.rois.has_roi(self.roi_id):
                 return self._result(path, BatchFileOutcome.SKIPPED_MISSING_ROI,
