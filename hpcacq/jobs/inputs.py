@@ -360,6 +360,8 @@ def results_kind(path: str) -> str | None:
     Recognised: an HDF5 file whose attribute ``format`` is ``"hpcacq-results"`` (read
     without blocking: only regular files are opened), and a folder ``OUT.h5.parts``.
     """
+    if Path(path).suffix.lower() not in (".h5", ".hdf5") and not path.rstrip(os.sep).endswith(".parts"):
+        return None  # no stat for the other names: folders of a million TIFFs stay fast
     try:
         info = os.stat(path)
     except (OSError, ValueError):
