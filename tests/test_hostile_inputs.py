@@ -347,9 +347,9 @@ def test_an_empty_list_is_a_usage_error(tmp_path, capsys):
 @pytest.fixture
 def small_blocks(monkeypatch):
     """Read in blocks of 64 KiB (instead of 64 MiB) so small files exercise the block loops."""
-    from hpcacq.io import limits, readers, tiff
+    from hpcacq.io import arrays, limits, tiff
 
-    for module in (limits, readers, tiff):
+    for module in (arrays, limits, tiff):
         monkeypatch.setattr(module, "READ_BLOCK_BYTES", 1 << 16)
 
 

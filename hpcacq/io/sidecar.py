@@ -14,7 +14,6 @@ the channel is converted here, once. ``header.voxels`` = ``[s per line, um per p
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
