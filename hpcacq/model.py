@@ -269,7 +269,9 @@ class AcqImage:
             raise InputError(f"{self.source}: ROI {roi.roi_id} from the sidecar: {exc}") from None
 
     @classmethod
-    def open(cls, path: str | os.PathLike, *, dx_um: float | None = None, dt_s: float | None = None) -> "AcqImage":
+    def open(cls, path: str | os.PathLike, *, dx_um: float | None = None, dt_s: float | None = None,
+             transpose: bool = False, axes: str | None = None, max_memory: int | str | None = None,
+             working_bytes_per_pixel: float = 0.0, cancel=None) -> "AcqImage":
         """Read ``path`` (see :func:`hpcacq.io.read_acquisition`).
 
         Parameters
@@ -280,6 +282,11 @@ class AcqImage:
         dx_um, dt_s : float, keyword-only, optional
             Micrometres per pixel and seconds per line; when given they win over the
             file's headers.
+        transpose, axes, max_memory, working_bytes_per_pixel, cancel : keyword-only, optional
+            How to read the file: ``transpose=True`` for a file stored (pixels, lines),
+            ``axes`` (e.g. ``"TYX"``) for a page stack whose metadata says nothing, the
+            per-rank memory bound checked before reading, a cancel callback polled
+            between blocks of a large read; see :func:`hpcacq.io.read_acquisition`.
 
         Raises
         ------
@@ -290,7 +297,18 @@ class AcqImage:
         """
         if not isinstance(path, (str, os.PathLike)):
             raise InputError(f"AcqImage.open takes a file path (str or path-like), got {type(path).__name__}")
-        return cls(path, dx_um=dx_um, dt_s=dt_s)
+        _check_step("dx_um", dx_um, str(path))
+        _check_step("dt_s", dt_s, str(path))
+        raw = read_acquisition(path, transpose=transpose, axes=axes, max_memory=max_memory,
+                               working_bytes_per_pixel=working_bytes_per_pixel, cancel=cancel)
+        return cls(
+            raw.data,
+            dx_um=raw.dx_um if dx_um is None else dx_um,
+            dt_s=raw.dt_s if dt_s is None else dt_s,
+            path=path,
+            rois=raw.rois,
+            header=raw.header,
+        )
 
     @classmethod
     def from_array(cls, data: Any, *, dx_um: float | None = None, dt_s: float | None = None,

@@ -325,18 +325,17 @@ def test_writer_refuses_bad_units_and_leaves_no_temp_files(tmp_path):
 
 def test_permission_error_message_even_as_root(tmp_path, monkeypatch):
     """Root can read anything, so fake the refusal the OS gives other users."""
-    import builtins
-
-    from hpcacq.io import readers
+    from hpcacq.io import limits
 
     path = tmp_path / "locked.tif"
     tifffile.imwrite(path, np.zeros((4, 4), np.uint16))
+    real_open = os.open
 
     def refuse(file, *args, **kwargs):
         if Path(file) == path:
             raise PermissionError(13, "Permission denied", str(file))
-        return builtins.open(file, *args, **kwargs)
+        return real_open(file, *args, **kwargs)
 
-    monkeypatch.setattr(readers, "open", refuse, raising=False)
+    monkeypatch.setattr(limits.os, "open", refuse)
     with pytest.raises(InputError, match=r"locked\.tif: permission denied; make the file readable"):
         read_acquisition(path)

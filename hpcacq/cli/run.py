@@ -107,13 +107,17 @@ def build_config(ctx: click.Context, values: dict[str, Any], *, progress: bool):
 
     analysis = ANALYSIS_NAMES[values["analysis"]]
     with library_errors():
-        inputs = InputList.from_specs(values["inputs"])  # on disk: constant memory for any number of files
+        inputs = InputList.from_specs(values["inputs"], recursive=values["recursive"])  # on disk
+        if is_rank0():
+            for note in inputs.notes:  # results files and .parts folders met in the inputs
+                click.echo(note, err=True)
         return JobConfig(inputs=inputs, output=values["output"], analysis=analysis,
                          channel=values["channel"], roi_mode=values["roi"], roi_id=values["roi_id"],
                          params=_analysis_params(values, analysis), dx_um=values["dx_um"], dt_s=values["dt_s"],
                          threads=values["threads"], resume=values["resume"], overwrite=values["overwrite"],
                          time_limit_s=parse_time_limit(values["time_limit"]), stop_file=values["stop_file"],
-                         progress=progress)
+                         progress=progress, transpose=values["transpose"], axes=values["axes"],
+                         max_memory=values["max_memory"])
 
 
 SHOW_PROBLEMS = 200  # files not OK listed at the end (all of them are in the HDF5 manifest)
@@ -183,6 +187,15 @@ class _Display:
 @click.option("--overwrite", is_flag=True, default=False, help="Replace an existing output.")
 @click.option("--time-limit", default=None, metavar="SECONDS|HH:MM:SS", help="Stop cleanly (exit 3) after this time.")
 @click.option("--stop-file", type=click.Path(), default=None, help="Stop cleanly (exit 3) when this file appears.")
+@click.option("--recursive", is_flag=True, default=False, help="Search folders' subfolders too.")
+@click.option("--transpose", is_flag=True, default=False,
+              help="Files are stored pixels x lines: swap the axes after reading.")
+@click.option("--axes", default=None, metavar="LETTERS",
+              help="What a multi-page TIFF's (or 3-D array's) dimensions are: T = blocks of lines joined in time, "
+                   "C = channels, Y = lines, X = pixels (e.g. TYX, CYX). Default: from the file's metadata.")
+@click.option("--max-memory", default=None, metavar="SIZE",
+              help="Per-rank memory bound (4G, 512MiB, 25%); a file needing more is FAILED before it is read. "
+                   "Default: $HPCACQ_MAX_MEMORY, else half the node's memory / ranks on the node.")
 @click.option("--config", type=click.Path(dir_okay=False), default=None,
               help="TOML job file with any of these options (command line wins).")
 @click.pass_context

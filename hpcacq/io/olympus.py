@@ -14,19 +14,23 @@ is used to check that the header belongs to the image beside it.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
+from .limits import open_regular
+from .validate import check_unit
 
 __all__ = ["OlympusHeader", "parse_olympus_header", "read_olympus_header", "format_olympus_header"]
 
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-_X_RE = re.compile(rf"^\s*(\d+)\s*,\s*({_NUMBER})\s*-\s*({_NUMBER})\s*\[um\]\s*,\s*({_NUMBER})\s*\[um/pixel\]")
-_T_RE = re.compile(rf"^\s*(\d+)\s*,\s*({_NUMBER})\s*-\s*({_NUMBER})\s*\[(s|ms)\]")
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*\*\s*(\d+)\s*\[pixel\]")
+_X_RE = re.compile(rf"^\s*(\d{{1,12}})\s*,\s*({_NUMBER})\s*-\s*({_NUMBER})\s*\[um\]\s*,\s*({_NUMBER})\s*\[um/pixel\]")
+_T_RE = re.compile(rf"^\s*(\d{{1,12}})\s*,\s*({_NUMBER})\s*-\s*({_NUMBER})\s*\[(s|ms)\]")
+MAX_HEADER_BYTES = 4 << 20  # real headers are ~1.5 KB
+_SIZE_RE = re.compile(r"^\s*(\d{1,12})\s*\*\s*(\d{1,12})\s*\[pixel\]")
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,8 @@ class OlympusHeader:
     n_pixels, n_lines : int or None
         ``[Image]`` ``"Image Size"`` (pixels x lines; pixels also from the count in
         ``"X Dimension"``), None when absent.
+    n_channels : int or None
+        ``"Channel Dimension"`` (``"2 [Ch]"``), None when absent.
     fields : dict
         Every ``"key"`` -> ``"value"``; keys of later sections are prefixed with the
         section name (``"Reference Image/Image Size"``) when they repeat.
@@ -52,6 +58,7 @@ class OlympusHeader:
     n_pixels: int | None = None
     n_lines: int | None = None
     fields: dict = field(default_factory=dict)
+    n_channels: int | None = None
 
     def dt_s(self, n_lines: int) -> float | None:
         """Seconds per line for an image of ``n_lines`` lines (duration / n_lines)."""
@@ -101,26 +108,23 @@ def _parse_x(value: str, source: str) -> float:
     match = _X_RE.match(value)
     if not match:
         raise InputError(
-            f'{source}: malformed "X Dimension" field {value!r}: expected like '
+            f'{source}: malformed "X Dimension" field {value[:80]!r}: expected like '
             '"38, 0.0 - 10.796 [um], 0.284 [um/pixel]"'
         )
-    dx_um = float(match.group(4))
-    if not dx_um > 0:
-        raise InputError(f'{source}: "X Dimension" gives a pixel size of {dx_um} um; it must be > 0')
-    return dx_um
+    return check_unit("dx_um", float(match.group(4)), source, "X Dimension")
 
 
 def _parse_t(value: str, source: str) -> float:
     match = _T_RE.match(value)
     if not match:
         raise InputError(
-            f'{source}: malformed "T Dimension" field {value!r}: expected like '
+            f'{source}: malformed "T Dimension" field {value[:80]!r}: expected like '
             '"1, 0.000 - 35.099 [s], Interval FreeRun"'
         )
     duration = float(match.group(3)) - float(match.group(2))
     if match.group(4) == "ms":
         duration /= 1000.0
-    if not duration > 0:
+    if not (math.isfinite(duration) and duration > 0):
         raise InputError(f'{source}: "T Dimension" gives a duration of {duration} s; it must be > 0')
     return duration
 
@@ -154,17 +158,26 @@ def parse_olympus_header(text: str, *, source: str = "<header>") -> OlympusHeade
         match = _SIZE_RE.match(size_value)
         if not match:
             raise InputError(
-                f'{source}: malformed "Image Size" field {size_value!r}: expected like "38 * 30000 [pixel]"'
+                f'{source}: malformed "Image Size" field {size_value[:80]!r}: expected like "38 * 30000 [pixel]"'
             )
         n_pixels, n_lines = int(match.group(1)), int(match.group(2))
     if n_pixels is None and x_value is not None and _X_RE.match(x_value):
         n_pixels = int(_X_RE.match(x_value).group(1))
+    channel_value = _find(sections, "Channel Dimension", "Dimensions")
+    n_channels = None
+    if channel_value is not None:
+        match = re.match(r"^\s*(\d{1,12})\b", channel_value)
+        if match and not 1 <= int(match.group(1)) <= 64:
+            raise InputError(f'{source}: field "Channel Dimension" = {channel_value!r:.60}: expected 1 to 64 '
+                             'channels, like "1 [Ch]"')
+        n_channels = int(match.group(1)) if match else None
     return OlympusHeader(
         dx_um=None if x_value is None else _parse_x(x_value, source),
         duration_s=None if t_value is None else _parse_t(t_value, source),
         n_pixels=n_pixels,
         n_lines=n_lines,
         fields=flat,
+        n_channels=n_channels,
     )
 
 
@@ -172,7 +185,8 @@ def read_olympus_header(path: str | os.PathLike) -> OlympusHeader:
     """Read an Olympus ``.txt`` header (latin-1) from ``path``; see :func:`parse_olympus_header`."""
     path = Path(path)
     try:
-        text = path.read_bytes().decode("latin-1")
+        with open_regular(path, what="Olympus header", max_bytes=MAX_HEADER_BYTES) as handle:
+            text = handle.read().decode("latin-1")
     except OSError as exc:
         raise InputError(f"{path}: cannot read the Olympus header ({exc.strerror or exc})") from None
     return parse_olympus_header(text, source=str(path))

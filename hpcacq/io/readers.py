@@ -14,22 +14,26 @@ from __future__ import annotations
 
 import math
 import os
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from ..errors import InputError
+from .arrays import read_hdf5, read_npy
+from .limits import check_memory, open_regular, resolve_memory_bound
 from .olympus import format_olympus_header, read_olympus_header
 from .sidecar import RoiSpec, read_sidecar
+from .tiff import PageHints, StackPlan, read_tiff
+from .validate import check_unit
 
 __all__ = [
     "SUPPORTED_SUFFIXES",
     "RawAcquisition",
     "RoiSpec",
     "as_channels",
+    "check_orientation",
     "read_acquisition",
     "write_tiff_with_header",
 ]
@@ -93,119 +97,62 @@ def as_channels(array: Any, *, source: str) -> np.ndarray:
     return array[np.newaxis] if array.ndim == 2 else array
 
 
-def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise InputError(f"{path}: no such file; check the path")
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder, not an image file")
-    try:
-        with open(path, "rb"):
-            pass
-    except PermissionError:
-        raise InputError(f"{path}: permission denied; make the file readable (chmod +r)") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot open the file ({exc.strerror or exc})") from None
-    if path.stat().st_size == 0:
-        raise InputError(f"{path}: the file is empty (0 bytes); re-export or remove it")
+ORIENTATION_RATIO = 8  # more pixels per line than this many times the lines: no scanner writes that
+ORIENTATION_MIN_PIXELS = 128
 
 
-def _read_tiff(path: Path) -> tuple[np.ndarray, dict]:
-    import tifffile
+def check_orientation(n_lines: int, n_pixels: int, *, source: str, transposed: bool) -> None:
+    """Refuse a shape no line scanner writes (many more pixels per line than lines).
 
-    try:
-        with tifffile.TiffFile(path) as tif:
-            series = tif.series[0]
-            data = series.asarray()
-            axes = series.axes
-    except tifffile.TiffFileError as exc:
-        raise InputError(f"{path}: not a readable TIFF file ({exc})") from None
-    except (ValueError, OSError, EOFError, IndexError, KeyError, struct.error) as exc:
-        # struct.error: a file cut inside its 8-byte header (tifffile unpacks it unchecked)
-        raise InputError(f"{path}: the TIFF is truncated or corrupt ({exc}); re-export the file") from None
-    if data.ndim == 3 and axes.endswith("S"):  # RGB-like samples last -> channels first (a view)
-        data = np.moveaxis(data, -1, 0)
-    return data, {}
-
-
-def _read_npy(path: Path) -> tuple[np.ndarray, dict]:
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise InputError(f"{path}: not a readable .npy file ({exc})") from None
-    if not isinstance(data, np.ndarray):
-        raise InputError(f"{path}: holds {type(data).__name__}, not one array; save with np.save")
-    return data, {}
-
-
-def _pick_dataset(h5file, path: Path):
-    import h5py
-
-    if isinstance(h5file.get("data"), h5py.Dataset):
-        return h5file["data"]
-    found: list = []
-    h5file.visititems(lambda name, obj: found.append(obj) if isinstance(obj, h5py.Dataset) else None)
-    if len(found) != 1:
-        names = [obj.name for obj in found]
+    Line scans hold many more lines (time) than pixels per line (space); an image of
+    38 lines x 30000 pixels is a 30000-line scan stored pixels x lines.
+    """
+    if n_pixels >= ORIENTATION_MIN_PIXELS and n_pixels > ORIENTATION_RATIO * n_lines:
+        fix = ("it was read with --transpose: drop --transpose (transpose=False)" if transposed else
+               "the file is probably stored transposed (pixels x lines): run again with --transpose "
+               "(JobConfig(transpose=True), AcqImage.open(..., transpose=True))")
         raise InputError(
-            f"{path}: holds {len(found)} datasets {names[:10]} and none named 'data'; "
-            "name the image dataset 'data'"
-        )
-    return found[0]
+            f"{source}: the image is {n_lines} lines x {n_pixels} pixels per line, {n_pixels / max(n_lines, 1):.0f} "
+            f"times more pixels per line than lines, which no line scanner writes (rows must be lines = time, "
+            f"columns pixels = space); {fix}")
 
 
-def _h5_step(attrs_list, name: str, path: Path) -> float | None:
-    for attrs in attrs_list:
-        if name in attrs:
-            value = attrs[name]
-            try:
-                value = float(np.asarray(value).reshape(()))
-            except (TypeError, ValueError):
-                raise InputError(f"{path}: attribute {name!r} = {value!r} is not a number") from None
-            if not (math.isfinite(value) and value > 0):
-                raise InputError(f"{path}: attribute {name!r} = {value} must be a number > 0")
-            return value
-    return None
+def _read_tif(path: Path, *, axes, check, hints, cancel=None) -> tuple[np.ndarray, dict]:
+    return read_tiff(path, hints=hints, axes=axes, check=check, cancel=cancel)
 
 
-def _read_hdf5(path: Path) -> tuple[np.ndarray, dict]:
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as h5file:
-            dataset = _pick_dataset(h5file, path)
-            data = dataset[()]
-            attrs = [dataset.attrs, h5file.attrs]
-            units = {"dx_um": _h5_step(attrs, "dx_um", path), "dt_s": _h5_step(attrs, "dt_s", path)}
-    except InputError:
-        raise
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"{path}: not a readable HDF5 file ({exc})") from None
-    return data, units
-
-
-_READERS = {".tif": _read_tiff, ".tiff": _read_tiff, ".npy": _read_npy, ".h5": _read_hdf5, ".hdf5": _read_hdf5}
+_READERS = {".tif": _read_tif, ".tiff": _read_tif, ".npy": read_npy, ".h5": read_hdf5, ".hdf5": read_hdf5}
 
 
 def _beside(path: Path, suffix: str) -> Path | None:
-    """The file ``<stem><suffix>`` next to ``path`` (lower or upper case suffix), if any."""
+    """The file ``<stem><suffix>`` next to ``path`` (lower or upper case suffix), if any.
+
+    Anything that is there but not a regular file (a FIFO, a loop) is reported, not opened.
+    """
     for candidate in (path.with_suffix(suffix), path.with_suffix(suffix.upper())):
-        if candidate.is_file():
+        if os.path.lexists(candidate):
             return candidate
     return None
 
 
-def _olympus_units(path: Path, data: np.ndarray) -> tuple[float | None, float | None, dict | None]:
+def _olympus_header(path: Path):
     txt = _beside(path, ".txt")
-    if txt is None:
+    return (txt, None) if txt is None else (txt, read_olympus_header(txt))
+
+
+def _olympus_units(path: Path, txt, header, data: np.ndarray) -> tuple[float | None, float | None, dict | None]:
+    if header is None:
         return None, None, None
-    header = read_olympus_header(txt)
     n_lines, n_pixels = data.shape[-2:]
     if header.n_lines not in (None, n_lines) or header.n_pixels not in (None, n_pixels):
         raise InputError(
             f"{txt}: header says {header.n_pixels} pixels x {header.n_lines} lines but {path.name} "
             f"holds {n_pixels} x {n_lines}; the header belongs to another image: fix or delete it"
         )
-    return header.dx_um, header.dt_s(n_lines), header.fields
+    dt_s = header.dt_s(n_lines)
+    if dt_s is not None:
+        dt_s = check_unit("dt_s", dt_s, str(txt), "T Dimension / lines")
+    return header.dx_um, dt_s, header.fields
 
 
 def _check_rois(rois, data: np.ndarray, sidecar_path: Path) -> None:
@@ -223,14 +170,45 @@ def _check_rois(rois, data: np.ndarray, sidecar_path: Path) -> None:
             )
 
 
-def read_acquisition(path: str | os.PathLike) -> RawAcquisition:
+def _make_check(source: str, *, transpose: bool, bound: int, working_per_pixel: float):
+    def check(plan: StackPlan, itemsize: int, copies: float, *, extra_bytes: int = 0) -> None:
+        if math.prod(plan.shape) == 0:
+            raise InputError(f"{source}: the image is empty (shape {plan.shape}); it needs lines and pixels")
+        n_channels, n_lines, n_pixels = plan.out_shape
+        if transpose:
+            n_lines, n_pixels = n_pixels, n_lines
+        check_orientation(n_lines, n_pixels, source=source, transposed=transpose)
+        check_memory(source, shape=plan.shape, itemsize=itemsize, copies=copies + (1.0 if transpose else 0.0),
+                     channel_pixels=n_lines * n_pixels, working_per_pixel=working_per_pixel, bound=bound,
+                     extra_bytes=extra_bytes)
+    return check
+
+
+def read_acquisition(path: str | os.PathLike, *, transpose: bool = False, axes: str | None = None,
+                     max_memory: int | str | None = None, working_bytes_per_pixel: float = 0.0,
+                     cancel: Callable[[], bool] | None = None) -> RawAcquisition:
     """Read one line-scan file with its Olympus header and kymflow sidecar, if present.
 
     Parameters
     ----------
     path : str or path-like
         A ``.tif``/``.tiff``, ``.npy``, ``.h5`` or ``.hdf5`` file. 2-D images are
-        (n_lines, n_pixels); 3-D are (n_channels, n_lines, n_pixels).
+        (n_lines, n_pixels); 3-D are (n_channels, n_lines, n_pixels); multi-page TIFFs
+        are joined in time or read as channels as their metadata says (see
+        :mod:`hpcacq.io.tiff`).
+    transpose : bool, keyword-only
+        The file stores (n_pixels, n_lines): swap the two axes after reading.
+    axes : str, keyword-only, optional
+        What the stored dimensions are, letters T (blocks of lines joined in time), C
+        (channels), Y (lines), X (pixels), e.g. ``"TYX"`` for a stack of line blocks.
+    max_memory : int or str, keyword-only, optional
+        Per-rank memory bound (bytes or ``"4G"``); default ``$HPCACQ_MAX_MEMORY`` or half
+        the node's memory per rank (:mod:`hpcacq.io.limits`). Checked before reading.
+    working_bytes_per_pixel : float, keyword-only
+        Extra bytes per pixel of one channel the analysis will need (counted in the check).
+    cancel : callable, keyword-only, optional
+        Polled between blocks of 64 MiB while reading; when it returns True the read stops
+        with :class:`hpcacq.errors.AnalysisCancelled`.
 
     Returns
     -------
@@ -241,9 +219,10 @@ def read_acquisition(path: str | os.PathLike) -> RawAcquisition:
     Raises
     ------
     InputError
-        Missing, unreadable, empty, truncated or mis-named file, unsupported suffix,
-        wrong number of dimensions, zero size, malformed header or sidecar, sidecar ROI
-        outside the image. The message names the file and the problem.
+        Missing, not a regular file, unreadable, empty, truncated or mis-named file,
+        unsupported suffix, wrong number of dimensions, ambiguous page stack, transposed
+        shape, more memory needed than the bound, implausible value in a header or
+        sidecar, sidecar ROI outside the image. The message names the file and the problem.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -252,22 +231,40 @@ def read_acquisition(path: str | os.PathLike) -> RawAcquisition:
             f"{path}: unsupported file type {path.suffix or '(no suffix)'!r}; "
             f"supported: {', '.join(SUPPORTED_SUFFIXES)}"
         )
-    _check_file(path)
-    raw, units = _READERS[suffix](path)
+    bound = resolve_memory_bound(max_memory)
+    open_regular(path).close()  # a clear message for FIFOs, loops, dangling links, empty files
+    txt, olympus = _olympus_header(path) if suffix in (".tif", ".tiff", ".npy") else (None, None)
+    json_path = _beside(path, ".json")
+    sidecar = read_sidecar(json_path) if json_path is not None else None
+    check = _make_check(str(path), transpose=bool(transpose), bound=bound,
+                        working_per_pixel=float(working_bytes_per_pixel))
+    if suffix in (".tif", ".tiff"):
+        hints = PageHints(n_channels=None if olympus is None else olympus.n_channels,
+                          n_lines=(olympus.n_lines if olympus is not None and olympus.n_lines is not None else
+                                   (sidecar.shape[0] if sidecar is not None and sidecar.shape
+                                    and len(sidecar.shape) == 2 else None)))
+        raw, units = _read_tif(path, axes=axes, check=check, hints=hints, cancel=cancel)
+    else:
+        raw, units = _READERS[suffix](path, axes=axes, check=check, cancel=cancel)
+    if transpose:
+        raw = np.ascontiguousarray(np.swapaxes(raw, -1, -2))
     data = as_channels(raw, source=str(path))
-    header: dict[str, Any] = {"units_source": "hdf5" if any(units.values()) else None}
+    header: dict[str, Any] = {"units_source": "hdf5" if any(units.get(k) for k in ("dx_um", "dt_s")) else None}
+    header.update({k: v for k, v in units.items() if k not in ("dx_um", "dt_s")})
+    if transpose:
+        header["transposed"] = True
     dx_um, dt_s = units.get("dx_um"), units.get("dt_s")
     if dx_um is None or dt_s is None:
-        ol_dx, ol_dt, fields = _olympus_units(path, data)
+        if suffix not in (".tif", ".tiff", ".npy"):  # HDF5 without units: its header is read now
+            txt, olympus = _olympus_header(path)
+        ol_dx, ol_dt, fields = _olympus_units(path, txt, olympus, data)
         if fields is not None:
             header["olympus"] = fields
             if ol_dx is not None or ol_dt is not None:
                 header["units_source"] = header["units_source"] or "olympus"
             dx_um, dt_s = dx_um if dx_um is not None else ol_dx, dt_s if dt_s is not None else ol_dt
     rois: tuple[RoiSpec, ...] = ()
-    json_path = _beside(path, ".json")
-    if json_path is not None:
-        sidecar = read_sidecar(json_path)
+    if sidecar is not None:
         _check_rois(sidecar.rois, data, json_path)
         rois = sidecar.rois
         header["sidecar"] = str(json_path)
@@ -320,6 +317,7 @@ def write_tiff_with_header(path: str | os.PathLike, data: Any, *, dx_um: float, 
     n_channels, n_lines, n_pixels = data.shape
     text = format_olympus_header(n_lines=n_lines, n_pixels=n_pixels, dx_um=dx_um, dt_s=dt_s, n_channels=n_channels)
     image = data[0] if n_channels == 1 else data
-    _atomic_write(path, lambda tmp: tifffile.imwrite(tmp, image, photometric="minisblack"))
+    metadata = {"axes": "YX" if n_channels == 1 else "CYX"}
+    _atomic_write(path, lambda tmp: tifffile.imwrite(tmp, image, photometric="minisblack", metadata=metadata))
     _atomic_write(path.with_suffix(".txt"), lambda tmp: tmp.write_bytes(text.encode("latin-1")))
     return path

@@ -71,6 +71,13 @@ class JobConfig:
         Stop when this file appears.
     progress : bool or None
         True logs one line per finished file; otherwise only failures and the summary.
+    transpose : bool
+        Every file is stored (pixels, lines): swap the axes after reading.
+    axes : str or None
+        What the stored dimensions of a page stack are (letters T, C, Y, X, e.g. ``"TYX"``).
+    max_memory : int, str or None
+        Per-rank memory bound (bytes or ``"4G"``, ``"25%"``); None uses
+        ``$HPCACQ_MAX_MEMORY`` or half the node's memory per rank (:mod:`hpcacq.io.limits`).
     """
 
     inputs: Sequence[str]
@@ -88,6 +95,9 @@ class JobConfig:
     time_limit_s: float | None = None
     stop_file: str | None = None
     progress: bool | None = None
+    transpose: bool = False
+    axes: str | None = None
+    max_memory: int | str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.inputs, (str, bytes, os.PathLike)):
@@ -112,7 +122,9 @@ class JobConfig:
         """The batch strategy of this job (raises ParameterError for bad options)."""
         return strategy_for(self.analysis, channel=self.channel, roi_mode=self.roi_mode, roi_id=self.roi_id,
                             detection_params=self.params, dx_um=self.dx_um, dt_s=self.dt_s,
-                            threads_per_file=threads_per_file)
+                            threads_per_file=threads_per_file,
+                            read_options={"transpose": self.transpose, "axes": self.axes,
+                                          "max_memory": self.max_memory})
 
     def job_attrs(self) -> dict:
         """JSON-friendly description stored as attributes of the HDF5 file."""

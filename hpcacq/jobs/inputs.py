@@ -25,29 +25,40 @@ from typing import Iterable, Iterator
 
 from ..errors import InputError
 from ..tempdb import TemporaryDatabase
+from .folders import SUPPORTED_SUFFIXES, folder_files, results_kind, supported, walk_files
 
-__all__ = ["SUPPORTED_SUFFIXES", "InputList", "expand_inputs", "read_list_file", "write_list_file"]
+__all__ = ["SUPPORTED_SUFFIXES", "InputList", "expand_inputs", "read_list_file", "results_kind", "write_list_file"]
 
-SUPPORTED_SUFFIXES = (".tif", ".tiff", ".npy", ".h5", ".hdf5")
 _GLOB_CHARS = ("*", "?", "[")
 
 
 _BLOCK = 4096  # paths read or staged at a time
+MAX_NOTES = 100  # skipped files listed one per line; more are counted
 
 
-def _supported(path: str) -> bool:
-    return Path(path).suffix.lower() in SUPPORTED_SUFFIXES
+def _entry(base: str, line: str) -> str:
+    """The path of one list line; trailing spaces/tabs are dropped unless the path with them exists."""
+    path = os.path.join(base, line)
+    stripped = line.rstrip(" \t")
+    if stripped != line and not os.path.lexists(path):
+        path = os.path.join(base, stripped)
+    return path
 
 
 def _list_entries(path: str) -> Iterator[str]:
     """The entries of a list file, one per line, read a block at a time (see :func:`read_list_file`)."""
     base = os.path.dirname(path)
     try:
-        handle = open(path, encoding="utf-8", newline="")
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+            raise InputError(f"list file {path!r} is {kind}; '@' must name a text file with one path per line")
+        handle = open(path, encoding="utf-8-sig", newline="")
     except FileNotFoundError:
         raise InputError(f"list file {path!r} does not exist; check the path after '@'") from None
     except OSError as exc:
         raise InputError(f"list file {path!r} cannot be read as UTF-8 text: {exc}") from None
+    n_entries = 0
     with handle:
         tail = ""
         while True:
@@ -60,22 +71,27 @@ def _list_entries(path: str) -> Iterator[str]:
             for line in lines:
                 line = line.rstrip("\r")
                 if line.strip() and not line.startswith("#"):
-                    yield os.path.join(base, line)
+                    n_entries += 1
+                    yield _entry(base, line)
             if not block:
-                return
+                break
+    if n_entries == 0:
+        raise InputError(f"list file {path!r} lists no files (only blank or # lines); put one path per line")
 
 
 def read_list_file(path: str | os.PathLike) -> list[str]:
     """Paths listed in a text file, one per line (UTF-8).
 
-    Blank lines and lines starting with ``#`` are ignored; trailing ``\\r`` is dropped.
-    Relative paths are taken relative to the folder of the list file, so a list works
-    from any working directory (e.g. inside a SLURM job).
+    Blank lines and lines starting with ``#`` are ignored; a UTF-8 byte-order mark,
+    trailing ``\\r`` and trailing spaces or tabs (unless the path with them exists) are
+    dropped. Relative paths are taken relative to the folder of the list file, so a list
+    works from any working directory (e.g. inside a SLURM job). A listed file that does
+    not exist stays in the list: the job reports it as that file's FAILED row.
 
     Raises
     ------
     InputError
-        The list file does not exist or is not UTF-8 text.
+        The list file does not exist, is not UTF-8 text or lists nothing.
     """
     return list(_list_entries(os.fspath(path)))
 
@@ -125,14 +141,22 @@ class InputList(Sequence):
         self._db.execute("CREATE TEMP TABLE staged (sort BLOB NOT NULL, key BLOB NOT NULL, path BLOB NOT NULL)")
         self._n = 0
         self._files: list[str] = []  # files given one by one, not yet added
+        self._recursive = False
+        self.notes: list[str] = []  # files left out on purpose, one line each (at most MAX_NOTES)
+        self.n_skipped = 0
 
     @classmethod
-    def from_specs(cls, specs: Iterable[str | os.PathLike]) -> "InputList":
-        """Expand input specifications (see :func:`expand_inputs`) onto disk."""
+    def from_specs(cls, specs: Iterable[str | os.PathLike], *, recursive: bool = False) -> "InputList":
+        """Expand input specifications (see :func:`expand_inputs`) onto disk.
+
+        What was left out on purpose (hpcacq results files, ``.parts`` folders) is in
+        :attr:`notes`, one line each (the CLI prints them).
+        """
         specs = [os.fspath(spec) for spec in specs]
         if not specs:
             raise InputError("no input given: name files, folders, glob patterns or @list.txt files")
         inputs = cls()
+        inputs._recursive = bool(recursive)
         try:
             for spec in specs:
                 if spec.startswith("@") and not os.path.exists(spec):
@@ -142,28 +166,55 @@ class InputList(Sequence):
                     inputs._expand(spec, from_list=None)
             inputs._add_files()
             inputs._db.execute("DROP TABLE staged")
+            if not len(inputs):
+                raise InputError("no input files left: " + "; ".join(inputs.notes[:3]))
         except BaseException:
             inputs.close()
             raise
         return inputs
+
+    def _note(self, line: str) -> None:
+        self.n_skipped += 1
+        if len(self.notes) < MAX_NOTES:
+            self.notes.append(line)
+        elif len(self.notes) == MAX_NOTES:
+            self.notes.append("... more skipped files not listed")
+
+    def _keep(self, path: str) -> bool:
+        """False (with a note) for an hpcacq results file or its parts folder: results are never inputs."""
+        why = results_kind(path)
+        if why is None:
+            return True
+        self._note(f"skipped {path}: {why} (results are never inputs)")
+        return False
 
     def _expand(self, spec: str, *, from_list: str | None) -> None:
         where = f" (listed in {from_list!r})" if from_list else ""
         try:
             is_dir = stat.S_ISDIR(os.stat(spec).st_mode)
         except (OSError, ValueError):
-            is_dir = None  # does not exist
+            is_dir = None if not os.path.lexists(spec) else False  # a dangling link or loop is a file row
+        if is_dir is None and from_list is not None:
+            is_dir = False  # a missing listed file is that file's FAILED row, as in a folder
         if is_dir is False:
-            self._files.append(spec)  # consecutive files go in together (long @lists)
+            if from_list is not None or self._keep(spec):  # listed results files: the reader refuses them
+                self._files.append(spec)  # consecutive files go in together (long @lists)
             if len(self._files) >= _BLOCK:
                 self._add_files()
             return
         self._add_files()
         if is_dir:
-            if not self._add_sorted(_folder_files(spec)):
-                raise InputError(f"folder {spec!r}{where} holds no {'/'.join(SUPPORTED_SUFFIXES)} files")
+            if not self._keep(spec):
+                return
+            n_notes = self.n_skipped
+            walk = walk_files(spec, self._note) if self._recursive else folder_files(spec)
+            if not self._add_sorted((key, path) for key, path in walk if self._keep(path)):
+                skipped = f" ({self.n_skipped - n_notes} skipped)" if self.n_skipped > n_notes else ""
+                hint = "" if self._recursive else "; to search its subfolders too, add --recursive " \
+                    "(recursive=True)"
+                raise InputError(f"folder {spec!r}{where} holds no {'/'.join(SUPPORTED_SUFFIXES)} files{skipped}{hint}")
         elif any(char in spec for char in _GLOB_CHARS):
-            matches = ((m, m) for m in glob.iglob(spec) if _supported(m) and os.path.isfile(m))
+            matches = ((m, m) for m in glob.iglob(spec) if supported(m) and self._keep(m))
             if not self._add_sorted(matches):
                 raise InputError(f"pattern {spec!r}{where} matches no {'/'.join(SUPPORTED_SUFFIXES)} file")
         else:
@@ -236,25 +287,23 @@ class InputList(Sequence):
         return f"InputList({self._n} files)"
 
 
-def _folder_files(folder: str) -> Iterator[tuple[str, str]]:
-    """(name, path) of the supported image files directly inside ``folder`` (not recursive)."""
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if not entry.name.startswith(".") and _supported(entry.name) and entry.is_file():
-                yield entry.name, os.path.join(folder, entry.name)
-
-
-def expand_inputs(specs: Iterable[str | os.PathLike]) -> list[str]:
+def expand_inputs(specs: Iterable[str | os.PathLike], *, recursive: bool = False) -> list[str]:
     """Expand input specifications into a list of files, in order, without duplicates.
 
     Parameters
     ----------
     specs : iterable of str or path-like
         Each one is a file (taken as is, whatever its suffix), a folder (its
-        ``.tif .tiff .npy .h5 .hdf5`` files, sorted by name, not recursive), a glob
-        pattern (``data/*.tif``; quote it from the shell) or ``@list.txt`` (one path,
-        folder or pattern per line, see :func:`read_list_file`). A spec that exists
-        as a file or folder is never treated as a pattern or list.
+        ``.tif .tiff .npy .h5 .hdf5`` entries, sorted by name; with ``recursive`` its
+        subfolders too, sorted by relative path), a glob pattern (``data/*.tif``; quote
+        it from the shell) or ``@list.txt`` (one path, folder or pattern per line, see
+        :func:`read_list_file`). A spec that exists as a file or folder is never treated
+        as a pattern or list. hpcacq results files (HDF5 with ``format="hpcacq-results"``)
+        and ``.parts`` folders are left out: results are never inputs. Entries named like
+        images that are not regular files (FIFOs, dangling links, folders named ``x.tif``)
+        are kept, so the job reports each as a row.
+    recursive : bool, keyword-only
+        Search folders' subfolders too (hidden ones excluded; linked folders followed once).
 
     Returns
     -------
@@ -267,5 +316,5 @@ def expand_inputs(specs: Iterable[str | os.PathLike]) -> list[str]:
     InputError
         A spec matches nothing (the message names it), or no spec was given.
     """
-    with InputList.from_specs(specs) as inputs:
+    with InputList.from_specs(specs, recursive=recursive) as inputs:
         return list(inputs)

@@ -134,6 +134,10 @@ class BatchStrategy:
     threads_per_file : int or None
         Threads inside one analysis; None: from the execution arguments of the concrete
         strategy (see the module doc). Answers do not depend on it.
+    read_options : dict or None
+        How files are read: ``transpose``, ``axes``, ``max_memory`` (see
+        :func:`hpcacq.io.read_acquisition`); the analysis's working memory is added to
+        the memory check.
 
     Raises
     ------
@@ -152,6 +156,7 @@ class BatchStrategy:
     dx_um: float | None = None
     dt_s: float | None = None
     threads_per_file: int | None = None
+    read_options: dict | None = None
 
     def __post_init__(self) -> None:
         channel = _as_int(self.channel)
@@ -166,6 +171,9 @@ class BatchStrategy:
         object.__setattr__(self, "dx_um", _positive_or_none("dx_um", self.dx_um))
         object.__setattr__(self, "dt_s", _positive_or_none("dt_s", self.dt_s))
         object.__setattr__(self, "detection_params", self._checked_params())
+        from ..io.limits import check_read_options
+
+        object.__setattr__(self, "read_options", check_read_options(self.read_options))
 
     def _execution_threads(self) -> int:
         return _threads(self.threads_per_file, True, None, "threads_per_file")
@@ -239,7 +247,7 @@ class BatchStrategy:
         elapsed = time.perf_counter() - start
         return outcome.with_details(elapsed_s=elapsed, timings={**timings, "total_s": elapsed})
 
-    def _open(self, image_or_path: Any, timings: dict):
+    def _open(self, image_or_path: Any, timings: dict, cancel=None):
         from ..model import AcqImage
 
         if isinstance(getattr(image_or_path, "open_error", None), Exception):  # AcqImageList's unreadable file
@@ -255,14 +263,17 @@ class BatchStrategy:
                                      "units on this image object instead")
             return image_or_path
         start = time.perf_counter()
-        image = AcqImage.open(image_or_path, dx_um=self.dx_um, dt_s=self.dt_s)
+        from ..io.limits import working_bytes_per_pixel
+
+        image = AcqImage.open(image_or_path, dx_um=self.dx_um, dt_s=self.dt_s, **(self.read_options or {}),
+                              working_bytes_per_pixel=working_bytes_per_pixel(self.analysis_name), cancel=cancel)
         timings["read_s"] = time.perf_counter() - start
         return image
 
     def _run(self, image_or_path: Any, path: str, cancel_event, timings: dict, target: dict) -> BatchFileResult:
         from ..model import AnalysisKey, AnalysisRunContext
 
-        image = self._open(image_or_path, timings)
+        image = self._open(image_or_path, timings, None if cancel_event is None else cancel_event.is_set)
         if self.roi_mode is RoiBatchMode.ANALYZE_EXISTING_ROI:
             if not image.rois.has_roi(self.roi_id):
                 ids = image.rois.ids() if hasattr(image.rois, "ids") else "unknown"
