@@ -414,4 +414,4 @@ def test_a_cancel_during_the_read_makes_the_file_cancelled(tmp_path, small_block
             return event.is_set()
 
     result = strategy.run_file(str(tmp_path / "scan.npy"), cancel_event=Event())
-    assert result.outcome.value == "CANCELLED", result.message
+    assert result.outcome.name == "CANCELLED", result.message
