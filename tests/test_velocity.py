@@ -122,7 +122,8 @@ def test_columns_units_times_and_params():
     assert result.params == {"dx_um": DX_UM, "dt_s": DT_S, "window_lines": 16, "min_separability": 1.5,
                              "clean_sd": 3.0, "score": "variance", "clean": "local", "clean_span_s": 0.15,
                              "clean_mad": 4.0, "background": "auto", "background_lines": 4096,
-                             "static_fraction": 0.5, "stall_separability": 3.0, "edge_deg": 1.0}
+                             "static_fraction": 0.5, "stall_separability": 3.0, "stall_min_s": 0.1,
+                             "edge_deg": 1.0}
     theta = result.columns["theta_deg"]
     defined = theta != 90.0
     tan = np.tan(np.deg2rad(theta[defined]))

@@ -105,6 +105,9 @@ class RadonParams:
     stall_separability : float
         A window still at angle 0 after background removal is a trusted stall (0 mm/s)
         when its separability is at least this (default 3).
+    stall_min_s : float
+        ... and when such windows follow each other for at least this long, seconds
+        (default 0.1; at least 3 windows).
     edge_deg : float
         Windows whose best angle is within this of 90 degrees (but not 90) get the
         ``angle_edge`` flag (default 1, i.e. faster than tan(89 deg) = 57 px per line).
@@ -133,6 +136,7 @@ class RadonParams:
     background_lines: int = 4096
     static_fraction: float = 0.5
     stall_separability: float = 3.0
+    stall_min_s: float = 0.1
     edge_deg: float = 1.0
 
     def __post_init__(self) -> None:
@@ -157,7 +161,7 @@ class RadonParams:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
             raise ParameterError(f"background_lines must be an integer >= 0 (0: whole ROI), got {value!r}")
         object.__setattr__(self, "background_lines", int(value))
-        for name in ("stall_separability", "edge_deg", "static_fraction"):
+        for name in ("stall_separability", "edge_deg", "static_fraction", "stall_min_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
                     or not math.isfinite(value) or value < 0:
@@ -312,7 +316,8 @@ def _assemble(params: RadonParams, theta, separability, row_offset, *, plain_zer
     n = len(theta)
     flags, stall = window_flags(theta, separability, plain_zero=plain_zero, reanalysed=reanalysed,
                                 min_separability=params.min_separability,
-                                stall_separability=params.stall_separability, edge_deg=params.edge_deg)
+                                stall_separability=params.stall_separability, edge_deg=params.edge_deg,
+                                stall_windows=max(3, math.ceil(params.stall_min_s / (params.step_lines * params.dt_s))))
     with np.errstate(over="ignore", invalid="ignore"):
         velocity = (params.dx_um / params.dt_s) * np.tan(np.deg2rad(theta)) / 1000.0
     velocity[(flags & THETA_90) != 0] = np.nan

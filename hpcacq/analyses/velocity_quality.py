@@ -25,8 +25,10 @@ window is NaN in ``velocity_clean_mm_s``:
     is at the limit the window can resolve.
 
 A window whose plain angle is 0 but which, after background removal, still has its best
-angle at 0 with separability >= ``stall_separability`` is a *stall* (cells that stopped
-are visible once the static background is gone): velocity 0, trusted, no flag.
+angle at 0 with separability >= ``stall_separability`` is a *stall* candidate (cells that
+stopped are visible once the static background is gone); candidates in a run lasting at
+least ``stall_min_s`` are stalls: velocity 0, trusted, no flag. Shorter runs (on very
+narrow lines a few windows of moving cells can look static) are flagged ``theta_0``.
 """
 
 from __future__ import annotations
@@ -108,8 +110,21 @@ def remove_background(block: np.ndarray, *, lines: int) -> np.ndarray:
     return out, static
 
 
+def _long_runs(mask: np.ndarray, min_run: int) -> np.ndarray:
+    """``mask`` keeping only runs of at least ``min_run`` consecutive True values."""
+    if min_run <= 1 or not mask.any():
+        return mask.copy()
+    edges = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    out = np.zeros_like(mask)
+    for a, b in zip(starts, stops):  # one iteration per run of candidates, not per window
+        if b - a >= min_run:
+            out[a:b] = True
+    return out
+
+
 def window_flags(theta_deg, separability, *, plain_zero, reanalysed, min_separability: float,
-                 stall_separability: float, edge_deg: float) -> tuple[np.ndarray, np.ndarray]:
+                 stall_separability: float, edge_deg: float, stall_windows: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Quality flags of each window before cleaning, and which windows are stalls.
 
     Parameters
@@ -122,6 +137,8 @@ def window_flags(theta_deg, separability, *, plain_zero, reanalysed, min_separab
         The final angle comes from the background-removed block.
     min_separability, stall_separability, edge_deg : float
         Thresholds (see the module docstring).
+    stall_windows : int
+        A stall needs at least this many consecutive candidate windows.
 
     Returns
     -------
@@ -135,7 +152,7 @@ def window_flags(theta_deg, separability, *, plain_zero, reanalysed, min_separab
     at_90 = mod == 90.0
     at_0 = mod == 0.0
     strong = sep >= stall_separability  # False for NaN
-    stall = at_0 & reanalysed & strong
+    stall = _long_runs(at_0 & reanalysed & strong, stall_windows)
     flags = np.zeros(theta.shape, dtype=np.int32)
     flags[at_90] |= THETA_90
     flags[at_0 & ~stall] |= THETA_0
