@@ -71,6 +71,12 @@ def draw_file_figure(data: FilePlotData, *, size: tuple[int, int] = (1600, 900),
     for i, trace in enumerate(data.traces):
         draw_trace(panels[2 * i], trace, time_range=data.time_range, max_points=size[0])
         draw_flags(panels[2 * i + 1], trace, time_range=data.time_range)
+        key = f"DOUBTFUL {trace.info['analysis']} ch{trace.info['channel']} roi {trace.info['roi_id']}: "
+        for note in data.notes:
+            if note.startswith(key):  # the warning on the trace itself, not only in the title
+                panels[2 * i].text(0.5, 0.5, "doubtful: " + note[len(key):], transform=panels[2 * i].transAxes,
+                                   ha="center", va="center", color="tab:red", fontsize=9, wrap=True,
+                                   bbox=dict(facecolor="white", alpha=0.85, edgecolor="tab:red"))
     if data.time_range is not None:
         axes[-1].set_xlim(*data.time_range)
     elif data.kymograph is not None:
