@@ -296,15 +296,17 @@ def _background_pass(block, params, theta, separability, threads, cancel, progre
         return theta, separability, reanalysed, math.nan
     if cancel is not None and cancel():
         raise AnalysisCancelled("radon_velocity cancelled before the background pass")
-    clean, static = remove_background(block, lines=params.background_lines)
+    _, static = remove_background(block, lines=params.background_lines, residual=False)
     if params.background == "always" or static >= params.static_fraction:
         reanalysed[:] = True
+        clean, _ = remove_background(block, lines=params.background_lines)
         theta, separability, _ = _run_chunks(clean, params, n, threads, cancel, progress)
         return theta, separability, reanalysed, static
     reanalysed = np.mod(theta, 180.0) == 0.0
     if reanalysed.any():
         from ..kernels.radon import radon_windows
 
+        clean, _ = remove_background(block, lines=params.background_lines)
         idx = np.flatnonzero(reanalysed)
         theta, separability = theta.copy(), separability.copy()
         theta[idx], separability[idx], _ = radon_windows(

@@ -63,50 +63,79 @@ MAX_DISPERSION = 0.5
 FLAT_FLOOR = 0.1  # the divisor of the flat field is at least this fraction of the median background
 
 
-def remove_background(block: np.ndarray, *, lines: int) -> np.ndarray:
+_SLICE_LINES = 65536  # lines per slice of the passes over the block (bounds temporaries)
+
+
+def _chunk_sums(block: np.ndarray, chunk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per chunk of ``chunk`` lines: column sums, column sums of squares, line counts."""
+    n = block.shape[0]
+    starts = np.arange(0, n, chunk)
+    s1 = np.add.reduceat(block, starts, axis=0)
+    s2 = np.empty_like(s1)
+    per = max(1, _SLICE_LINES // chunk)
+    for k0 in range(0, len(starts), per):
+        r0, r1 = starts[k0], min(n, starts[min(k0 + per, len(starts)) - 1] + chunk)
+        part = block[r0:r1]
+        s2[k0:k0 + per] = np.add.reduceat(part * part, starts[k0:k0 + per] - r0, axis=0)
+    counts = np.diff(np.append(starts, n)).astype(np.float64)
+    return s1, s2, counts
+
+
+def remove_background(block: np.ndarray, *, lines: int, residual: bool = True):
     """The block with its static background removed: ``(block - bg) / bg`` (flat field).
 
-    ``bg`` is each column's running mean over time; the divisor is at least
-    ``FLAT_FLOOR`` x the median |bg| (dark columns are not amplified into noise).
+    ``bg`` is each column's running mean over about ``lines`` lines, computed on chunks
+    of ``lines // 16`` lines (the background changes slowly; one pass over the block);
+    the divisor is at least ``FLAT_FLOOR`` x the median |bg| (dark columns are not
+    amplified into noise).
 
     Parameters
     ----------
     block : ndarray, shape (n_lines, n_pixels)
         Float block, axis 0 time.
     lines : int
-        Length of the running mean in lines (centred, shortened at the ends); 0 or a
-        value >= n_lines subtracts each column's mean over the whole block.
+        Length of the running mean in lines; 0 or a value >= n_lines uses each column's
+        mean over the whole block.
+    residual : bool
+        False: only the static fraction is computed (no block-sized array).
 
     Returns
     -------
-    residual : ndarray of float64, shape (n_lines, n_pixels)
+    residual : ndarray of float64, shape (n_lines, n_pixels), or None
         The flat-fielded block (dimensionless, about 0).
     static : float
         Fraction of the block's variance held by the background,
         ``1 - var(block - bg) / var(block)`` (0 .. 1; 0 for a constant block).
     """
     n = block.shape[0]
-    if lines <= 0 or lines >= n:
-        background = np.broadcast_to(block.mean(axis=0, keepdims=True), block.shape)
+    whole = lines <= 0 or lines >= n
+    chunk = n if whole else max(1, lines // 16)
+    s1, s2, counts = _chunk_sums(block, chunk)
+    if whole:
+        bg = s1 / counts[:, None]
     else:
-        csum = np.empty((n + 1, block.shape[1]))
-        csum[0] = 0.0
-        np.cumsum(block, axis=0, out=csum[1:])
-        i = np.arange(n)
-        lo = np.clip(i - lines // 2, 0, n)
-        hi = np.clip(i - lines // 2 + lines, 0, n)
-        background = csum[hi]
-        background -= csum[lo]
-        background /= (hi - lo)[:, None]
-        del csum
-    # flat field: divide by the background so that uneven illumination (a gain per
-    # pixel) does not turn the window's brightness fluctuations into static columns
-    floor = max(float(np.median(np.abs(background))) * FLAT_FLOOR, np.finfo(np.float64).tiny)
-    scale = np.maximum(np.abs(background), floor)
-    out = block - background
-    total = float(block.var())
-    static = 0.0 if total <= 0 else float(min(1.0, max(0.0, 1.0 - out.var() / total)))
-    out /= scale
+        half = 8  # 17 chunks: about `lines` lines centred on each chunk
+        c1 = np.concatenate((np.zeros((1, s1.shape[1])), np.cumsum(s1, axis=0)))
+        cn = np.concatenate(([0.0], np.cumsum(counts)))
+        k = np.arange(len(counts))
+        lo, hi = np.clip(k - half, 0, len(counts)), np.clip(k + half + 1, 0, len(counts))
+        bg = (c1[hi] - c1[lo]) / (cn[hi] - cn[lo])[:, None]
+    total_n = float(n * block.shape[1])
+    mean = s1.sum() / total_n
+    total = s2.sum() / total_n - mean * mean
+    res_mean = (s1 - counts[:, None] * bg).sum() / total_n
+    res_var = (s2 - 2 * bg * s1 + counts[:, None] * bg * bg).sum() / total_n - res_mean * res_mean
+    static = 0.0 if total <= 0 else float(min(1.0, max(0.0, 1.0 - res_var / total)))
+    if not residual:
+        return None, static
+    floor = max(float(np.median(np.abs(bg))) * FLAT_FLOOR, np.finfo(np.float64).tiny)
+    scale = np.maximum(np.abs(bg), floor)
+    out = np.empty(block.shape)
+    for r0 in range(0, n, _SLICE_LINES):
+        r1 = min(n, r0 + _SLICE_LINES)
+        which = np.arange(r0, r1) // chunk
+        np.subtract(block[r0:r1], bg[which], out=out[r0:r1])
+        out[r0:r1] /= scale[which]
     return out, static
 
 
