@@ -83,7 +83,9 @@ def draw_file_figure(data: FilePlotData, *, size: tuple[int, int] = (1600, 900),
         axes[-1].set_xlim(data.kymograph.t0_s, data.kymograph.t1_s)
     axes[-1].set_xlabel("time (s) from the first line of the file")
     title = os.path.basename(data.file.rstrip("/")) or data.file
-    sub = [f"from {results_name}" if results_name else "", *data.notes]
+    doubtful = [n for n in data.notes if n.startswith("DOUBTFUL ")]  # written across their trace
+    sub = [f"from {results_name}" if results_name else "", *[n for n in data.notes if n not in doubtful],
+           "DOUBTFUL: see the red note on the trace" if doubtful else ""]
     fig.suptitle(title + ("\n" + "; ".join(filter(None, sub)) if any(sub) else ""), fontsize=11)
     fig.hpcacq_notes = list(data.notes)  # what could not be drawn, for the command line to print
     return fig
