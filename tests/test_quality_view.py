@@ -58,7 +58,8 @@ def test_quality_line_and_reason():
     line = quality_line({"fraction_trusted": 0.9, "fraction_nan": 0.1, "fraction_theta_90": 0.05,
                          "fraction_low_separability": 0.0}, ["theta_90", "low_separability"])
     assert line == "trusted 90.0%, NaN 10.0%; flagged: theta_90 5.0%"
-    assert quality_line({"fraction_flagged": 0.0, "fraction_nan": 0.0}) == "NaN 0.0%; no flag"
+    assert quality_line({"fraction_flagged": 0.0, "fraction_nan": 0.0}) == "NaN 0.0%, any flag 0.0%; no flag"
+    assert quality_line({"fraction_flagged": 0.25, "fraction_nan": 0.2}, ["no_edge"]) == "NaN 20.0%, any flag 25.0%"
     assert quality_line({"median_velocity_mm_s": 1.0}) is None
     assert doubtful_reason("ok; doubtful: only 3% trusted") == "only 3% trusted"
     assert doubtful_reason("ok") is None and doubtful_reason(None) is None

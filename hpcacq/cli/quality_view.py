@@ -35,11 +35,14 @@ def quality_line(summary: dict, flag_names=()) -> str | None:
         parts.append(f"trusted {_pct(summary['fraction_trusted'])}")
     if "fraction_nan" in summary:
         parts.append(f"NaN {_pct(summary['fraction_nan'])}")
+    if "fraction_flagged" in summary:  # diameter: any flag
+        parts.append(f"any flag {_pct(summary['fraction_flagged'])}")
     flagged = []
     names = list(flag_names) or sorted(k[len("fraction_"):] for k in summary if k.startswith("fraction_"))
     for name in names:
         value = summary.get(f"fraction_{name}")
-        if name in ("trusted", "nan") or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if name in ("trusted", "nan", "flagged") or not isinstance(value, (int, float)) \
+                or not math.isfinite(value):
             continue
         if value > 0:
             flagged.append(f"{name} {_pct(value)}")
@@ -48,6 +51,6 @@ def quality_line(summary: dict, flag_names=()) -> str | None:
     text = ", ".join(parts)
     if flagged:
         text += ("; " if text else "") + "flagged: " + ", ".join(flagged)
-    elif parts:
+    elif parts and not summary.get("fraction_flagged"):
         text += "; no flag"
     return text
