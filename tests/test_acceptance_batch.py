@@ -203,7 +203,8 @@ def test_same_hdf5_numbers_from_one_two_and_four_ranks_with_one_or_two_threads(t
             assert len(used[name]) >= 2, (name, used[name])  # the work was really shared
         results[name] = stored(out)
     assert set(results["1x1"]) == set(inputs)
-    columns = {"time_s", "theta_deg", "velocity_mm_s", "velocity_clean_mm_s", "separability", "flags"}
+    columns = {"time_s", "theta_deg", "velocity_mm_s", "velocity_clean_mm_s", "separability", "flags",
+               "background"}
     for file in inputs:  # every result column is among the compared values
         datasets = {name for name in results["1x1"][file] if "@" not in name and not name.startswith("manifest:")}
         assert datasets == {f"roi_1/radon_velocity_ch0/{column}" for column in columns}, datasets

@@ -311,5 +311,8 @@ def test_real_radon_on_sidecar_roi_matches_kymflow_reference(realdata):
     # the reference stores times as float32 (~1e-6 s here); one line is 1.2e-3 s
     np.testing.assert_allclose(result.columns["time_s"], ref["time"], rtol=0, atol=5e-6)
     defined = np.abs(ref["velocity"]) < 1e5  # the reference prints ~5e6 where theta = 90 deg
+    # kymflow's theta = 0 windows (static structure, 12 % here) are searched again without the
+    # static background by default (docs/QUALITY.md): compare the others
+    defined &= result.columns["background"] == 0
     close = np.abs(result.columns["velocity_mm_s"][defined] - ref["velocity"][defined]) <= 1e-4
     assert close.mean() >= 0.99, close.mean()

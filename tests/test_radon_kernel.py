@@ -124,7 +124,7 @@ def test_fine_pass_keeps_each_window_to_its_own_17_angles():
     coarse = np.where(np.arange(n) % 2 == 0, 43, 44).astype(np.int64)
     n_ops, op_col, op_pix, op_w, size, energy = kr.angle_table(16, image.shape[1])
     best_idx, best_var = np.zeros(n, dtype=np.int64), np.zeros(n)
-    kr._fine_pass(image, 16, 0, size, n_ops, op_col, op_pix, op_w, np.ones_like(energy), coarse,
+    kr._fine_pass(image, 16, np.arange(n), size, n_ops, op_col, op_pix, op_w, np.ones_like(energy), coarse,
                   best_idx, best_var)
     theta = -2.0 + best_idx / 4
     for k in range(n):

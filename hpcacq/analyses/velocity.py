@@ -32,14 +32,18 @@ __all__ = [
     "THETA_90",
     "LOW_SEPARABILITY",
     "CLEAN_REJECTED",
+    "THETA_0",
+    "STATIC_BACKGROUND",
+    "ANGLE_EDGE",
 ]
 
-THETA_90 = 1  # best angle is 90 degrees (mod 180): streaks along space, velocity undefined
-LOW_SEPARABILITY = 2  # separability below params.min_separability (Drew's quality cut)
-CLEAN_REJECTED = 4  # finite velocity removed by the +-2 SD cut of the cleaning
-FLAG_BITS = {"theta_90": THETA_90, "low_separability": LOW_SEPARABILITY, "clean_rejected": CLEAN_REJECTED}
+from .cleaning import CLEAN_METHODS, clean_kymflow, clean_trace, local_median
+from .velocity_quality import (ANGLE_EDGE, BACKGROUND_MODES, CLEAN_REJECTED, FLAG_BITS, LOW_SEPARABILITY,
+                               STATIC_BACKGROUND, THETA_0, THETA_90, file_warnings, quality_summary,
+                               remove_background, window_flags)
+
 UNITS = {"time_s": "s", "theta_deg": "deg", "velocity_mm_s": "mm/s",
-         "velocity_clean_mm_s": "mm/s", "separability": "1", "flags": "1"}
+         "velocity_clean_mm_s": "mm/s", "separability": "1", "flags": "1", "background": "1"}
 SCORES = ("variance", "path_normalized")
 _CHUNK_WINDOWS = 512  # windows per chunk: ~0.05-0.2 s of work, the cancel/progress granularity
 
@@ -66,11 +70,47 @@ class RadonParams:
         ``window_lines // 4`` lines.
     min_separability : float
         Windows whose separability (variance at the best angle / mean variance over the
-        coarse angles) is below this get the ``low_separability`` flag (default 3, Drew
-        et al.). Flag only: velocities are not changed.
+        coarse angles) is below this get the ``low_separability`` flag and are NaN in
+        ``velocity_clean_mm_s`` (default 1.5, calibrated in docs/QUALITY.md; Drew et al.'s
+        3 flags most good windows of narrow real scans).
+    clean : {"local", "kymflow", "kymflow_3pt"}
+        Cleaning recipe for ``velocity_clean_mm_s`` (see :mod:`hpcacq.analyses.cleaning`):
+        ``"local"`` (default) removes values far from their neighbours' median and keeps
+        slow changes; ``"kymflow"`` is kymflow's current +-clean_sd SD cut and 5-point
+        median, ``"kymflow_3pt"`` its older 3-point one.
     clean_sd : float
-        Cleaning cut: velocities farther than ``clean_sd`` standard deviations from the
-        mean become NaN in ``velocity_clean_mm_s`` (default 2, as kymflow).
+        SD cut of the kymflow recipes (default 2, as kymflow).
+    clean_span_s : float
+        Time span of the neighbourhood of the ``"local"`` recipe, seconds (default 0.15;
+        at least 7 windows): shorter than a stall or a physiological slow-down, longer
+        than a spike.
+    clean_mad : float
+        Cut of the ``"local"`` recipe in robust SDs (1.4826 MAD) (default 4).
+    background : {"auto", "none", "always"}
+        Static background removal before the angle search (each column's running mean
+        over ``background_lines`` lines is subtracted). ``"auto"`` (default) re-analyses
+        only the windows whose plain best angle is 0 (locked on structure that does not
+        move), so every other window is kymflow's number; ``"none"`` is kymflow's plain
+        search; ``"always"`` searches every window on the background-removed block.
+        ``"auto"`` also searches every window on the background-removed block when the
+        static background holds at least ``static_fraction`` of the block's variance
+        (walls, bright spots or uneven illumination dominate; no kymflow reference file
+        comes near: 0.01-0.28).
+    background_lines : int
+        Length of the running mean, lines (default 4096; 0 = each column's mean over
+        the whole ROI). Much longer than a stall, so stopped cells stay visible.
+    static_fraction : float
+        ``1 - var(block - background) / var(block)`` from which ``"auto"`` removes the
+        background from every window (default 0.5).
+    stall_separability : float
+        A window still at angle 0 after background removal is a trusted stall (0 mm/s)
+        when its separability is at least this (default 3).
+    stall_min_s : float
+        ... and when such windows follow each other for at least this long, seconds
+        (default 0.1; at least 3 windows).
+    edge_deg : float
+        Windows whose best angle is within this of 90 degrees (but not 90) get the
+        ``angle_edge`` flag (default 1, i.e. faster than tan(89 deg) = 57 px per line).
     score : {"variance", "path_normalized"}
         ``"variance"`` (default) scores an angle by the variance of its projection, as
         kymflow and Drew et al. In a window wider than it is tall, paths at steeper angles
@@ -86,9 +126,18 @@ class RadonParams:
     dx_um: float
     dt_s: float
     window_lines: int = 16
-    min_separability: float = 3.0
+    min_separability: float = 1.5
     clean_sd: float = 2.0
     score: str = "variance"
+    clean: str = "local"
+    clean_span_s: float = 0.15
+    clean_mad: float = 4.0
+    background: str = "auto"
+    background_lines: int = 4096
+    static_fraction: float = 0.5
+    stall_separability: float = 3.0
+    stall_min_s: float = 0.1
+    edge_deg: float = 1.0
 
     def __post_init__(self) -> None:
         _positive_finite("dx_um", self.dx_um, "give the pixel size in micrometres, e.g. dx_um=0.284")
@@ -101,6 +150,22 @@ class RadonParams:
             )
         object.__setattr__(self, "window_lines", int(w))
         _positive_finite("clean_sd", self.clean_sd, "e.g. clean_sd=2.0")
+        _positive_finite("clean_mad", self.clean_mad, "e.g. clean_mad=4.0")
+        if self.clean not in CLEAN_METHODS:
+            raise ParameterError(f"clean must be one of {', '.join(map(repr, CLEAN_METHODS))}, got {self.clean!r}")
+        if self.background not in BACKGROUND_MODES:
+            raise ParameterError(
+                f"background must be one of {', '.join(map(repr, BACKGROUND_MODES))}, got {self.background!r}")
+        _positive_finite("clean_span_s", self.clean_span_s, "e.g. clean_span_s=0.15")
+        value = self.background_lines
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ParameterError(f"background_lines must be an integer >= 0 (0: whole ROI), got {value!r}")
+        object.__setattr__(self, "background_lines", int(value))
+        for name in ("stall_separability", "edge_deg", "static_fraction", "stall_min_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                    or not math.isfinite(value) or value < 0:
+                raise ParameterError(f"{name} must be a finite number >= 0, got {value!r}")
         if self.score not in SCORES:
             raise ParameterError(f"score must be one of {', '.join(map(repr, SCORES))}, got {self.score!r}")
         if isinstance(self.min_separability, bool) or not isinstance(
@@ -108,7 +173,7 @@ class RadonParams:
                 or not math.isfinite(self.min_separability) or self.min_separability < 0:
             raise ParameterError(
                 f"min_separability must be a finite number >= 0, got {self.min_separability!r}; "
-                f"3.0 is Drew et al.'s cut, 0 disables the flag"
+                f"1.5 is the default (docs/QUALITY.md), 0 disables the flag"
             )
 
     @property
@@ -131,32 +196,9 @@ def window_times_s(n_windows: int, *, window_lines: int, dt_s: float, row_offset
     return (row_offset + np.arange(n_windows) * step + window_lines / 2) * dt_s
 
 
-def _nan_median3(v: np.ndarray) -> np.ndarray:
-    """3-point running median ignoring NaN (2 points at the ends); NaN where all are NaN."""
-    padded = np.concatenate(([np.nan], v, [np.nan]))
-    stack = np.stack([padded[:-2], padded[1:-1], padded[2:]])
-    out = np.full(v.shape, np.nan)
-    has = np.isfinite(stack).any(axis=0)
-    if has.any():
-        out[has] = np.nanmedian(stack[:, has], axis=0)
-    return out
-
-
 def clean_velocity(velocity_mm_s: np.ndarray, *, n_sd: float = 2.0) -> np.ndarray:
-    """kymflow's cleaning done NaN-aware: a +-n_sd SD cut, then a 3-point median.
-
-    Values outside ``mean +- n_sd * SD`` (NaN ignored, population SD) become NaN and stay
-    NaN; every other value is replaced by the median of itself and its finite neighbours.
-    """
-    v = np.asarray(velocity_mm_s, dtype=np.float64).copy()
-    finite = np.isfinite(v)
-    if finite.sum() >= 2:
-        mean, sd = np.mean(v[finite]), np.std(v[finite])
-        v[finite & (np.abs(v - mean) > n_sd * sd)] = np.nan
-    keep = np.isfinite(v)
-    out = _nan_median3(v)
-    out[~keep] = np.nan
-    return out
+    """kymflow's current cleaning (+-n_sd SD cut, 5-point median); see :mod:`.cleaning`."""
+    return clean_kymflow(velocity_mm_s, n_sd=n_sd, median_points=5)
 
 
 def _check_image(image) -> np.ndarray:
@@ -228,32 +270,77 @@ def _run_chunks(image, params, n_windows, threads, cancel, progress):
     return [np.concatenate([parts[i][k] for i in range(len(bounds))]) for k in range(3)]
 
 
-def _assemble(params: RadonParams, theta, separability, row_offset) -> AnalysisResult:
+def local_dispersion(velocity_clean, *, span: int) -> float:
+    """Median of |v - local median| / |local median| over the windows with a value.
+
+    About 0.05-0.2 on real recordings; near or above 1 when the angles are noise.
+    """
+    v = np.asarray(velocity_clean, dtype=np.float64)
+    med = local_median(v, span=span)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel = np.abs(v - med) / np.abs(med)
+    rel = rel[np.isfinite(rel)]
+    return float(np.median(rel)) if rel.size else math.nan
+
+
+def _background_pass(block, params, theta, separability, threads, cancel, progress):
+    """Re-run the search on the background-removed block (see ``params.background``).
+
+    Returns the final ``theta``, ``separability``, the bool mask of windows whose angle
+    comes from the background-removed block, and the block's static fraction (NaN when
+    not computed).
+    """
     n = len(theta)
-    at_90 = np.mod(theta, 180.0) == 90.0
+    reanalysed = np.zeros(n, dtype=bool)
+    if params.background == "none":
+        return theta, separability, reanalysed, math.nan
+    if cancel is not None and cancel():
+        raise AnalysisCancelled("radon_velocity cancelled before the background pass")
+    _, static = remove_background(block, lines=params.background_lines, residual=False)
+    if params.background == "always" or static >= params.static_fraction:
+        reanalysed[:] = True
+        clean, _ = remove_background(block, lines=params.background_lines)
+        theta, separability, _ = _run_chunks(clean, params, n, threads, cancel, progress)
+        return theta, separability, reanalysed, static
+    reanalysed = np.mod(theta, 180.0) == 0.0
+    if reanalysed.any():
+        from ..kernels.radon import radon_windows
+
+        clean, _ = remove_background(block, lines=params.background_lines)
+        idx = np.flatnonzero(reanalysed)
+        theta, separability = theta.copy(), separability.copy()
+        theta[idx], separability[idx], _ = radon_windows(
+            clean, window_lines=params.window_lines, windows=idx, path_normalized=params.score == "path_normalized")
+    return theta, separability, reanalysed, static
+
+
+def _assemble(params: RadonParams, theta, separability, row_offset, *, plain_zero, reanalysed) -> AnalysisResult:
+    n = len(theta)
+    flags, stall = window_flags(theta, separability, plain_zero=plain_zero, reanalysed=reanalysed,
+                                min_separability=params.min_separability,
+                                stall_separability=params.stall_separability, edge_deg=params.edge_deg,
+                                stall_windows=max(3, math.ceil(params.stall_min_s / (params.step_lines * params.dt_s))))
     with np.errstate(over="ignore", invalid="ignore"):
         velocity = (params.dx_um / params.dt_s) * np.tan(np.deg2rad(theta)) / 1000.0
-    velocity[at_90] = np.nan
-    clean = clean_velocity(velocity, n_sd=params.clean_sd)
-    flags = np.zeros(n, dtype=np.int32)
-    flags[at_90] |= THETA_90
-    flags[~(separability >= params.min_separability)] |= LOW_SEPARABILITY
-    flags[np.isfinite(velocity) & ~np.isfinite(clean)] |= CLEAN_REJECTED
+    velocity[(flags & THETA_90) != 0] = np.nan
+    velocity[stall] = 0.0  # tan(180 deg) is -1.2e-16, not 0
+    trusted = np.where(flags == 0, velocity, np.nan)
+    span = max(7, int(round(params.clean_span_s / (params.step_lines * params.dt_s))))
+    clean = clean_trace(trusted, method=params.clean, n_sd=params.clean_sd, span=span, n_mad=params.clean_mad)
+    flags[np.isfinite(trusted) & ~np.isfinite(clean)] |= CLEAN_REJECTED
     columns = {
         "time_s": window_times_s(n, window_lines=params.window_lines, dt_s=params.dt_s, row_offset=row_offset),
         "theta_deg": theta, "velocity_mm_s": velocity, "velocity_clean_mm_s": clean,
-        "separability": separability, "flags": flags,
+        "separability": separability, "flags": flags, "background": reanalysed.astype(np.int8),
     }
-    finite = velocity[np.isfinite(velocity)]
-    summary = {
-        "n_windows": float(n),
-        "median_velocity_mm_s": float(np.median(finite)) if finite.size else math.nan,
-        "median_abs_velocity_mm_s": float(np.median(np.abs(finite))) if finite.size else math.nan,
-        "fraction_theta_90": float(at_90.mean()) if n else math.nan,
-        "fraction_low_separability": float(((flags & LOW_SEPARABILITY) != 0).mean()) if n else math.nan,
-    }
+    summary = {"n_windows": float(n)}
+    summary.update(quality_summary(flags, clean, velocity, theta, stall))
+    summary["local_dispersion"] = local_dispersion(clean, span=span)
+    summary["fraction_plain_theta_0"] = float(plain_zero.mean()) if n else math.nan
+    summary["fraction_background_removed"] = float(reanalysed.mean()) if n else math.nan
     return AnalysisResult(analysis="radon_velocity", params=asdict(params), columns=columns,
-                          units=dict(UNITS), flag_bits=dict(FLAG_BITS), summary=summary)
+                          units=dict(UNITS), flag_bits=dict(FLAG_BITS), summary=summary,
+                          warnings=file_warnings(summary))
 
 
 def radon_velocity(image, *, dx_um: float, dt_s: float, window_lines: int = 16, row_offset: int = 0,
@@ -281,15 +368,19 @@ def radon_velocity(image, *, dx_um: float, dt_s: float, window_lines: int = 16, 
     progress : callable or None, keyword-only
         ``progress(done_windows, total_windows)``, called between chunks.
     **options
-        Further :class:`RadonParams` fields (``min_separability``, ``clean_sd``, ``score``).
+        Further :class:`RadonParams` fields (``min_separability``, ``clean``, ``clean_sd``,
+        ``score``, ``background``, ``background_lines``, ...).
 
     Returns
     -------
     AnalysisResult
         One row per window: ``time_s`` (s, window centre from the image's first line),
         ``theta_deg`` (deg), ``velocity_mm_s`` (mm/s, + toward increasing pixel index, NaN
-        at theta = 90), ``velocity_clean_mm_s`` (mm/s), ``separability`` (1), ``flags``
-        (bits in ``FLAG_BITS``).
+        at theta = 90), ``velocity_clean_mm_s`` (mm/s; NaN where any flag is set),
+        ``separability`` (1), ``flags`` (bits in ``FLAG_BITS``), ``background`` (1 where
+        the angle comes from the background-removed block). ``summary`` holds the
+        headline ``median_velocity_mm_s`` (median of trusted windows), the fraction of
+        trusted windows and of each flag; ``warnings`` says why the file is doubtful.
 
     Raises
     ------
@@ -315,4 +406,9 @@ def radon_velocity(image, *, dx_um: float, dt_s: float, window_lines: int = 16, 
             f"use a taller ROI or a smaller window_lines (multiple of 4)"
         )
     theta, separability, _ = _run_chunks(block, params, n_windows, int(threads), cancel, progress)
-    return _assemble(params, theta, separability, int(row_offset))
+    plain_zero = np.mod(theta, 180.0) == 0.0
+    theta, separability, reanalysed, static = _background_pass(block, params, theta, separability, int(threads),
+                                                               cancel, progress)
+    result = _assemble(params, theta, separability, int(row_offset), plain_zero=plain_zero, reanalysed=reanalysed)
+    result.summary["static_fraction"] = static
+    return result

@@ -51,10 +51,13 @@ def info(file: str, dx_um: float | None, dt_s: float | None) -> int:
     return 0
 
 
-def _medians(path: str) -> dict[tuple, float]:
+def _medians(path: str) -> dict[tuple, tuple[float, str | None]]:
+    """Per (file, analysis, channel, roi): the median of the measurement column and the
+    quality line of the stored summary (:mod:`.quality_view`)."""
     import numpy as np
 
     from ..results import iter_results
+    from .quality_view import quality_line
 
     out = {}
     for meta, result in iter_results(path):
@@ -63,16 +66,20 @@ def _medians(path: str) -> dict[tuple, float]:
         if values is not None:
             finite = np.asarray(values, dtype=float)
             finite = finite[np.isfinite(finite)]
+            median = float(np.median(finite)) if finite.size else float("nan")
             out[(meta["file"], meta["analysis"], meta["channel"], meta["roi_id"])] = (
-                float(np.median(finite)) if finite.size else float("nan"))
+                median, quality_line(result.summary, list(result.flag_bits)))
     return out
 
 
 @click.command()
 @click.argument("results", type=click.Path())
 def summary(results: str) -> int:
-    """Show the job, outcome counts, failed files and per-file medians of RESULTS (.h5).
+    """Show the job, outcome counts, failed files and per-file medians and quality of RESULTS (.h5).
 
+    Per file: the median of the measurement (velocity: over trusted windows, the
+    cleaned velocity), the fraction of trusted windows, of NaN and of each flag that
+    fired, and a WARNING line when the measurement is doubtful (docs/QUALITY.md).
     Exits 1 when some file is not OK (FAILED, SKIPPED or CANCELLED), else 0.
 
     \b
@@ -80,6 +87,7 @@ def summary(results: str) -> int:
       hpcacq summary out.h5
     """
     from ..results import read_job_attrs, read_manifest
+    from .quality_view import doubtful_reason
 
     with library_errors():
         attrs = read_job_attrs(results)
@@ -93,11 +101,22 @@ def summary(results: str) -> int:
     bad = [row for row in rows if row["outcome"] != "OK"]
     for row in bad:
         click.echo(f"  {row['outcome']} {row['file']!r}: {row['message']}")
+    doubtful = 0
     for row in rows:
         key = (row["file"], row["analysis"], row["channel"], row["roi_id"])
         if key in medians:
+            median, quality = medians[key]
             click.echo(f"  {row['file']!r} ch{row['channel']} roi {row['roi_id']}: "
-                       f"median {MEASUREMENT[row['analysis']]} = {medians[key]:.4g}")
+                       f"median {MEASUREMENT[row['analysis']]} = {median:.4g}")
+            if quality:
+                click.echo(f"      quality: {quality}")
+            why = doubtful_reason(row.get("message"))
+            if why:
+                doubtful += 1
+                click.echo(f"      WARNING doubtful: {why}")
+    if doubtful:
+        click.echo(f"doubtful  {doubtful} OK result(s) whose measurement should not be trusted as is "
+                   f"(see WARNING lines; docs/QUALITY.md)")
     return 1 if bad else 0
 
 

@@ -152,8 +152,8 @@ def _argmax_first(var, b, lo, n):
 
 
 @njit(**JIT_OPTIONS)
-def _coarse_pass(image, window_lines, first, size, n_ops, op_col, op_pix, op_w32, scale, coarse, mean_var):
-    """Best whole-degree angle and mean coarse variance of windows ``first .. first + len(coarse)``.
+def _coarse_pass(image, window_lines, windows, size, n_ops, op_col, op_pix, op_w32, scale, coarse, mean_var):
+    """Best whole-degree angle and mean coarse variance of windows ``windows`` (indices).
 
     Projections in float32 (twice the SIMD lanes of float64, half the memory traffic),
     variances accumulated in float64. The coarse angle only chooses where the float64
@@ -167,7 +167,7 @@ def _coarse_pass(image, window_lines, first, size, n_ops, op_col, op_pix, op_w32
     idx = np.arange(180) * _GRID_PER_DEG + 8
     for b0 in range(0, count, _BATCH):
         nb = min(_BATCH, count - b0)
-        _load(image, window_lines, np.arange(first + b0, first + b0 + nb), x)
+        _load(image, window_lines, windows[b0:b0 + nb], x)
         _score(x, nb, idx, n_ops, op_col, op_pix, op_w32, scale, proj, var)
         for b in range(nb):
             coarse[b0 + b] = _argmax_first(var, b, 0, 180)
@@ -178,9 +178,11 @@ def _coarse_pass(image, window_lines, first, size, n_ops, op_col, op_pix, op_w32
 
 
 @njit(**JIT_OPTIONS)
-def _fine_pass(image, window_lines, first, size, n_ops, op_col, op_pix, op_w, scale, coarse,
+def _fine_pass(image, window_lines, windows, size, n_ops, op_col, op_pix, op_w, scale, coarse,
                best_idx, best_var):
     """Best angle of the 0.25 degree grid within +-2 degrees of each window's coarse angle.
+
+    ``windows`` holds the window indices, ``coarse`` their coarse angles (same order).
 
     Windows are sorted by coarse angle (stable) and scored in batches of up to ``_BATCH``
     whose coarse angles span at most ``_FINE_SPAN`` degrees, on the union of their fine
@@ -198,7 +200,7 @@ def _fine_pass(image, window_lines, first, size, n_ops, op_col, op_pix, op_w, sc
         while j < n and j - i < _BATCH and coarse[order[j]] - c0 <= _FINE_SPAN:
             j += 1
         members = order[i:j]
-        _load(image, window_lines, members + first, x)
+        _load(image, window_lines, windows[members], x)
         n_angles = (coarse[order[j - 1]] - c0) * _GRID_PER_DEG + _N_FINE
         idx = np.arange(n_angles) + c0 * _GRID_PER_DEG
         _score(x, j - i, idx, n_ops, op_col, op_pix, op_w, scale, proj, var)
@@ -240,7 +242,7 @@ def radon_projections(window, angles_deg):
     return out
 
 
-def radon_windows(image, *, window_lines=16, first=0, count=None, path_normalized=False):
+def radon_windows(image, *, window_lines=16, first=0, count=None, path_normalized=False, windows=None):
     """Best Radon angle and separability of consecutive windows of a line-scan block.
 
     Parameters
@@ -258,6 +260,9 @@ def radon_windows(image, *, window_lines=16, first=0, count=None, path_normalize
         variance divided by the angle's *uniform energy* (sum of squared projections of
         a window of ones), which removes the gain of longer paths through a non-square
         window; it lowers the low-speed bias at W=16 (see ``hpcacq.analyses.velocity``).
+    windows : array_like of int or None, keyword-only
+        Explicit window indices to analyse (any order, results in that order) instead
+        of ``first .. first + count``; used to re-analyse a few windows.
 
     Returns
     -------
@@ -276,9 +281,16 @@ def radon_windows(image, *, window_lines=16, first=0, count=None, path_normalize
     if window_lines < 4 or window_lines % 4:
         raise ValueError(f"window_lines must be a positive multiple of 4, got {window_lines}")
     total = window_count(image.shape[0], window_lines)
-    count = total - first if count is None else count
-    if first < 0 or count < 0 or first + count > total:
-        raise ValueError(f"windows {first}..{first + count} outside 0..{total} of this block")
+    if windows is None:
+        count = total - first if count is None else count
+        if first < 0 or count < 0 or first + count > total:
+            raise ValueError(f"windows {first}..{first + count} outside 0..{total} of this block")
+        windows = np.arange(first, first + count, dtype=np.int64)
+    else:
+        windows = np.ascontiguousarray(windows, dtype=np.int64).ravel()
+        if windows.size and (windows.min() < 0 or windows.max() >= total):
+            raise ValueError(f"window indices outside 0..{total - 1} of this block")
+        count = windows.size
     n_ops, op_col, op_pix, op_w, size, energy = angle_table(window_lines, image.shape[1])
     scale = 1.0 / energy if path_normalized else np.ones_like(energy)
     coarse = np.zeros(count, dtype=np.int64)
@@ -287,8 +299,8 @@ def radon_windows(image, *, window_lines=16, first=0, count=None, path_normalize
     best_var = np.zeros(count)
     if count:
         op_w32 = coarse_weights32(window_lines, image.shape[1])
-        _coarse_pass(image, window_lines, first, size, n_ops, op_col, op_pix, op_w32, scale, coarse, mean_var)
-        _fine_pass(image, window_lines, first, size, n_ops, op_col, op_pix, op_w, scale, coarse, best_idx, best_var)
+        _coarse_pass(image, window_lines, windows, size, n_ops, op_col, op_pix, op_w32, scale, coarse, mean_var)
+        _fine_pass(image, window_lines, windows, size, n_ops, op_col, op_pix, op_w, scale, coarse, best_idx, best_var)
     theta = _GRID_FIRST_DEG + best_idx / _GRID_PER_DEG
     with np.errstate(invalid="ignore", divide="ignore"):
         separability = np.where(mean_var > 0, best_var / np.where(mean_var > 0, mean_var, 1), np.nan)

@@ -21,7 +21,7 @@ from ..results import iter_results, read_manifest
 from ..results.records import file_fingerprint, path_text
 
 __all__ = ["ANALYSIS_NAMES", "MEASUREMENT", "Trace", "Kymograph", "FilePlotData", "normalize_analysis",
-           "choose_file", "file_plot_data", "summary_rows", "block_mean"]
+           "choose_file", "file_plot_data", "summary_rows", "block_mean", "doubtful_notes"]
 
 #: Names accepted for ``analysis`` -> stored analysis name.
 ANALYSIS_NAMES = {"velocity": "radon_velocity", "radon_velocity": "radon_velocity", "diameter": "diameter"}
@@ -133,6 +133,16 @@ def _traces(results: str, file: str, rows: list[dict], analysis, channel, roi_id
     return sorted(traces, key=lambda t: (order.get(t.info["analysis"], 9), t.info["channel"], t.info["roi_id"] or 0))
 
 
+def doubtful_notes(rows: list[dict], traces: list[Trace]) -> list[str]:
+    """``"DOUBTFUL <analysis> ch<c> roi <r>: <why>"`` for each drawn trace whose OK outcome
+    message says the measurement is doubtful (``"ok; doubtful: <why>"``)."""
+    prefix = "ok; doubtful: "
+    drawn = {(t.info["analysis"], t.info["channel"], t.info["roi_id"]) for t in traces}
+    return [f"DOUBTFUL {r['analysis']} ch{r['channel']} roi {r['roi_id']}: {r['message'][len(prefix):]}"
+            for r in rows if r["outcome"] == "OK" and (r["analysis"], r["channel"], r["roi_id"]) in drawn
+            and (r.get("message") or "").startswith(prefix)]
+
+
 def locate_input(results: str, file: str) -> str | None:
     """Where the input file is now: its stored path (relative to the working folder), else
     relative to the results file's folder; None when neither exists."""
@@ -221,6 +231,7 @@ def file_plot_data(results: str | os.PathLike, file: str | os.PathLike | None = 
     mine = [row for row in rows if row["file"] == chosen]
     traces = _traces(results, chosen, mine, analysis, channel, roi_id)
     data = FilePlotData(chosen, traces, None, time_range=time_range)
+    data.notes.extend(doubtful_notes(mine, traces))
     path = locate_input(results, chosen)
     if path is None:
         data.notes.append("input file not found: traces only")

@@ -71,13 +71,21 @@ def draw_file_figure(data: FilePlotData, *, size: tuple[int, int] = (1600, 900),
     for i, trace in enumerate(data.traces):
         draw_trace(panels[2 * i], trace, time_range=data.time_range, max_points=size[0])
         draw_flags(panels[2 * i + 1], trace, time_range=data.time_range)
+        key = f"DOUBTFUL {trace.info['analysis']} ch{trace.info['channel']} roi {trace.info['roi_id']}: "
+        for note in data.notes:
+            if note.startswith(key):  # the warning on the trace itself, not only in the title
+                panels[2 * i].text(0.5, 0.5, "doubtful: " + note[len(key):], transform=panels[2 * i].transAxes,
+                                   ha="center", va="center", color="tab:red", fontsize=9, wrap=True,
+                                   bbox=dict(facecolor="white", alpha=0.85, edgecolor="tab:red"))
     if data.time_range is not None:
         axes[-1].set_xlim(*data.time_range)
     elif data.kymograph is not None:
         axes[-1].set_xlim(data.kymograph.t0_s, data.kymograph.t1_s)
     axes[-1].set_xlabel("time (s) from the first line of the file")
     title = os.path.basename(data.file.rstrip("/")) or data.file
-    sub = [f"from {results_name}" if results_name else "", *data.notes]
+    doubtful = [n for n in data.notes if n.startswith("DOUBTFUL ")]  # written across their trace
+    sub = [f"from {results_name}" if results_name else "", *[n for n in data.notes if n not in doubtful],
+           "DOUBTFUL: see the red note on the trace" if doubtful else ""]
     fig.suptitle(title + ("\n" + "; ".join(filter(None, sub)) if any(sub) else ""), fontsize=11)
     fig.hpcacq_notes = list(data.notes)  # what could not be drawn, for the command line to print
     return fig
