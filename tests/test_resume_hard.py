@@ -501,3 +501,13 @@ def test_an_empty_input_list_is_a_clear_usage_error(tmp_path, capsys):  # issue 
     code, out, err = hpcacq(capsys, "run", f"@{empty}", "-o", tmp_path / "o.h5")
     assert code == 2 and ("no input files" in err or "lists no files" in err), err
     assert not (tmp_path / "o.h5").exists()
+
+
+def test_resume_recomputes_when_the_reading_options_change(corpus, tmp_path, capsys):  # issue 11.3 (read options)
+    data = fresh_copy(corpus, tmp_path)
+    out = tmp_path / "A.h5"
+    assert hpcacq(capsys, "run", data, "-o", out)[0] == 0
+    code, text, _ = hpcacq(capsys, "run", data, "-o", out, "--resume", "--axes", "YX")
+    assert _resumed(text) == (0, 6), "pixels read another way: recomputed, not 'already done'"
+    code, text, _ = hpcacq(capsys, "run", data, "-o", out, "--resume", "--axes", "YX")
+    assert _resumed(text) == (6, 6), text

@@ -112,11 +112,15 @@ def input_fingerprint(path: str, *, digest: bool = True) -> dict:
 
 
 def job_options(strategy: Any) -> dict:
-    """The job options that shape a result beyond its parameters: ROI mode and id, given units."""
+    """The job options that shape a result beyond its parameters: ROI mode and id, given units,
+    and how the pixels were read (``transpose``, ``axes``; present only when set)."""
     mode = getattr(strategy, "roi_mode", None)
-    return {"roi_mode": getattr(mode, "name", None if mode is None else str(mode)),
-            "roi_id": getattr(strategy, "roi_id", None),
-            "dx_um_given": getattr(strategy, "dx_um", None), "dt_s_given": getattr(strategy, "dt_s", None)}
+    options = {"roi_mode": getattr(mode, "name", None if mode is None else str(mode)),
+               "roi_id": getattr(strategy, "roi_id", None),
+               "dx_um_given": getattr(strategy, "dx_um", None), "dt_s_given": getattr(strategy, "dt_s", None)}
+    read = getattr(strategy, "read_options", None) or {}
+    options.update({name: read[name] for name in ("transpose", "axes") if read.get(name) not in (None, False)})
+    return options
 
 
 class StampedJob:
