@@ -21,7 +21,7 @@ COMMANDS = {
     "run": "hpcacq.cli.run:run",
     "info": "hpcacq.cli.views:info",
     "summary": "hpcacq.cli.views:summary",
-    "export": "hpcacq.cli.views:export",
+    "export": "hpcacq.cli.export:export",
     "synth": "hpcacq.cli.tools:synth",
     "slurm": "hpcacq.cli.tools:slurm",
     "bench": "hpcacq.cli.bench:bench",

@@ -47,7 +47,7 @@ class RoiBatchMode(str, enum.Enum):
     """Which ROI of each file is analysed.
 
     ANALYZE_EXISTING_ROI uses the ROI ``roi_id`` (e.g. from a kymflow sidecar); a file
-    without it is SKIPPED_MISSING_ROI. ADD_NEW_ROI adds a whole-image ROI to every file.
+    without it is SKIPPED_MISSING_ROI. ADD_NEW_ROI adds a whole-image ROI to every file, with id 0 (WHOLE_IMAGE_ROI_ID).
     """
 
     ANALYZE_EXISTING_ROI = "existing"
@@ -136,6 +136,21 @@ def _roi_mode(value: Any) -> RoiBatchMode:
             return mode
     raise ParameterError(f"roi_mode={value!r} is not one of {[m.name for m in RoiBatchMode]} "
                          f"(or {[m.value for m in RoiBatchMode]})")
+
+
+#: Id of the whole-image ROI that ADD_NEW_ROI (``--roi new``) adds to every file (kymflow ids start at 1).
+WHOLE_IMAGE_ROI_ID = 0
+
+
+def _whole_image_roi(rois: Any, shape: tuple[int, int]) -> Any:
+    """ADD_NEW_ROI's ROI: the whole image with id 0 in every file (the next free id if 0 is another ROI)."""
+    from ..model import Roi
+
+    whole = Roi(WHOLE_IMAGE_ROI_ID, 0, int(shape[0]), 0, int(shape[1]))
+    if not rois.has_roi(WHOLE_IMAGE_ROI_ID):
+        return rois.add(whole)
+    existing = rois.get(WHOLE_IMAGE_ROI_ID)
+    return existing if existing.bounds == whole.bounds else rois.create_rect_roi()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -284,7 +299,7 @@ class BatchStrategy:
                                     f"{image.rois.ids() or 'none'}")
             roi = image.rois.get(self.roi_id)
         else:
-            roi = image.rois.create_rect_roi()
+            roi = _whole_image_roi(image.rois, image.shape)
         # create() replaces an earlier analysis (and result) with the same key.
         key = image.analysis_set.create(self.analysis_name, channel=self.channel, roi_id=roi.roi_id,
                                         detection_params=self.detection_params)

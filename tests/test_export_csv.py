@@ -1,0 +1,140 @@
+"""`hpcacq export --format csv`: tables that load with pandas and explain themselves."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from hpcacq.cli import main
+
+
+def hpcacq(capsys, *args) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as info:
+        main([str(a) for a in args])
+    out = capsys.readouterr()
+    return info.value.code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def velocity_run(tmp_path_factory):
+    """3 synthetic velocity files (one with a kymflow sidecar holding ROIs 1-3) run with --roi new."""
+    from hpcacq.synth.corpus import write_corpus
+
+    folder = tmp_path_factory.mktemp("export")
+    data = folder / "data"
+    paths = write_corpus(data, n_files=3, kind="velocity", n_lines=1200, seed=3)
+    rois = [{"id": i, "channel": 1, "dim0_start": 0, "dim0_stop": 600, "dim1_start": 2 * i, "dim1_stop": 30}
+            for i in (1, 2, 3)]
+    Path(paths[1]).with_suffix(".json").write_text(json.dumps({"rois": rois}))
+    out = folder / "velocity.h5"
+    with pytest.raises(SystemExit) as info:
+        main(["run", str(data), "-o", str(out), "--threads", "1"])
+    assert info.value.code == 0
+    return out, [str(p) for p in paths]
+
+
+def _stored(out: Path) -> dict[str, dict]:
+    """file -> {"flags": int array, "flag_bits": dict, "velocity_mm_s": array} read with h5py."""
+    from hpcacq.results import iter_results
+
+    return {meta["file"]: {"flags": r.columns["flags"], "flag_bits": r.flag_bits,
+                           "velocity_mm_s": r.columns["velocity_mm_s"], "bounds": meta["roi_bounds"],
+                           "params": r.params} for meta, r in iter_results(out)}
+
+
+def test_one_csv_per_file_reads_back_with_units_and_decoded_flags(capsys, velocity_run, tmp_path):
+    out, paths = velocity_run
+    code, text, _ = hpcacq(capsys, "export", out, "--format", "csv", "-o", tmp_path / "csv")
+    assert code == 0 and "columns.json" in text
+    tables = sorted((tmp_path / "csv").glob("*.csv"))
+    assert [t.name for t in tables] == [f"velocity_{i:04d}.radon_velocity.csv" for i in range(3)]
+    dictionary = json.loads((tmp_path / "csv" / "columns.json").read_text())["columns"]
+    stored = _stored(out)
+    assert set(stored) == set(paths)
+    for table in tables:
+        frame = pd.read_csv(table)
+        shadowing = [c for c in frame.columns if hasattr(pd.DataFrame, c)]
+        assert not shadowing, f"columns shadowing DataFrame attributes: {shadowing}"
+        for column in frame.columns:  # the data dictionary documents every column
+            assert dictionary[column]["meaning"], column
+        assert dictionary["velocity_mm_s"]["unit"] == "mm/s" and dictionary["time_s"]["unit"] == "s"
+        assert dictionary["dx_um"]["unit"] == "um/px" and dictionary["dt_s"]["unit"] == "s/line"
+        (file,) = set(frame["file"])
+        truth = stored[file]
+        assert len(frame) == len(truth["flags"])
+        np.testing.assert_allclose(frame["velocity_mm_s"], truth["velocity_mm_s"], equal_nan=True)
+        for name, bit in truth["flag_bits"].items():
+            assert frame[f"flag_{name}"].dtype == bool, name
+            np.testing.assert_array_equal(frame[f"flag_{name}"].to_numpy(), (truth["flags"] & bit) != 0)
+        assert "theta_90" in dictionary["flag_theta_90"]["meaning"]
+        assert "flags" not in frame.columns
+        # the context of every row
+        assert set(frame["roi_id"]) == {0}, "the whole image is ROI 0 in every file"
+        r0, r1, c0, c1 = truth["bounds"]
+        assert (frame["roi_first_line"].iloc[0], frame["roi_stop_line"].iloc[0]) == (r0, r1)
+        assert (frame["roi_first_pixel"].iloc[0], frame["roi_stop_pixel"].iloc[0]) == (c0, c1)
+        assert set(frame["dx_um"]) == {truth["params"]["dx_um"]} and set(frame["dt_s"]) == {truth["params"]["dt_s"]}
+        assert list(frame["window"]) == list(range(len(frame)))
+        step = truth["params"]["window_lines"] // 4
+        np.testing.assert_array_equal(frame["window_first_line"], r0 + step * np.arange(len(frame)))
+        # time_s is the window centre: first line + half a window, in seconds
+        np.testing.assert_allclose(frame["time_s"], (frame["window_first_line"] + frame["window_lines"] / 2)
+                                   * frame["dt_s"], rtol=1e-9)
+
+
+def test_single_table_and_kymflow_columns(capsys, velocity_run, tmp_path):
+    out, paths = velocity_run
+    code, _, _ = hpcacq(capsys, "export", out, "-o", tmp_path / "one", "--single", "--kymflow-columns")
+    assert code == 0
+    assert sorted(p.name for p in (tmp_path / "one").iterdir()) == ["columns.json", "radon_velocity.csv"]
+    frame = pd.read_csv(tmp_path / "one" / "radon_velocity.csv")
+    assert sorted(set(frame["file"])) == sorted(paths)
+    assert (frame["delx"] == frame["dx_um"]).all() and (frame["delt"] == frame["dt_s"]).all()
+    assert set(frame["numLines"]) == {1200} and set(frame["pntsPerLine"]) == {38}
+    dictionary = json.loads((tmp_path / "one" / "columns.json").read_text())["columns"]
+    assert dictionary["delx"]["unit"] == "um/px" and "kymflow" in dictionary["numLines"]["meaning"]
+
+
+def test_flag_names_come_from_the_file(capsys, velocity_run, tmp_path):
+    """A flag added later (by a newer analysis) becomes its own column, named from the stored bits."""
+    import shutil
+
+    out, _ = velocity_run
+    copy = tmp_path / "copy.h5"
+    shutil.copy(out, copy)
+    with h5py.File(copy, "r+") as handle:
+        for name in handle["files"]:
+            group = handle["files"][name]["roi_0"]["radon_velocity_ch0"]
+            bits = json.loads(group.attrs["flag_bits_json"])
+            group.attrs["flag_bits_json"] = json.dumps({**bits, "new-kind of doubt": 64})
+            flags = group["flags"][()]
+            flags[::2] |= 64
+            del group["flags"]
+            group["flags"] = flags
+    code, _, _ = hpcacq(capsys, "export", copy, "-o", tmp_path / "csv")
+    assert code == 0
+    frame = pd.read_csv(tmp_path / "csv" / "velocity_0000.radon_velocity.csv")
+    assert list(frame["flag_new_kind_of_doubt"]) == [i % 2 == 0 for i in range(len(frame))]
+    dictionary = json.loads((tmp_path / "csv" / "columns.json").read_text())["columns"]
+    assert "bit 64" in dictionary["flag_new_kind_of_doubt"]["meaning"]
+
+
+def test_same_base_name_in_two_folders_gets_two_tables(capsys, tmp_path):
+    from hpcacq.synth.corpus import write_corpus
+
+    for sub in ("a", "b"):
+        write_corpus(tmp_path / sub, n_files=1, kind="velocity", n_lines=400, seed=1)
+    code, _, _ = hpcacq(capsys, "run", tmp_path / "a", tmp_path / "b", "-o", tmp_path / "o.h5")
+    assert code == 0
+    code, text, _ = hpcacq(capsys, "export", tmp_path / "o.h5", "-o", tmp_path / "csv")
+    assert code == 0
+    tables = sorted((tmp_path / "csv").glob("*.csv"))
+    assert len(tables) == 2
+    files = {pd.read_csv(t)["file"].iloc[0] for t in tables}
+    assert files == {os.path.join(str(tmp_path / s), "velocity_0000.tif") for s in ("a", "b")}
