@@ -106,20 +106,35 @@ def build_config(ctx: click.Context, values: dict[str, Any], *, progress: bool):
 
 
 SHOW_PROBLEMS = 200  # files not OK listed at the end (all of them are in the HDF5 manifest)
+STATUS_REDRAW_S = 0.25  # the terminal's status area is redrawn this often
 
 
 class _Display:
-    """Log lines, a one-line status on a terminal, and the first failed files."""
+    """Log lines, the live status area on a terminal (progress lines otherwise), the first failed files."""
 
     def __init__(self, n_files: int, tty: bool, output: str):
+        from .progress_view import StatusArea
+
         self.n_files, self.tty, self.output, self.done = n_files, tty, output, 0
         self.problems: list[tuple[str, str, str]] = []
         self.n_problems = 0
         self.rank0 = is_rank0()
+        self.area = StatusArea(click.get_text_stream("stderr")) if tty and self.rank0 else None
 
     def log(self, line: str) -> None:
-        if self.rank0:
-            click.echo(("\r\033[K" if self.tty else "") + line, err=self.tty)
+        if not self.rank0:
+            return
+        if self.area is not None:
+            self.area.print_above(line)
+        else:
+            click.echo(line)
+
+    def on_progress(self, snapshot: Any) -> None:
+        """Rank 0, from the driver: redraw the status area, or log one progress line."""
+        if self.area is not None:
+            self.area.draw(snapshot)
+        elif self.rank0:
+            click.echo(snapshot.line())
 
     def on_file(self, record: Any) -> None:
         self.done += 1
@@ -128,14 +143,12 @@ class _Display:
                 self.n_problems += 1
                 if len(self.problems) < SHOW_PROBLEMS:
                     self.problems.append((record.file_path, analysis.outcome, analysis.message))
-        if self.tty and self.rank0:
-            click.echo(f"\r\033[K[{self.done}/{self.n_files}] {record.file_path}", nl=False, err=True)
 
     def finish(self, summary: Any) -> None:
         if not self.rank0:
             return
-        if self.tty:
-            click.echo("\r\033[K", nl=False, err=True)
+        if self.area is not None:
+            self.area.clear()
         for line in summary.lines():
             click.echo(line)
         rate = summary.n_lines / summary.elapsed_s if summary.elapsed_s > 0 else float("nan")
@@ -172,6 +185,10 @@ class _Display:
 @click.option("--overwrite", is_flag=True, default=False, help="Replace an existing output.")
 @click.option("--time-limit", default=None, metavar="SECONDS|HH:MM:SS", help="Stop cleanly (exit 3) after this time.")
 @click.option("--stop-file", type=click.Path(), default=None, help="Stop cleanly (exit 3) when this file appears.")
+@click.option("--progress-every", type=click.FloatRange(min=0), default=30.0, show_default=True, metavar="SECONDS",
+              help="Off a terminal (batch/SLURM logs): a progress line (files done/total, files/s, lines/s, "
+                   "time left, files in progress) every SECONDS; 0 = none. On a terminal a live status "
+                   "area shows the same.")
 @click.option("--config", type=click.Path(dir_okay=False), default=None,
               help="TOML job file with any of these options (command line wins).")
 @click.pass_context
@@ -193,9 +210,11 @@ def run(ctx: click.Context, **values: Any) -> int:
     from ..jobs.driver import run_job
 
     display = _Display(len(config.inputs), tty, config.output)
+    every = STATUS_REDRAW_S if tty else values["progress_every"]
     with library_errors():
         try:
-            summary = run_job(config, log=display.log, on_file_result=display.on_file)
+            summary = run_job(config, log=display.log, on_file_result=display.on_file,
+                              on_progress=display.on_progress if every else None, progress_every_s=every or 1.0)
         finally:
             config.inputs.close()  # the on-disk input list
     display.finish(summary)

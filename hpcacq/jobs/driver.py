@@ -29,6 +29,7 @@ from ..errors import HpcacqError
 from .batch import FileJob, FilePool
 from .cancel import CancelSource
 from .config import EXIT_USAGE, JobConfig, JobSummary, already_done, summarize
+from .progress import RELAY_EVERY_S, BoardRelay, FileBoard, JobProgress, accepts_progress
 from .resources import Backoff, cores_per_rank, launched_under_mpi, mpi_world_rank, plan_threads
 
 __all__ = ["run_job", "execute_job", "file_outcome", "main"]
@@ -106,11 +107,14 @@ class _Collector:
 class _RankPool:
     """This rank's files: a local queue feeding a thread pool of FileJob.run."""
 
-    def __init__(self, job: FileJob, slots: int):
+    def __init__(self, job: FileJob, slots: int, *, board: FileBoard | None = None,
+                 ticker: Callable[[], None] | None = None):
         self.job = job
         self.queue: deque[tuple[int, str]] = deque()
-        self.pool = FilePool(job.run, slots, on_error=lambda i, path, exc: job.failed(path, exc))
+        task = board.wrap(job.run) if board is not None and accepts_progress(job.run) else job.run
+        self.pool = FilePool(task, slots, on_error=lambda i, path, exc: job.failed(path, exc))
         self.collector = _Collector()
+        self.ticker = ticker  # live progress (jobs/progress.py), called at every step
 
     @property
     def idle(self) -> bool:
@@ -122,6 +126,8 @@ class _RankPool:
 
     def step(self, timeout: float = 0.0) -> list:
         """Start queued files on free slots (unless cancelled); return finished records."""
+        if self.ticker is not None:
+            self.ticker()
         if self.job.cancel_event.is_set():
             records = [self.job.cancelled(path) for _, path in self.queue]
             self.queue.clear()
@@ -353,7 +359,7 @@ def _make_job(config: JobConfig, event: threading.Event, *, cores: int, n_files:
 
 
 def _run_root(config: JobConfig, link: Any, source: CancelSource, log: Log, on_file_result, job_factory,
-              writer_factory) -> JobSummary:
+              writer_factory, watch: tuple | None = None) -> JobSummary:
     start = time.perf_counter()
     size = 1 if link is None else link.size
     try:
@@ -378,12 +384,18 @@ def _run_root(config: JobConfig, link: Any, source: CancelSource, log: Log, on_f
     log(f"{len(todo)} files on {size} rank(s), {slots} file(s) at a time x {job.strategy.threads_per_file} "
         f"thread(s) each on rank 0")
     tally = _Tally(writer, log, on_file_result, bool(config.progress), len(todo))
-    local = _RankPool(job, slots)
+    board = FileBoard(0)
+    progress = None if watch is None else JobProgress(
+        watch[0], n_total=len(todo), board=board, counts=lambda: (tally.n_done, tally.n_lines), link=link,
+        every_s=watch[1])
+    local = _RankPool(job, slots, board=board, ticker=None if progress is None else progress.tick)
     try:
         _coordinate(link, todo, local, tally, source, log)
     finally:
         local.close()
         writer.close()
+        if link is not None:
+            link.poll_progress()  # the workers' last progress messages: none stays unreceived
     summary = summarize(tally.outcomes.elements(), n_lines=tally.n_lines, elapsed_s=time.perf_counter() - start,
                         n_resumed=n_resumed, cancelled=source.event.is_set(), cancel_reason=source.reason)
     if link is not None:
@@ -400,7 +412,9 @@ def _run_worker(config: JobConfig, link: Any, source: CancelSource, job_factory)
     cores = cores_per_rank(ranks_on_node=link.ranks_on_node)
     job, slots = _make_job(config, source.event, cores=cores, n_files=max(1, payload // link.size),
                            rank=link.rank, host=link.host, job_factory=job_factory)
-    local = _RankPool(job, slots)
+    board = FileBoard(link.rank)
+    relay = BoardRelay(board, link, every_s=max(RELAY_EVERY_S, link.size / 200))  # rank 0: <= ~200 messages/s
+    local = _RankPool(job, slots, board=board, ticker=relay.tick)
     try:
         return _serve(link, local, source)
     finally:
@@ -409,7 +423,8 @@ def _run_worker(config: JobConfig, link: Any, source: CancelSource, job_factory)
 
 def execute_job(config: JobConfig, *, log: Log | None = None, on_file_result: Callable | None = None,
                 job_factory: Callable | None = None, writer_factory: Callable | None = None,
-                use_mpi: bool | None = None) -> JobSummary:
+                use_mpi: bool | None = None, on_progress: Callable | None = None,
+                progress_every_s: float = 1.0) -> JobSummary:
     """:func:`run_job` with its parts replaceable (for benchmarks and tests).
 
     Parameters
@@ -423,24 +438,28 @@ def execute_job(config: JobConfig, *, log: Log | None = None, on_file_result: Ca
         ``done_fingerprints`` and ``close`` (default :class:`hpcacq.results.ResultsWriter`).
     use_mpi : bool or None
         None detects the launcher from the environment.
+    on_progress, progress_every_s :
+        See :func:`run_job`.
     """
     log = log or (lambda line: None)
     if use_mpi is None:
         use_mpi = launched_under_mpi()
+    watch = None if on_progress is None else (on_progress, progress_every_s)
     with CancelSource(stop_file=config.stop_file, time_limit_s=config.time_limit_s) as source:
         if not use_mpi:
-            return _run_root(config, None, source, log, on_file_result, job_factory, writer_factory)
+            return _run_root(config, None, source, log, on_file_result, job_factory, writer_factory, watch)
         from . import mpi_comm
 
         link = mpi_comm.Link()
         mpi_comm.install_excepthook(link)
         with mpi_comm.abort_on_error(link):
             if link.rank == 0:
-                return _run_root(config, link, source, log, on_file_result, job_factory, writer_factory)
+                return _run_root(config, link, source, log, on_file_result, job_factory, writer_factory, watch)
             return _run_worker(config, link, source, job_factory)
 
 
-def run_job(config: JobConfig, *, log: Log | None = None, on_file_result: Callable | None = None) -> JobSummary:
+def run_job(config: JobConfig, *, log: Log | None = None, on_file_result: Callable | None = None,
+            on_progress: Callable | None = None, progress_every_s: float = 1.0) -> JobSummary:
     """Run every input file of ``config`` and write the HDF5 results.
 
     Parameters
@@ -452,6 +471,12 @@ def run_job(config: JobConfig, *, log: Log | None = None, on_file_result: Callab
         when ``config.progress``, cancellation); only rank 0 logs.
     on_file_result : callable, optional
         Called on rank 0 with each :class:`hpcacq.results.FileRecord` once written.
+    on_progress : callable, optional
+        Called on rank 0 every ``progress_every_s`` seconds with a
+        :class:`hpcacq.jobs.progress.ProgressSnapshot` (files done/total, rates, time
+        left, the files in progress on every rank with their own progress).
+    progress_every_s : float
+        Seconds between two ``on_progress`` calls.
 
     Returns
     -------
@@ -465,7 +490,8 @@ def run_job(config: JobConfig, *, log: Log | None = None, on_file_result: Callab
         A problem the user can fix, raised on every rank (e.g. the output exists
         without ``resume``/``overwrite``).
     """
-    return execute_job(config, log=log, on_file_result=on_file_result)
+    return execute_job(config, log=log, on_file_result=on_file_result, on_progress=on_progress,
+                       progress_every_s=progress_every_s)
 
 
 def main(argv: list[str] | None = None) -> int:

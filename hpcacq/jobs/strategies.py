@@ -248,12 +248,14 @@ class BatchStrategy:
         """The result of a file that was never started because the batch was cancelled."""
         return self._result(str(path), BatchFileOutcome.CANCELLED, message)
 
-    def run_file(self, image_or_path: Any, *, cancel_event: threading.Event | None = None) -> BatchFileResult:
+    def run_file(self, image_or_path: Any, *, cancel_event: threading.Event | None = None,
+                 progress: Any = None) -> BatchFileResult:
         """Open one file (or take an :class:`~hpcacq.model.AcqImage`) and run the analysis.
 
         Never raises for a problem of the file: cancellation becomes CANCELLED, the
         other analysis on the same (channel, ROI) SKIPPED_CONFLICT, a missing ROI
         SKIPPED_MISSING_ROI, any other exception FAILED with ``"<Error>: <message>"``.
+        ``progress(done, total)``, if given, is called between the analysis' chunks.
         """
         start = time.perf_counter()
         from ..model import AcqImage
@@ -263,7 +265,7 @@ class BatchStrategy:
             return self.cancelled(path)
         timings = {"read_s": 0.0, "analyse_s": 0.0}
         try:
-            outcome = self._run(image_or_path, path, cancel_event, timings)
+            outcome = self._run(image_or_path, path, cancel_event, timings, progress)
         except AnalysisCancelled:
             outcome = self._result(path, BatchFileOutcome.CANCELLED, "cancelled while running")
         except AnalysisExclusionError as exc:
@@ -288,7 +290,7 @@ class BatchStrategy:
         timings["read_s"] = time.perf_counter() - start
         return image
 
-    def _run(self, image_or_path: Any, path: str, cancel_event, timings: dict) -> BatchFileResult:
+    def _run(self, image_or_path: Any, path: str, cancel_event, timings: dict, progress=None) -> BatchFileResult:
         from ..model import AnalysisRunContext
 
         image = self._open(image_or_path, timings)
@@ -305,7 +307,7 @@ class BatchStrategy:
                                         detection_params=self.detection_params)
         params = image.analysis_set.params(key)
         context = AnalysisRunContext(cancel_callback=None if cancel_event is None else cancel_event.is_set,
-                                     threads=self.threads_per_file)
+                                     threads=self.threads_per_file, progress=progress)
         start = time.perf_counter()
         result = image.analysis_set.run_analysis(key, context)
         timings["analyse_s"] = time.perf_counter() - start
