@@ -29,6 +29,7 @@ COMMANDS = {
     "merge": "hpcacq.cli.merge:merge",
     "validate": "hpcacq.cli.validate:validate",
     "plot": "hpcacq.cli.plot:plot",
+    "params": "hpcacq.cli.params:params",
 }
 
 EXIT_CODES = {

@@ -15,6 +15,8 @@ __all__ = ["run", "parse_time_limit", "build_config"]
 ANALYSIS_NAMES = {"velocity": "radon_velocity", "radon_velocity": "radon_velocity", "diameter": "diameter"}
 _ANALYSIS_OF_OPTION = {"window_lines": "radon_velocity", "window_rows": "diameter",
                        "method": "diameter", "polarity": "diameter"}
+#: Defaults shown by `run --help` without importing the analyses (numba); a test checks they match.
+HELP_DEFAULTS = {"window_lines": 16, "window_rows": 5, "method": "halfmax", "polarity": "bright"}
 _HMS = re.compile(r"^(?:(\d+)-)?(\d+):(\d{1,2}):(\d{1,2})$")
 
 
@@ -85,12 +87,38 @@ def _analysis_params(values: dict[str, Any], analysis: str) -> dict[str, Any]:
     return params
 
 
+def _param_help(values: dict[str, Any]) -> None:
+    """``--param help``: print the analysis' parameters (as ``hpcacq params``) and exit 0."""
+    if "help" not in [item.strip().lower() for item in values["param"]]:
+        return
+    from .params import format_table, parameter_table
+
+    with library_errors():
+        click.echo(format_table(values["analysis"], parameter_table(values["analysis"])))
+    raise click.exceptions.Exit(0)
+
+
+def _check_cli_options(values: dict[str, Any]) -> None:
+    """Combinations of options, checked in the CLI's words before the library sees them."""
+    if values["roi"] == "existing" and values["roi_id"] is None:
+        raise UsageFailure("--roi existing needs --roi-id N, the id of an ROI in each file's kymflow sidecar "
+                           "(`hpcacq info FILE` lists them); or use --roi new for the whole image")
+    if values["roi"] == "new" and values["roi_id"] is not None:
+        raise UsageFailure(f"--roi-id {values['roi_id']} is only used with --roi existing; add --roi existing, "
+                           "or drop --roi-id to analyse the whole image")
+    if values["resume"] and values["overwrite"]:
+        raise UsageFailure("--resume and --overwrite exclude each other: --resume continues the existing output, "
+                           "--overwrite replaces it; choose one")
+
+
 def build_config(ctx: click.Context, values: dict[str, Any], *, progress: bool):
     """The :class:`hpcacq.jobs.config.JobConfig` of a ``run`` invocation (CLI + TOML)."""
+    _param_help(values)
     values["param_dict"] = _parse_params(values.pop("param"))
     values = _merge_config(ctx, values)
     if not values["output"]:
         raise UsageFailure("missing output: give -o OUT.h5 (or `output` in the --config file)")
+    _check_cli_options(values)
     from ..jobs.config import JobConfig
     from ..jobs.inputs import InputList
 
@@ -168,16 +196,28 @@ class _Display:
               help="velocity = Radon streak angle (mm/s); diameter = vessel width (um).")
 @click.option("--channel", type=click.IntRange(min=0), default=0, show_default=True, help="Channel, 0-based.")
 @click.option("--roi", type=click.Choice(["new", "existing"]), default="new", show_default=True,
-              help="new: whole image; existing: the ROI --roi-id of each file's sidecar.")
-@click.option("--roi-id", type=int, default=None, help="ROI id for --roi existing.")
-@click.option("--window-lines", type=int, default=None, help="velocity: lines per Radon window (multiple of 4).")
-@click.option("--window-rows", type=int, default=None, help="diameter: lines averaged per profile (odd).")
-@click.option("--method", type=click.Choice(["halfmax", "fit"]), default=None, help="diameter: edge method.")
+              help="new: the whole image (stored as ROI 0); existing: the ROI --roi-id of each file's kymflow sidecar.")
+@click.option("--roi-id", type=click.IntRange(min=0), default=None,
+              help="ROI id (integer >= 0) for --roi existing; `hpcacq info FILE` lists a file's ROIs.")
+@click.option("--window-lines", type=click.IntRange(min=4), default=None, metavar="N",
+              help=f"velocity: lines per Radon window, a multiple of 4 (>= 4); windows start every N/4 lines. "
+                   f"[default: {HELP_DEFAULTS['window_lines']}]")
+@click.option("--window-rows", type=click.IntRange(min=1), default=None, metavar="N",
+              help=f"diameter: lines averaged around each measured line, odd (>= 1). "
+                   f"[default: {HELP_DEFAULTS['window_rows']}]")
+@click.option("--method", type=click.Choice(["halfmax", "fit"]), default=None,
+              help=f"diameter: halfmax = sub-pixel half-maximum edges; fit = blurred top-hat profile fit (narrow "
+                   f"vessels). [default: {HELP_DEFAULTS['method']}]")
 @click.option("--polarity", type=click.Choice(["bright", "dark"]), default=None,
-              help="diameter: vessel brighter or darker than the background.")
-@click.option("--param", multiple=True, metavar="NAME=VALUE", help="Any other analysis parameter (repeatable).")
-@click.option("--dx-um", type=float, default=None, help="Micrometres per pixel (overrides file headers).")
-@click.option("--dt-s", type=float, default=None, help="Seconds per line (overrides file headers).")
+              help=f"diameter: lumen brighter (fluorescent plasma) or darker than the background. "
+                   f"[default: {HELP_DEFAULTS['polarity']}]")
+@click.option("--param", multiple=True, metavar="NAME=VALUE",
+              help="Any other analysis parameter (repeatable), e.g. --param score=path_normalized. "
+                   "--param help (or `hpcacq params velocity|diameter`) lists them with default, unit and meaning.")
+@click.option("--dx-um", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Micrometres per pixel (> 0), overriding the file headers. [default: from the file]")
+@click.option("--dt-s", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds per line (> 0), overriding the file headers. [default: from the file]")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Threads inside one file's analysis; a rank runs (its cores / N) files at once. "
                    "Default: 1 per file when there are at least as many files as cores.")
