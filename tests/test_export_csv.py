@@ -138,3 +138,19 @@ def test_same_base_name_in_two_folders_gets_two_tables(capsys, tmp_path):
     assert len(tables) == 2
     files = {pd.read_csv(t)["file"].iloc[0] for t in tables}
     assert files == {os.path.join(str(tmp_path / s), "velocity_0000.tif") for s in ("a", "b")}
+
+
+def test_whole_image_roi_is_id_0_unless_the_file_uses_0(tmp_path):
+    from hpcacq.jobs.strategies import WHOLE_IMAGE_ROI_ID, RadonVelocityBatchStrategy
+    from hpcacq.model import AcqImage, Roi
+    from hpcacq.synth.corpus import write_corpus
+
+    (path,) = write_corpus(tmp_path, n_files=1, kind="velocity", n_lines=400, seed=2)
+    strategy = RadonVelocityBatchStrategy()
+    assert WHOLE_IMAGE_ROI_ID == 0 and strategy.run_file(path).roi_id == 0
+    image = AcqImage.open(path)
+    first, again = strategy.run_file(image), strategy.run_file(image)
+    assert first.roi_id == again.roi_id == 0 and image.rois.ids() == [0]  # the same ROI, not a new one each time
+    taken = AcqImage.open(path)
+    taken.rois.add(Roi(0, 0, 100, 0, 10))  # ROI 0 is something else in this file: the next free id
+    assert strategy.run_file(taken).roi_id == 1 and taken.rois.get(1).bounds == (0, 400, 0, 38)

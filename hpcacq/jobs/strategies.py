@@ -142,10 +142,14 @@ def _roi_mode(value: Any) -> RoiBatchMode:
 WHOLE_IMAGE_ROI_ID = 0
 
 
-def _whole_image_roi(rois: Any, shape: tuple[int, int]) -> Any:
-    """ADD_NEW_ROI's ROI: the whole image with id 0 in every file (the next free id if 0 is another ROI)."""
+def _whole_image_roi(image: Any) -> Any:
+    """ADD_NEW_ROI's ROI: the whole image with id 0 in every file (the next free id if 0 is
+    another ROI, or for image objects without hpcacq's ``RoiSet.add``)."""
     from ..model import Roi
 
+    rois, shape = image.rois, getattr(image, "shape", None)
+    if shape is None or not hasattr(rois, "add"):
+        return rois.create_rect_roi()
     whole = Roi(WHOLE_IMAGE_ROI_ID, 0, int(shape[0]), 0, int(shape[1]))
     if not rois.has_roi(WHOLE_IMAGE_ROI_ID):
         return rois.add(whole)
@@ -301,7 +305,7 @@ class BatchStrategy:
                                     f"{image.rois.ids() or 'none'}")
             roi = image.rois.get(self.roi_id)
         else:
-            roi = _whole_image_roi(image.rois, image.shape)
+            roi = _whole_image_roi(image)
         # create() replaces an earlier analysis (and result) with the same key.
         key = image.analysis_set.create(self.analysis_name, channel=self.channel, roi_id=roi.roi_id,
                                         detection_params=self.detection_params)
