@@ -52,7 +52,8 @@ def test_help_lists_exit_codes(capsys):
         assert f"{number}  {text}" in out
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["slurm", "--help"], ["export", "--help"]])
+@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["slurm", "--help"], ["export", "--help"],
+                                  ["params", "--help"]])
 def test_help_imports_no_heavy_module(argv):
     code = ("import json, sys\nfrom hpcacq.cli import main\n"
             f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"

@@ -205,9 +205,10 @@ class _Display:
 @click.option("--window-rows", type=click.IntRange(min=1), default=None, metavar="N",
               help=f"diameter: lines averaged around each measured line, odd (>= 1). "
                    f"[default: {HELP_DEFAULTS['window_rows']}]")
-@click.option("--method", type=click.Choice(["halfmax", "fit"]), default=None,
+@click.option("--method", type=click.Choice(["halfmax", "fit", "gradient"]), default=None,
               help=f"diameter: halfmax = sub-pixel half-maximum edges; fit = blurred top-hat profile fit (narrow "
-                   f"vessels). [default: {HELP_DEFAULTS['method']}]")
+                   f"vessels); gradient = steepest rise and fall of the smoothed profile. "
+                   f"[default: {HELP_DEFAULTS['method']}]")
 @click.option("--polarity", type=click.Choice(["bright", "dark"]), default=None,
               help=f"diameter: lumen brighter (fluorescent plasma) or darker than the background. "
                    f"[default: {HELP_DEFAULTS['polarity']}]")
@@ -255,6 +256,10 @@ def run(ctx: click.Context, **values: Any) -> int:
         try:
             summary = run_job(config, log=display.log, on_file_result=display.on_file,
                               on_progress=display.on_progress if every else None, progress_every_s=every or 1.0)
+        except BaseException:
+            if display.area is not None:
+                display.area.clear()  # the error message goes where the status area was
+            raise
         finally:
             config.inputs.close()  # the on-disk input list
     display.finish(summary)
