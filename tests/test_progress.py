@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from hpcacq.jobs.progress import FileBoard, ProgressSnapshot, RunningFile, format_duration
+from hpcacq.jobs.progress import BoardRelay, FileBoard, JobProgress, ProgressSnapshot, RunningFile, format_duration
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -64,6 +64,49 @@ def test_board_follows_the_analysis_callbacks():
     (item,) = seen[0]
     assert (item.path, item.rank, item.done, item.total, item.fraction) == ("f.tif", 3, 10, 40, 0.25)
     assert board.running() == []  # finished files leave the board
+
+    def plain(index, path):  # a job without the progress keyword (e.g. a benchmark's no-op job)
+        seen.append(board.running())
+        return index
+
+    assert board.wrap(plain)(2, "g.tif") == 2
+    assert [(f.path, f.fraction) for f in seen[-1]] == [("g.tif", 0.0)] and board.running() == []
+
+
+class FakeLink:
+    """Rank 0 and one worker in one process: what the worker sends, rank 0 polls."""
+
+    def __init__(self):
+        self.waiting: list = []
+
+    def send_progress(self, running):
+        self.waiting.append((1, running))
+
+    def poll_progress(self):
+        out, self.waiting = self.waiting, []
+        return out
+
+
+def test_worker_boards_reach_rank_0_and_are_drained_without_a_watcher():
+    link, worker = FakeLink(), FileBoard(rank=1)
+    relay = BoardRelay(worker, link, every_s=0.0)
+    worker.callback(5, "w.tif")(3, 4)
+    relay.tick()
+    relay.tick()  # unchanged: not sent again
+    assert len(link.waiting) == 1
+    seen = []
+    root = JobProgress(seen.append, n_total=2, board=FileBoard(0), counts=lambda: (1, 100), link=link, every_s=0.05)
+    time.sleep(0.06)
+    root.tick()
+    (snap,) = seen
+    assert [(f.path, f.rank, f.fraction) for f in snap.running] == [("w.tif", 1, 0.75)]
+    assert snap.eta_s == pytest.approx((2 - 1.75) * snap.elapsed_s / 1.75)
+    worker.finish(5)
+    relay.tick()
+    silent = JobProgress(None, n_total=2, board=FileBoard(0), counts=lambda: (0, 0), link=link, every_s=0.05)
+    time.sleep(0.06)
+    silent.tick()
+    assert link.waiting == []  # nobody displays progress, yet rank 0 takes the messages in
 
 
 def _read_pty(master: int, proc: subprocess.Popen, timeout_s: float) -> bytes:

@@ -29,7 +29,7 @@ from ..errors import HpcacqError
 from .batch import FileJob, FilePool
 from .cancel import CancelSource
 from .config import EXIT_USAGE, JobConfig, JobSummary, already_done, summarize
-from .progress import RELAY_EVERY_S, BoardRelay, FileBoard, JobProgress, accepts_progress
+from .progress import RELAY_EVERY_S, BoardRelay, FileBoard, JobProgress
 from .resources import Backoff, cores_per_rank, launched_under_mpi, mpi_world_rank, plan_threads
 
 __all__ = ["run_job", "execute_job", "file_outcome", "main"]
@@ -111,7 +111,7 @@ class _RankPool:
                  ticker: Callable[[], None] | None = None):
         self.job = job
         self.queue: deque[tuple[int, str]] = deque()
-        task = board.wrap(job.run) if board is not None and accepts_progress(job.run) else job.run
+        task = job.run if board is None else board.wrap(job.run)
         self.pool = FilePool(task, slots, on_error=lambda i, path, exc: job.failed(path, exc))
         self.collector = _Collector()
         self.ticker = ticker  # live progress (jobs/progress.py), called at every step
@@ -385,17 +385,16 @@ def _run_root(config: JobConfig, link: Any, source: CancelSource, log: Log, on_f
         f"thread(s) each on rank 0")
     tally = _Tally(writer, log, on_file_result, bool(config.progress), len(todo))
     board = FileBoard(0)
-    progress = None if watch is None else JobProgress(
-        watch[0], n_total=len(todo), board=board, counts=lambda: (tally.n_done, tally.n_lines), link=link,
-        every_s=watch[1])
-    local = _RankPool(job, slots, board=board, ticker=None if progress is None else progress.tick)
+    on_progress, every_s = watch or (None, 1.0)
+    progress = JobProgress(on_progress, n_total=len(todo), board=board, counts=lambda: (tally.n_done, tally.n_lines),
+                           link=link, every_s=every_s)
+    local = _RankPool(job, slots, board=board, ticker=progress.tick if watch or link else None)
     try:
         _coordinate(link, todo, local, tally, source, log)
     finally:
         local.close()
         writer.close()
-        if link is not None:
-            link.poll_progress()  # the workers' last progress messages: none stays unreceived
+        progress.close()  # the workers' last progress messages: none stays unreceived
     summary = summarize(tally.outcomes.elements(), n_lines=tally.n_lines, elapsed_s=time.perf_counter() - start,
                         n_resumed=n_resumed, cancelled=source.event.is_set(), cancel_reason=source.reason)
     if link is not None:

@@ -132,10 +132,16 @@ class FileBoard:
                 for path, done, total, start in list(self._files.values())]
 
     def wrap(self, task: Callable[..., Any]) -> Callable[[int, str], Any]:
-        """``task(index, path, progress=...)`` as a ``(index, path)`` task that keeps the board."""
+        """``task(index, path[, progress=...])`` as a ``(index, path)`` task that keeps the board.
+
+        The file is on the board while the task runs; its ``progress(done, total)`` is
+        passed only to a task that takes a ``progress`` keyword (else it shows 0 %)."""
+        with_progress = accepts_progress(task)
+
         def run(index: int, path: str) -> Any:
+            callback = self.callback(index, path)
             try:
-                return task(index, path, progress=self.callback(index, path))
+                return task(index, path, progress=callback) if with_progress else task(index, path)
             finally:
                 self.finish(index)
 
@@ -170,10 +176,12 @@ class BoardRelay:
 class JobProgress:
     """Rank 0: every ``every_s`` seconds, a :class:`ProgressSnapshot` to ``on_progress``.
 
-    ``counts()`` returns ``(files done, lines of OK files)`` (the driver's tally).
+    ``counts()`` returns ``(files done, lines of OK files)`` (the driver's tally). With
+    ``on_progress`` None it only takes in the workers' progress messages, so they never
+    pile up on rank 0.
     """
 
-    def __init__(self, on_progress: Callable[[ProgressSnapshot], None], *, n_total: int, board: FileBoard,
+    def __init__(self, on_progress: Callable[[ProgressSnapshot], None] | None, *, n_total: int, board: FileBoard,
                  counts: Callable[[], tuple[int, int]], link: Any = None, every_s: float = 1.0):
         self.on_progress, self.n_total, self.board, self.counts = on_progress, n_total, board, counts
         self.link, self.every_s = link, max(0.05, float(every_s))
@@ -201,7 +209,10 @@ class JobProgress:
         if now < self._next:
             return
         self._next = now + self.every_s
-        self.on_progress(self.snapshot())
+        if self.on_progress is None:
+            self._poll()  # nobody watches: still take the workers' messages in (bounded memory)
+        else:
+            self.on_progress(self.snapshot())
 
     def close(self) -> None:
         """Take in the workers' last messages (none may stay unreceived at MPI_Finalize)."""
