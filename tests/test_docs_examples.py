@@ -132,6 +132,7 @@ def test_extraction_rules_and_markers():
 
 
 def test_nan_only_output_is_caught():
+    assert _nan_only_lines("velocities become NaN in velocity_clean_mm_s (default 2)") == []  # prose
     assert _nan_only_lines("data/velocity_0001.tif mm/s nan\nok 1.25") == ["data/velocity_0001.tif mm/s nan"]
     assert _nan_only_lines("  'a.tif' ch0 roi 0: median velocity_clean_mm_s = nan") != []
     assert _nan_only_lines("velocity_0001.tif 0.4123 mm/s (97% of windows valid)\nno nan here: 2.5") == []
@@ -223,8 +224,9 @@ def _nan_only_lines(text: str) -> list[str]:
     """Lines whose numbers are all NaN (a measurement that came out empty)."""
     bad = []
     for line in text.splitlines():
-        numbers = re.findall(r"(?<![\w.])(nan|[-+]?\d+\.\d+(?:e[-+]?\d+)?)(?![\w.])", line, flags=re.I)
-        if numbers and all(n.lower() == "nan" for n in numbers):
+        # printed numbers: floats, and "nan" as Python/NumPy print it (prose says "NaN")
+        numbers = re.findall(r"(?<![\w.])(nan|[-+]?\d+\.\d+(?:[eE][-+]?\d+)?)(?![\w.])", line)
+        if numbers and all(n == "nan" for n in numbers):
             bad.append(line)
     return bad
 
