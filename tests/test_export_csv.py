@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -154,3 +155,37 @@ def test_whole_image_roi_is_id_0_unless_the_file_uses_0(tmp_path):
     taken = AcqImage.open(path)
     taken.rois.add(Roi(0, 0, 100, 0, 10))  # ROI 0 is something else in this file: the next free id
     assert strategy.run_file(taken).roi_id == 1 and taken.rois.get(1).bounds == (0, 400, 0, 38)
+
+
+def test_summary_csv_has_outcomes_and_every_stored_figure(capsys, velocity_run, tmp_path):
+    import shutil
+
+    from hpcacq.results import iter_results
+
+    out, paths = velocity_run
+    data = tmp_path / "data"
+    data.mkdir()
+    for path in paths[:2]:
+        for suffix in (".tif", ".txt"):
+            shutil.copy(Path(path).with_suffix(suffix), data)
+    (data / "broken.tif").write_bytes(b"not a tiff")
+    results = tmp_path / "r.h5"
+    code, _, _ = hpcacq(capsys, "run", data, "-o", results)
+    assert code == 1
+    code, text, _ = hpcacq(capsys, "summary", results, "--csv", "-")
+    assert code == 1 and not text.startswith("results ")  # '-': only the table, on stdout
+    frame = pd.read_csv(io.StringIO(text))
+    assert sorted(frame["outcome"]) == ["FAILED", "OK", "OK"]
+    assert not [c for c in frame.columns if hasattr(pd.DataFrame, c)]
+    stored = {meta["file"]: r.summary for meta, r in iter_results(results)}
+    for _, row in frame.iterrows():
+        if row["outcome"] == "OK":
+            for name, value in stored[row["file"]].items():
+                assert row[name] == pytest.approx(value), name
+            assert row["roi_id"] == 0
+        else:
+            assert "broken.tif" in row["file"] and "TIFF" in row["message"]
+            assert np.isnan(row["median_velocity_mm_s"])
+    code, text, err = hpcacq(capsys, "summary", results, "--csv", tmp_path / "s.csv")
+    assert code == 1 and text.startswith("results ") and "3 row(s)" in err
+    assert len(pd.read_csv(tmp_path / "s.csv")) == 3

@@ -66,7 +66,10 @@ def _medians(path: str) -> dict[tuple, float]:
 
 @click.command()
 @click.argument("results", type=click.Path())
-def summary(results: str) -> int:
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, allow_dash=True), default=None,
+              help="Also write the per-file table (outcome, message, median and quality figures) as CSV to this "
+                   "file; '-' writes only the CSV, to stdout.")
+def summary(results: str, csv_path: str | None) -> int:
     """Show the job, outcome counts, failed files and per-file medians of RESULTS (.h5).
 
     Exits 1 when some file is not OK (FAILED, SKIPPED or CANCELLED), else 0.
@@ -74,7 +77,14 @@ def summary(results: str) -> int:
     \b
     Example:
       hpcacq summary out.h5
+      hpcacq summary out.h5 --csv summary.csv
     """
+    if csv_path is not None:
+        from .summary_csv import summary_csv
+
+        code = summary_csv(results, csv_path)
+        if csv_path == "-":
+            return code
     from ..results import read_job_attrs, read_manifest
 
     with library_errors():

@@ -23,7 +23,7 @@ import numpy as np
 
 from .reader import iter_results
 
-__all__ = ["export_tables", "DICTIONARY_NAME", "describe_column", "RESERVED"]
+__all__ = ["export_tables", "DICTIONARY_NAME", "describe_column", "RESERVED", "summary_table", "write_summary_csv"]
 
 DICTIONARY_NAME = "columns.json"
 #: Names pandas uses for DataFrame attributes; a stored column with such a name gets a ``_value`` suffix.
@@ -229,3 +229,39 @@ def export_tables(results: str | os.PathLike, folder: str | os.PathLike, *, sing
             json.dump(doc, handle, indent=2)
             handle.write("\n")
     return [table.path for table in tables.values()]
+
+
+SUMMARY_COLUMNS = ("file", "analysis", "channel", "roi_id", "outcome", "message", "n_rows", "elapsed_s")
+
+
+def summary_table(results: str | os.PathLike) -> tuple[list[str], list[dict]]:
+    """One row per manifest row (file, analysis, channel, ROI) with its outcome, message and
+    every number of the stored result summary (``median_velocity_mm_s``, ``fraction_nan``,
+    ``fraction_<flag>``, ...: whatever the analysis stores, so new figures appear by
+    themselves). Returns ``(header, rows)``; summary cells are empty for results not OK."""
+    from .reader import read_manifest
+
+    figures: dict[tuple, dict] = {}
+    for meta, result in iter_results(results):
+        key = (meta["file"], meta["analysis"], meta["channel"], meta["roi_id"])
+        figures[key] = {k: v for k, v in result.summary.items() if isinstance(v, (int, float, np.number))}
+    names = sorted({name for values in figures.values() for name in values})
+    header = list(SUMMARY_COLUMNS) + [_value_column(name) for name in names]
+    rows = []
+    for row in read_manifest(results):
+        roi_id = None if row["roi_id"] is None or row["roi_id"] < 0 else row["roi_id"]
+        values = figures.get((row["file"], row["analysis"], row["channel"], roi_id), {})
+        out = {name: row.get(name, "") for name in SUMMARY_COLUMNS}
+        out["roi_id"] = "" if roi_id is None else roi_id
+        out.update({_value_column(name): values.get(name, "") for name in names})
+        rows.append(out)
+    return header, rows
+
+
+def write_summary_csv(results: str | os.PathLike, handle: Any) -> list[dict]:
+    """Write :func:`summary_table` as CSV to the open text ``handle``; returns its rows."""
+    header, rows = summary_table(results)
+    writer = csv.DictWriter(handle, fieldnames=header, quoting=csv.QUOTE_MINIMAL)
+    writer.writeheader()
+    writer.writerows(rows)
+    return rows
