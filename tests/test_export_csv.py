@@ -189,3 +189,24 @@ def test_summary_csv_has_outcomes_and_every_stored_figure(capsys, velocity_run, 
     code, text, err = hpcacq(capsys, "summary", results, "--csv", tmp_path / "s.csv")
     assert code == 1 and text.startswith("results ") and "3 row(s)" in err
     assert len(pd.read_csv(tmp_path / "s.csv")) == 3
+
+
+def test_tables_are_closed_between_files_and_rows_of_a_file_come_back_to_its_table(velocity_run, tmp_path,
+                                                                                   monkeypatch):
+    """No open file per table (100,000 inputs = 100,000 tables); a file met again appends to its table."""
+    from hpcacq.results import csv_export, iter_results
+
+    out, _ = velocity_run
+    (a, ra), (b, rb) = list(iter_results(out))[:2]
+    again = {**a, "roi_id": 5, "roi_bounds": (0, 600, 2, 30)}
+    monkeypatch.setattr(csv_export, "iter_results", lambda path: iter([(a, ra), (b, rb), (again, ra)]))
+    opened = []
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda *args, **kw: opened.append(args[0]) or real_open(*args, **kw))
+    written = csv_export.export_tables(out, tmp_path / "csv")
+    mine = [str(p) for p in opened if str(p).startswith(str(tmp_path))]
+    assert len(mine) == 4  # a, b, a again (append), columns.json: each closed after its rows
+    assert len(written) == 2
+    frame = pd.read_csv(tmp_path / "csv" / "velocity_0000.radon_velocity.csv")
+    assert list(frame.columns).count("file") == 1 and sorted(set(frame["roi_id"])) == [0, 5]
+    assert len(frame) == 2 * ra.n_rows and (frame["roi_first_pixel"] == 2).sum() == ra.n_rows

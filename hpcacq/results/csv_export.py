@@ -106,16 +106,29 @@ def describe_column(name: str, unit: str = "") -> dict:
 
 
 class _Table:
-    """One CSV being written: its header is fixed by the first result that reaches it."""
+    """One CSV: its header is fixed by the first result that reaches it. The file is open
+    only while rows are written (a job of 100,000 files gives as many tables)."""
 
     def __init__(self, path: str, header: list[str]):
         self.path, self.header = path, header
-        self.handle = open(path, "w", newline="", encoding="utf-8")
-        self.writer = csv.writer(self.handle, quoting=csv.QUOTE_MINIMAL)
-        self.writer.writerow(header)
+        self.handle: Any = None
+        self._started = False
+
+    def write(self, rows: Iterable[list], *, keep_open: bool) -> None:
+        if self.handle is None:
+            self.handle = open(self.path, "a" if self._started else "w", newline="", encoding="utf-8")
+            writer = csv.writer(self.handle, quoting=csv.QUOTE_MINIMAL)
+            if not self._started:
+                writer.writerow(self.header)
+                self._started = True
+        csv.writer(self.handle, quoting=csv.QUOTE_MINIMAL).writerows(rows)
+        if not keep_open:
+            self.close()
 
     def close(self) -> None:
-        self.handle.close()
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
 
 
 def _window_columns(meta: dict, result: Any, n: int, r0: int) -> dict[str, np.ndarray]:
@@ -216,7 +229,7 @@ def export_tables(results: str | os.PathLike, folder: str | os.PathLike, *, sing
                     "unit": "true/false", "meaning": f"flag bit {int(bit)} ({name}): "
                     + FLAG_MEANINGS.get(name, "see the analysis' documentation")})
             table = tables[key]
-            table.writer.writerows(_rows(meta, result, table.header, kymflow))
+            table.write(_rows(meta, result, table.header, kymflow), keep_open=single)
     finally:
         for table in tables.values():
             table.close()
