@@ -207,6 +207,6 @@ def test_tables_are_closed_between_files_and_rows_of_a_file_come_back_to_its_tab
     mine = [str(p) for p in opened if str(p).startswith(str(tmp_path))]
     assert len(mine) == 4  # a, b, a again (append), columns.json: each closed after its rows
     assert len(written) == 2
-    frame = pd.read_csv(tmp_path / "csv" / "velocity_0000.radon_velocity.csv")
+    frame = pd.read_csv(tmp_path / "csv" / f"{Path(a['file']).stem}.radon_velocity.csv")  # manifest order
     assert list(frame.columns).count("file") == 1 and sorted(set(frame["roi_id"])) == [0, 5]
     assert len(frame) == 2 * ra.n_rows and (frame["roi_first_pixel"] == 2).sum() == ra.n_rows
