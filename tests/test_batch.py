@@ -345,6 +345,6 @@ def test_file_record_carries_outcome_and_table(fakes, tmp_path):
     assert record.file_path == path and record.rank == 3 and record.host == "node7"
     assert record.fingerprint["size"] == Path(path).stat().st_size
     (analysis,) = record.records
-    assert analysis.outcome == "OK" and analysis.result is result.result and analysis.roi_id == 0  # whole image
+    assert analysis.outcome == "OK" and analysis.result is result.result and analysis.roi_id == 1
     assert record.n_lines == 200 and set(record.timings) == {"read_s", "analyse_s", "total_s"}
     pickle.loads(pickle.dumps(record))  # MPI ranks send records to rank 0

@@ -147,7 +147,9 @@ def test_whole_image_roi_is_id_0_unless_the_file_uses_0(tmp_path):
     from hpcacq.synth.corpus import write_corpus
 
     (path,) = write_corpus(tmp_path, n_files=1, kind="velocity", n_lines=400, seed=2)
-    strategy = RadonVelocityBatchStrategy()
+    library = RadonVelocityBatchStrategy()  # acqstore's rule: a new ROI with the next id
+    assert library.run_file(path).roi_id == 1
+    strategy = RadonVelocityBatchStrategy(whole_image_roi_id=WHOLE_IMAGE_ROI_ID)  # what `hpcacq run` uses
     assert WHOLE_IMAGE_ROI_ID == 0 and strategy.run_file(path).roi_id == 0
     image = AcqImage.open(path)
     first, again = strategy.run_file(image), strategy.run_file(image)

@@ -14,6 +14,7 @@ tells every rank; unstarted files become CANCELLED, finished ones are written.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import sys
@@ -31,6 +32,7 @@ from .cancel import CancelSource
 from .config import EXIT_USAGE, JobConfig, JobSummary, already_done, summarize
 from .progress import RELAY_EVERY_S, BoardRelay, FileBoard, JobProgress
 from .resources import Backoff, cores_per_rank, launched_under_mpi, mpi_world_rank, plan_threads
+from .strategies import WHOLE_IMAGE_ROI_ID
 
 __all__ = ["run_job", "execute_job", "file_outcome", "main"]
 
@@ -349,7 +351,8 @@ def _spooled(spool: Any, inputs: Iterable[str]) -> Iterator[tuple[int, str]]:
 def _make_job(config: JobConfig, event: threading.Event, *, cores: int, n_files: int, rank: int,
               host: str | None, job_factory: Callable | None) -> tuple[FileJob, int]:
     slots, threads = plan_threads(cores, threads_per_file=config.threads, n_files=n_files)
-    strategy = config.strategy(threads_per_file=threads)
+    # `--roi new`: the whole image is ROI 0 in every file (the library keeps acqstore's next id)
+    strategy = dataclasses.replace(config.strategy(threads_per_file=threads), whole_image_roi_id=WHOLE_IMAGE_ROI_ID)
     if job_factory is None:
         from .precompile import warm_up
 

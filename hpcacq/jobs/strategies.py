@@ -47,7 +47,7 @@ class RoiBatchMode(str, enum.Enum):
     """Which ROI of each file is analysed.
 
     ANALYZE_EXISTING_ROI uses the ROI ``roi_id`` (e.g. from a kymflow sidecar); a file
-    without it is SKIPPED_MISSING_ROI. ADD_NEW_ROI adds a whole-image ROI to every file, with id 0 (WHOLE_IMAGE_ROI_ID).
+    without it is SKIPPED_MISSING_ROI. ADD_NEW_ROI adds a whole-image ROI to every file.
     """
 
     ANALYZE_EXISTING_ROI = "existing"
@@ -138,22 +138,24 @@ def _roi_mode(value: Any) -> RoiBatchMode:
                          f"(or {[m.value for m in RoiBatchMode]})")
 
 
-#: Id of the whole-image ROI that ADD_NEW_ROI (``--roi new``) adds to every file (kymflow ids start at 1).
+#: Id that ``hpcacq run --roi new`` gives the whole-image ROI in every file (kymflow ids start at 1);
+#: the strategies' ``whole_image_roi_id`` (None in the library: acqstore's next id).
 WHOLE_IMAGE_ROI_ID = 0
 
 
-def _whole_image_roi(image: Any) -> Any:
-    """ADD_NEW_ROI's ROI: the whole image with id 0 in every file (the next free id if 0 is
-    another ROI, or for image objects without hpcacq's ``RoiSet.add``)."""
+def _whole_image_roi(image: Any, wanted: int | None) -> Any:
+    """ADD_NEW_ROI's ROI: acqstore's new whole-image ROI (next id), or, with ``wanted``, the
+    whole image with that id (reused when the image already has it; the next id when the
+    file's ROI ``wanted`` is another region or the image object has no ``RoiSet.add``)."""
     from ..model import Roi
 
     rois, shape = image.rois, getattr(image, "shape", None)
-    if shape is None or not hasattr(rois, "add"):
+    if wanted is None or shape is None or not hasattr(rois, "add"):
         return rois.create_rect_roi()
-    whole = Roi(WHOLE_IMAGE_ROI_ID, 0, int(shape[0]), 0, int(shape[1]))
-    if not rois.has_roi(WHOLE_IMAGE_ROI_ID):
+    whole = Roi(wanted, 0, int(shape[0]), 0, int(shape[1]))
+    if not rois.has_roi(wanted):
         return rois.add(whole)
-    existing = rois.get(WHOLE_IMAGE_ROI_ID)
+    existing = rois.get(wanted)
     return existing if existing.bounds == whole.bounds else rois.create_rect_roi()
 
 
@@ -176,6 +178,10 @@ class BatchStrategy:
     threads_per_file : int
         Threads inside one analysis (passed to its ``threads=``); answers do not depend
         on it.
+    whole_image_roi_id : int or None
+        ADD_NEW_ROI only: the id of the whole-image ROI, the same in every file
+        (``hpcacq run`` uses :data:`WHOLE_IMAGE_ROI_ID`, 0). None (default): a new ROI
+        with the next id, as acqstore does.
 
     Raises
     ------
@@ -191,6 +197,7 @@ class BatchStrategy:
     dx_um: float | None = None
     dt_s: float | None = None
     threads_per_file: int = 1
+    whole_image_roi_id: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.channel, bool) or not isinstance(self.channel, int) or self.channel < 0:
@@ -305,7 +312,7 @@ class BatchStrategy:
                                     f"{image.rois.ids() or 'none'}")
             roi = image.rois.get(self.roi_id)
         else:
-            roi = _whole_image_roi(image)
+            roi = _whole_image_roi(image, self.whole_image_roi_id)
         # create() replaces an earlier analysis (and result) with the same key.
         key = image.analysis_set.create(self.analysis_name, channel=self.channel, roi_id=roi.roi_id,
                                         detection_params=self.detection_params)
