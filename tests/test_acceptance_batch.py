@@ -207,7 +207,7 @@ def test_same_hdf5_numbers_from_one_two_and_four_ranks_with_one_or_two_threads(t
                "background"}
     for file in inputs:  # every result column is among the compared values
         datasets = {name for name in results["1x1"][file] if "@" not in name and not name.startswith("manifest:")}
-        assert datasets == {f"roi_1/radon_velocity_ch0/{column}" for column in columns}, datasets
+        assert datasets == {f"roi_0/radon_velocity_ch0/{column}" for column in columns}, datasets  # whole image: ROI 0
     for name in ("1x2", "2x1", "2x2", "4x1"):
         worst, n_values = compare(results["1x1"], results[name])
         print(f"\n1x1 vs {name} (ranks used {used[name]}): {len(inputs)} files, {n_values} numbers, "
@@ -482,4 +482,4 @@ def test_hostile_names_survive_mpi_resume_summary_and_get_distinct_groups(tmp_pa
     summary = hpcacq("summary", out)
     assert summary.returncode == 0 and "outcomes  OK 3" in summary.stdout, summary.stdout
     for path in paths:
-        assert f"  {path!r} ch0 roi 1: median velocity_clean_mm_s = " in summary.stdout
+        assert f"  {path!r} ch0 roi 0: median velocity_clean_mm_s = " in summary.stdout

@@ -52,7 +52,8 @@ def test_help_lists_exit_codes(capsys):
         assert f"{number}  {text}" in out
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["slurm", "--help"], ["export", "--help"]])
+@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["slurm", "--help"], ["export", "--help"],
+                                  ["params", "--help"]])
 def test_help_imports_no_heavy_module(argv):
     code = ("import json, sys\nfrom hpcacq.cli import main\n"
             f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
@@ -99,13 +100,14 @@ def test_run_summary_export_end_to_end(capsys, corpus, tmp_path):
     code, again, err = hpcacq(capsys, "run", corpus, "-o", out_h5)
     assert code == 2 and "--resume" in err and "--overwrite" in err
 
-    code, out, _ = hpcacq(capsys, "export", out_h5, "--format", "csv", "-o", tmp_path / "csv")
+    code, out, _ = hpcacq(capsys, "export", out_h5, "--format", "csv", "-o", tmp_path / "csv", "--single")
     assert code == 0
     from hpcacq.results import iter_results
 
     with open(tmp_path / "csv" / "radon_velocity.csv", newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    assert list(rows[0])[:6] == ["file", "analysis", "channel", "roi_id", "time_s", "theta_deg"]
+    assert list(rows[0])[:4] == ["file", "analysis", "channel", "roi_id"]
+    assert {"time_s", "theta_deg", "dx_um", "dt_s", "window", "flag_theta_90"} <= set(rows[0])
     assert "velocity_mm_s" in rows[0]
     results = list(iter_results(out_h5))
     assert len(rows) == sum(r.n_rows for _, r in results)
@@ -220,7 +222,7 @@ def test_hostile_path_survives_run_and_export(capsys, corpus, weird_tmp_path):
     out_h5 = weird_tmp_path / "o u;t.h5"
     code, out, _ = hpcacq(capsys, "run", weird_tmp_path, "-o", out_h5)
     assert code == 0, out
-    code, _, _ = hpcacq(capsys, "export", out_h5, "-o", weird_tmp_path / "csv")
+    code, _, _ = hpcacq(capsys, "export", out_h5, "-o", weird_tmp_path / "csv", "--single")
     with open(weird_tmp_path / "csv" / "radon_velocity.csv", newline="", encoding="utf-8") as handle:
         files = {row["file"] for row in csv.DictReader(handle)}
     assert files == {str(hostile)}

@@ -53,6 +53,9 @@ def test_compile_then_a_fresh_run_loads_everything_from_the_cache(tmp_path):
     second = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=300)
     assert second.returncode == 0, second.stderr
     assert "found the cache" in second.stdout and "nothing compiled" in second.stdout
+    # the same count of cached kernels in both reports (not "N signatures of M kernels" then another M)
+    assert f"found the cache ({report['index_files']} kernels cached)" in second.stdout, second.stdout
+    assert len(report["kernels"]) == report["index_files"]
 
     fresh = subprocess.run([sys.executable, "-c", FRESH_RUN, str(tmp_path / "corpus"), str(tmp_path / "o.h5")],
                            capture_output=True, text=True, env=_env(NUMBA_CACHE_DIR=str(cache)), timeout=300)

@@ -34,9 +34,9 @@ def _standin_velocity(n_lines, n_pixels, *, px_per_line, rng=None):
     return 500.0 + 200.0 * np.interp(x, np.arange(tape.size), tape)
 
 
-def _standin_vessel(n_lines, n_pixels, *, diameter_px, rng=None):
-    """A sharp bright band of width diameter_px centred in the line, plus noise."""
-    x = np.arange(n_pixels) - (n_pixels - 1) / 2
+def _standin_vessel(n_lines, n_pixels, *, diameter_px, center_px=None, rng=None, **_options):
+    """A sharp bright band of width diameter_px centred at center_px, plus noise."""
+    x = np.arange(n_pixels) - ((n_pixels - 1) / 2 if center_px is None else center_px)
     frac = np.clip(diameter_px / 2 - np.abs(x) + 0.5, 0, 1)
     noise = np.random.default_rng(rng).normal(0, 5, size=(n_lines, n_pixels))
     return 100.0 + 1000.0 * frac[None, :] + noise
@@ -115,7 +115,10 @@ def test_diameter_corpus_truth_matches_pixels(tmp_path, generators):
     truth = read_truth(tmp_path)
     assert truth["n_pixels"] == 48
     diameters = [f["diameter_px"] for f in truth["files"]]
-    assert sorted(diameters) == pytest.approx([6.0, 12.0, 18.0, 24.0, 30.0])
+    assert sorted(diameters) == pytest.approx([6.0, 12.0, 18.0, 24.0, 30.0], abs=0.5)
+    assert all(d % 1 not in (0.0, 0.5) for d in diameters), "sub-pixel widths expected"
+    assert all(abs(f["center_px"] - 23.5) <= 0.5 for f in truth["files"])
+    assert truth["synth_options"]["psf_sigma_px"] > 0 and truth["synth_options"]["noise_sd"] > 0
     for path, entry in zip(paths, truth["files"]):
         assert entry["diameter_um"] == pytest.approx(entry["diameter_px"] * DX_UM)
         raw = read_acquisition(path)

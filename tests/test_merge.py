@@ -54,7 +54,7 @@ def test_merged_job_array_equals_one_run(weird_tmp_path):
         for name, values in columns.items():
             np.testing.assert_array_equal(got[key][name], values)
     with h5py.File(merged, "r") as handle:
-        assert handle["files"][read_manifest(merged)[0]["group"]]["roi_1"] is not None
+        assert handle["files"][read_manifest(merged)[0]["group"]]["roi_0"] is not None
 
     again = _invoke("merge", part_a, part_b, "-o", merged)
     assert again.exit_code == 2 and "--overwrite" in again.output

@@ -84,7 +84,7 @@ def test_file_plot_png_has_kymograph_and_traces(capsys, runs, tmp_path):
     labels = [t.get_text() for t in flag_ax.get_yticklabels()]
     assert [label.split(" ")[0] for label in labels] == ["theta_90", "low_separability", "clean_rejected",
                                                           "theta_0", "static_background", "angle_edge"]
-    assert any("ROI 1" in t.get_text() for t in kymo_ax.texts)
+    assert any("ROI 0" in t.get_text() for t in kymo_ax.texts)  # the whole image (--roi new) is ROI 0
     assert any(label.startswith("cleaned") for label in trace_ax.get_legend_handles_labels()[1])
     assert "velocity_0001.tif" in fig.get_suptitle()
 

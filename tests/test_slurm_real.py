@@ -143,3 +143,16 @@ def test_usr1_before_time_limit_stops_cleanly_with_exit_3(slurm_cluster, tmp_pat
 
     outcomes = [r["outcome"] for r in read_manifest(out)]
     assert 1 <= outcomes.count("OK") < 8 and set(outcomes) <= {"OK", "CANCELLED"}, outcomes
+
+
+def test_script_from_run_args_alone_is_accepted_by_sbatch(slurm_cluster, tmp_path):
+    """`hpcacq slurm -- data/ -o out.h5` (no other option): sbatch --test-only accepts it, a node filled."""
+    out = subprocess.run([sys.executable, "-m", "hpcacq", "slurm", "--", "data/", "-o", "out.h5"],
+                         capture_output=True, text=True, env={**slurm_cluster.env, **_job_env(tmp_path)}, check=True)
+    assert f"#SBATCH --ntasks-per-node={slurm_cluster.cpus}" in out.stdout  # from sinfo of the cluster
+    assert "#SBATCH --job-name=hpcacq-out" in out.stdout
+    script = tmp_path / "job.sbatch"
+    script.write_text(out.stdout)
+    check = subprocess.run(["sbatch", "--test-only", str(script)], env=slurm_cluster.env, capture_output=True,
+                           text=True, timeout=60, cwd=tmp_path)
+    assert check.returncode == 0 and "to start at" in check.stderr, check.stderr

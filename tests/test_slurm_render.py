@@ -125,3 +125,67 @@ def test_slurm_command_reads_toml_and_cli_wins(tmp_path):
     config.write_text('job_name = "x"\nbogus = 1\n')
     result = CliRunner().invoke(cli, ["slurm", "--config", str(config)])
     assert result.exit_code == 2 and "bogus" in result.output and "ntasks_per_node" in result.output
+
+
+def test_no_options_but_the_run_args_render_a_full_node_job(tmp_path):
+    """`hpcacq slurm -- data/ -o out.h5`: job named after the results, a node filled with ranks."""
+    result = subprocess.run([sys.executable, "-m", "hpcacq", "slurm", "--", "data/", "-o", "results/out.h5"],
+                            capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert "#SBATCH --job-name=hpcacq-out" in text
+    cpus = len(os.sched_getaffinity(0))
+    assert f"#SBATCH --ntasks-per-node={cpus}" in text and "#SBATCH --cpus-per-task=1" in text
+    assert "hpcacq run data/ -o results/out.h5" in text
+    subprocess.run(["bash", "-n"], input=text, text=True, check=True)
+    wide = render_sbatch(run_args=["d", "-o", "x.h5"], cpus_per_task=cpus, python="p")
+    assert "#SBATCH --ntasks-per-node=1" in wide and "#SBATCH --job-name=hpcacq-x" in wide
+
+
+def test_layout_from_sinfo_when_slurm_answers(tmp_path):
+    fake = tmp_path / "sinfo"
+    fake.write_text("#!/bin/sh\necho \"$@\" > \"$(dirname \"$0\")/args\"\necho 48\necho 64\n")
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    result = subprocess.run([sys.executable, "-m", "hpcacq", "slurm", "--partition", "big", "--cpus-per-task", "4",
+                             "--", "d", "--output=v.h5"], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "#SBATCH --ntasks-per-node=12" in result.stdout  # min(48, 64) CPUs / 4 per rank
+    assert "from sinfo" in result.stdout and (tmp_path / "args").read_text().split() == ["-h", "-o", "%c", "-p", "big"]
+
+
+@pytest.mark.parametrize("run_args, results, name", [
+    (["d", "-o", "/x/velocity.h5"], None, "hpcacq-velocity"),
+    (["d", "--output=diam.h5"], None, "hpcacq-diam"),
+    (["d", "-o", "my run;1.h5"], None, "hpcacq-my_run_1"),
+    (["--analysis", "velocity"], "arr.h5", "hpcacq-arr"),
+    ([], None, "hpcacq"),
+])
+def test_job_name_from_results_file(run_args, results, name):
+    from hpcacq.jobs.slurm import job_name_from_run_args
+
+    assert job_name_from_run_args(run_args, results) == name
+
+
+def test_error_leaves_no_empty_script(tmp_path):
+    """`hpcacq slurm -- data/ > job.sbatch` without a results file: an error, and no empty job.sbatch."""
+    script = tmp_path / "job.sbatch"
+    with open(script, "w") as handle:
+        result = subprocess.run([sys.executable, "-m", "hpcacq", "slurm", "--", "data/"], stdout=handle,
+                                stderr=subprocess.PIPE, text=True)
+    assert result.returncode == 2 and "-o out.h5" in result.stderr
+    assert not script.exists(), "an empty job.sbatch was left behind"
+    with open(script, "w") as handle:
+        result = subprocess.run([sys.executable, "-m", "hpcacq", "slurm", "--nodes", "0", "--", "d", "-o", "o.h5"],
+                                stdout=handle, stderr=subprocess.PIPE, text=True)
+    assert result.returncode == 2 and "nodes" in result.stderr and not script.exists()
+
+
+def test_help_explains_every_option_with_its_default():
+    from hpcacq.cli.tools import SLURM_HELP
+
+    assert set(SLURM_HELP) == set(sbatch_options()) - {"run_args"}, "every render_sbatch option needs help text"
+    text = CliRunner().invoke(cli, ["slurm", "--help"], terminal_width=200).output
+    for name, words in SLURM_HELP.items():
+        assert "Default:" in words and words.split("Default:")[0][:30] in text, name
+    assert "sbatch/script option" not in text

@@ -21,7 +21,7 @@ COMMANDS = {
     "run": "hpcacq.cli.run:run",
     "info": "hpcacq.cli.views:info",
     "summary": "hpcacq.cli.views:summary",
-    "export": "hpcacq.cli.views:export",
+    "export": "hpcacq.cli.export:export",
     "synth": "hpcacq.cli.tools:synth",
     "slurm": "hpcacq.cli.tools:slurm",
     "bench": "hpcacq.cli.bench:bench",
@@ -30,6 +30,7 @@ COMMANDS = {
     "validate": "hpcacq.cli.validate:validate",
     "plot": "hpcacq.cli.plot:plot",
     "repair": "hpcacq.cli.repair:repair",
+    "params": "hpcacq.cli.params:params",
 }
 
 EXIT_CODES = {

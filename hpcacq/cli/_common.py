@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 from typing import Any, Iterator
 
@@ -11,7 +12,7 @@ import click
 
 from ..errors import HpcacqError
 
-__all__ = ["UsageFailure", "library_errors", "load_toml", "parse_value", "is_rank0"]
+__all__ = ["UsageFailure", "library_errors", "load_toml", "parse_value", "is_rank0", "cli_words"]
 
 
 class UsageFailure(click.ClickException):
@@ -27,13 +28,58 @@ class UsageFailure(click.ClickException):
             super().show(file)
 
 
+#: Library words -> command-line words in error messages (the library speaks Python to its callers).
+_CLI_WORDS = (
+    (re.compile(r" \(mode='(resume|overwrite)'\)"), ""),
+    (re.compile(r"RoiBatchMode\.ADD_NEW_ROI|\bADD_NEW_ROI\b"), "--roi new"),
+    (re.compile(r"RoiBatchMode\.ANALYZE_EXISTING_ROI|\broi_mode ANALYZE_EXISTING_ROI\b|\bANALYZE_EXISTING_ROI\b"),
+     "--roi existing"),
+    (re.compile(r"give (dx_um|dt_s) as the strategy's \w+= option, not in detection_params"),
+     lambda m: f"give --{m.group(1).replace('_', '-')} VALUE instead of --param {m.group(1)}=VALUE"),
+    (re.compile(r"unknown parameter\(s\) (.+?) for \w+Params; valid names are: (?:dx_um, dt_s, )?(.+)$"),
+     lambda m: f"unknown --param {m.group(1)}; valid names are: {m.group(2)} "
+               "(`hpcacq params velocity|diameter` lists them with default, unit and meaning)"),
+)
+#: Analysis parameters with their own `hpcacq run` option.
+_OPTION_OF = {"window_lines": "--window-lines", "window_rows": "--window-rows", "method": "--method",
+              "polarity": "--polarity", "dx_um": "--dx-um", "dt_s": "--dt-s", "roi_id": "--roi-id",
+              "channel": "--channel", "threads": "--threads"}
+
+
+def _param_names() -> set[str]:
+    """Names of every analysis parameter (the analyses are imported by then, after a run error)."""
+    import dataclasses
+
+    from ..analyses.registry import ANALYSES
+
+    try:
+        return {f.name for spec in ANALYSES.values() for f in dataclasses.fields(spec.params_cls)}
+    except Exception:  # noqa: BLE001 - only used to word a message
+        return set()
+
+
+def cli_words(text: str) -> str:
+    """``text`` of a library error with option names instead of Python names, e.g.
+    ``window_lines must ...`` -> ``--window-lines must ...``, ``RoiBatchMode.ADD_NEW_ROI`` -> ``--roi new``."""
+    for pattern, replacement in _CLI_WORDS:
+        text = pattern.sub(replacement, text)
+    match = re.match(r"^([a-z][a-z0-9_]*)(=| must| is | are )", text)
+    if match and match.group(1) in _OPTION_OF:
+        text = _OPTION_OF[match.group(1)] + (" " if match.group(2) == "=" else "") + text[len(match.group(1)) + (
+            1 if match.group(2) == "=" else 0):]
+    elif match and match.group(1) in _param_names():
+        text = f"--param {text}" if match.group(2) == "=" else f"--param {match.group(1)}{text[len(match.group(1)):]}"
+    return text
+
+
 @contextlib.contextmanager
 def library_errors() -> Iterator[None]:
-    """Turn :class:`hpcacq.errors.HpcacqError` (and bad files) into a one-line exit-2 error."""
+    """Turn :class:`hpcacq.errors.HpcacqError` (and bad files) into a one-line exit-2 error
+    worded for the command line (:func:`cli_words`)."""
     try:
         yield
     except HpcacqError as exc:
-        raise UsageFailure(str(exc)) from None
+        raise UsageFailure(cli_words(str(exc))) from None
     except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
         raise UsageFailure(f"{exc.strerror}: {exc.filename!r}") from None
 

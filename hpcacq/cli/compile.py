@@ -66,9 +66,11 @@ def compile_kernels(cache_dir: str | None, json_path: str | None, analyses: tupl
             for signature in kernel.signatures:
                 click.echo(f"  {kernel.name}({signature})")
     if report.from_cache:
-        click.echo(f"found the cache: {report.loaded} kernel signatures loaded in {report.seconds:.2f} s, "
-                   "nothing compiled")
+        click.echo(f"found the cache ({report.index_files} kernels cached): {report.loaded} signatures of the "
+                   f"{len(report.kernels)} kernels a run calls loaded in {report.seconds:.2f} s (the other kernels "
+                   "are compiled into them), nothing compiled")
     else:
         click.echo(f"compiled {report.compiled} signatures of {len(report.kernels)} kernels in {report.seconds:.1f} s"
-                   + (f" ({report.loaded} loaded from the cache)" if report.loaded else ""))
+                   + (f" ({report.loaded} loaded from the cache)" if report.loaded else "")
+                   + f"; the cache holds {report.index_files} kernels")
     return 0

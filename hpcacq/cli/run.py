@@ -15,6 +15,8 @@ __all__ = ["run", "parse_time_limit", "build_config"]
 ANALYSIS_NAMES = {"velocity": "radon_velocity", "radon_velocity": "radon_velocity", "diameter": "diameter"}
 _ANALYSIS_OF_OPTION = {"window_lines": "radon_velocity", "window_rows": "diameter",
                        "method": "diameter", "polarity": "diameter"}
+#: Defaults shown by `run --help` without importing the analyses (numba); a test checks they match.
+HELP_DEFAULTS = {"window_lines": 16, "window_rows": 5, "method": "halfmax", "polarity": "bright"}
 _HMS = re.compile(r"^(?:(\d+)-)?(\d+):(\d{1,2}):(\d{1,2})$")
 
 
@@ -96,12 +98,38 @@ def _analysis_params(values: dict[str, Any], analysis: str) -> dict[str, Any]:
     return params
 
 
+def _param_help(values: dict[str, Any]) -> None:
+    """``--param help``: print the analysis' parameters (as ``hpcacq params``) and exit 0."""
+    if "help" not in [item.strip().lower() for item in values["param"]]:
+        return
+    from .params import format_table, parameter_table
+
+    with library_errors():
+        click.echo(format_table(values["analysis"], parameter_table(values["analysis"])))
+    raise click.exceptions.Exit(0)
+
+
+def _check_cli_options(values: dict[str, Any]) -> None:
+    """Combinations of options, checked in the CLI's words before the library sees them."""
+    if values["roi"] == "existing" and values["roi_id"] is None:
+        raise UsageFailure("--roi existing needs --roi-id N, the id of an ROI in each file's kymflow sidecar "
+                           "(`hpcacq info FILE` lists them); or use --roi new for the whole image")
+    if values["roi"] == "new" and values["roi_id"] is not None:
+        raise UsageFailure(f"--roi-id {values['roi_id']} is only used with --roi existing; add --roi existing, "
+                           "or drop --roi-id to analyse the whole image")
+    if values["resume"] and values["overwrite"]:
+        raise UsageFailure("--resume and --overwrite exclude each other: --resume continues the existing output, "
+                           "--overwrite replaces it; choose one")
+
+
 def build_config(ctx: click.Context, values: dict[str, Any], *, progress: bool):
     """The :class:`hpcacq.jobs.config.JobConfig` of a ``run`` invocation (CLI + TOML)."""
+    _param_help(values)
     values["param_dict"] = _parse_params(values.pop("param"))
     values = _merge_config(ctx, values)
     if not values["output"]:
         raise UsageFailure("missing output: give -o OUT.h5 (or `output` in the --config file)")
+    _check_cli_options(values)
     from ..jobs.config import JobConfig
     from ..jobs.inputs import InputList
 
@@ -121,20 +149,35 @@ def build_config(ctx: click.Context, values: dict[str, Any], *, progress: bool):
 
 
 SHOW_PROBLEMS = 200  # files not OK listed at the end (all of them are in the HDF5 manifest)
+STATUS_REDRAW_S = 0.25  # the terminal's status area is redrawn this often
 
 
 class _Display:
-    """Log lines, a one-line status on a terminal, and the first failed files."""
+    """Log lines, the live status area on a terminal (progress lines otherwise), the first failed files."""
 
     def __init__(self, n_files: int, tty: bool, output: str):
+        from .progress_view import StatusArea
+
         self.n_files, self.tty, self.output, self.done = n_files, tty, output, 0
         self.problems: list[tuple[str, str, str]] = []
         self.n_problems = 0
         self.rank0 = is_rank0()
+        self.area = StatusArea(click.get_text_stream("stderr")) if tty and self.rank0 else None
 
     def log(self, line: str) -> None:
-        if self.rank0:
-            click.echo(("\r\033[K" if self.tty else "") + line, err=self.tty)
+        if not self.rank0:
+            return
+        if self.area is not None:
+            self.area.print_above(line)
+        else:
+            click.echo(line)
+
+    def on_progress(self, snapshot: Any) -> None:
+        """Rank 0, from the driver: redraw the status area, or log one progress line."""
+        if self.area is not None:
+            self.area.draw(snapshot)
+        elif self.rank0:
+            click.echo(snapshot.line())
 
     def on_file(self, record: Any) -> None:
         self.done += 1
@@ -143,14 +186,12 @@ class _Display:
                 self.n_problems += 1
                 if len(self.problems) < SHOW_PROBLEMS:
                     self.problems.append((record.file_path, analysis.outcome, analysis.message))
-        if self.tty and self.rank0:
-            click.echo(f"\r\033[K[{self.done}/{self.n_files}] {record.file_path}", nl=False, err=True)
 
     def finish(self, summary: Any) -> None:
         if not self.rank0:
             return
-        if self.tty:
-            click.echo("\r\033[K", nl=False, err=True)
+        if self.area is not None:
+            self.area.clear()
         for line in summary.lines():
             click.echo(line)
         rate = summary.n_lines / summary.elapsed_s if summary.elapsed_s > 0 else float("nan")
@@ -170,16 +211,29 @@ class _Display:
               help="velocity = Radon streak angle (mm/s); diameter = vessel width (um).")
 @click.option("--channel", type=click.IntRange(min=0), default=0, show_default=True, help="Channel, 0-based.")
 @click.option("--roi", type=click.Choice(["new", "existing"]), default="new", show_default=True,
-              help="new: whole image; existing: the ROI --roi-id of each file's sidecar.")
-@click.option("--roi-id", type=int, default=None, help="ROI id for --roi existing.")
-@click.option("--window-lines", type=int, default=None, help="velocity: lines per Radon window (multiple of 4).")
-@click.option("--window-rows", type=int, default=None, help="diameter: lines averaged per profile (odd).")
-@click.option("--method", type=click.Choice(["halfmax", "fit"]), default=None, help="diameter: edge method.")
+              help="new: the whole image (stored as ROI 0); existing: the ROI --roi-id of each file's kymflow sidecar.")
+@click.option("--roi-id", type=click.IntRange(min=0), default=None,
+              help="ROI id (integer >= 0) for --roi existing; `hpcacq info FILE` lists a file's ROIs.")
+@click.option("--window-lines", type=click.IntRange(min=4), default=None, metavar="N",
+              help=f"velocity: lines per Radon window, a multiple of 4 (>= 4); windows start every N/4 lines. "
+                   f"[default: {HELP_DEFAULTS['window_lines']}]")
+@click.option("--window-rows", type=click.IntRange(min=1), default=None, metavar="N",
+              help=f"diameter: lines averaged around each measured line, odd (>= 1). "
+                   f"[default: {HELP_DEFAULTS['window_rows']}]")
+@click.option("--method", type=click.Choice(["halfmax", "fit", "gradient"]), default=None,
+              help=f"diameter: halfmax = sub-pixel half-maximum edges; fit = blurred top-hat profile fit (narrow "
+                   f"vessels); gradient = steepest rise and fall of the smoothed profile. "
+                   f"[default: {HELP_DEFAULTS['method']}]")
 @click.option("--polarity", type=click.Choice(["bright", "dark"]), default=None,
-              help="diameter: vessel brighter or darker than the background.")
-@click.option("--param", multiple=True, metavar="NAME=VALUE", help="Any other analysis parameter (repeatable).")
-@click.option("--dx-um", type=float, default=None, help="Micrometres per pixel (overrides file headers).")
-@click.option("--dt-s", type=float, default=None, help="Seconds per line (overrides file headers).")
+              help=f"diameter: lumen brighter (fluorescent plasma) or darker than the background. "
+                   f"[default: {HELP_DEFAULTS['polarity']}]")
+@click.option("--param", multiple=True, metavar="NAME=VALUE",
+              help="Any other analysis parameter (repeatable), e.g. --param score=path_normalized. "
+                   "--param help (or `hpcacq params velocity|diameter`) lists them with default, unit and meaning.")
+@click.option("--dx-um", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Micrometres per pixel (> 0), overriding the file headers. [default: from the file]")
+@click.option("--dt-s", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds per line (> 0), overriding the file headers. [default: from the file]")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Threads inside one file's analysis; a rank runs (its cores / N) files at once. "
                    "Default: 1 per file when there are at least as many files as cores.")
@@ -196,6 +250,10 @@ class _Display:
 @click.option("--max-memory", default=None, metavar="SIZE",
               help="Per-rank memory bound (4G, 512MiB, 25%); a file needing more is FAILED before it is read. "
                    "Default: $HPCACQ_MAX_MEMORY, else half the node's memory / ranks on the node.")
+@click.option("--progress-every", type=click.FloatRange(min=0), default=30.0, show_default=True, metavar="SECONDS",
+              help="Off a terminal (batch/SLURM logs): a progress line (files done/total, files/s, lines/s, "
+                   "time left, files in progress) every SECONDS; 0 = none. On a terminal a live status "
+                   "area shows the same.")
 @click.option("--config", type=click.Path(dir_okay=False), default=None,
               help="TOML job file with any of these options (command line wins).")
 @click.pass_context
@@ -220,9 +278,15 @@ def run(ctx: click.Context, **values: Any) -> int:
     hold_late_signals()  # a signal after the job ends keeps the job's exit code (not -15)
 
     display = _Display(len(config.inputs), tty, config.output)
+    every = STATUS_REDRAW_S if tty else values["progress_every"]
     with library_errors():
         try:
-            summary = run_job(config, log=display.log, on_file_result=display.on_file)
+            summary = run_job(config, log=display.log, on_file_result=display.on_file,
+                              on_progress=display.on_progress if every else None, progress_every_s=every or 1.0)
+        except BaseException:
+            if display.area is not None:
+                display.area.clear()  # the error message goes where the status area was
+            raise
         finally:
             config.inputs.close()  # the on-disk input list
     display.finish(summary)

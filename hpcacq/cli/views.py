@@ -1,21 +1,17 @@
-"""``hpcacq info``, ``hpcacq summary`` and ``hpcacq export``: look at inputs and results."""
+"""``hpcacq info`` and ``hpcacq summary``: look at inputs and results (``export``: cli/export.py)."""
 
 from __future__ import annotations
 
 import collections
-import csv
-import os
-from typing import Any
 
 import click
 
-from ._common import UsageFailure, library_errors
+from ._common import library_errors
 
-__all__ = ["info", "summary", "export", "MEASUREMENT", "export_csv"]
+__all__ = ["info", "summary", "MEASUREMENT"]
 
 #: The column whose per-file median `hpcacq summary` shows, per analysis.
 MEASUREMENT = {"radon_velocity": "velocity_clean_mm_s", "diameter": "diameter_um"}
-KEY_COLUMNS = ("file", "analysis", "channel", "roi_id")
 
 
 @click.command()
@@ -74,7 +70,10 @@ def _medians(path: str) -> dict[tuple, tuple[float, str | None]]:
 
 @click.command()
 @click.argument("results", type=click.Path())
-def summary(results: str) -> int:
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, allow_dash=True), default=None,
+              help="Also write the per-file table (outcome, message, median and quality figures) as CSV to this "
+                   "file; '-' writes only the CSV, to stdout.")
+def summary(results: str, csv_path: str | None) -> int:
     """Show the job, outcome counts, failed files and per-file medians and quality of RESULTS (.h5).
 
     Per file: the median of the measurement (velocity: over trusted windows, the
@@ -85,7 +84,14 @@ def summary(results: str) -> int:
     \b
     Example:
       hpcacq summary out.h5
+      hpcacq summary out.h5 --csv summary.csv
     """
+    if csv_path is not None:
+        from .summary_csv import summary_csv
+
+        code = summary_csv(results, csv_path)
+        if csv_path == "-":
+            return code
     from ..results import read_job_attrs, read_manifest
     from .quality_view import doubtful_reason
 
@@ -118,60 +124,3 @@ def summary(results: str) -> int:
         click.echo(f"doubtful  {doubtful} OK result(s) whose measurement should not be trusted as is "
                    f"(see WARNING lines; docs/QUALITY.md)")
     return 1 if bad else 0
-
-
-def export_csv(results: str, folder: str) -> list[str]:
-    """Write one ``<analysis>.csv`` per analysis in ``folder``; returns the paths written.
-
-    Columns: ``file, analysis, channel, roi_id`` then the result columns (``time_s``
-    first, then e.g. ``velocity_mm_s``, ``theta_deg`` or ``diameter_um``). The csv module
-    quotes fields, so file names with commas, quotes or newlines survive.
-    """
-    from ..results import iter_results
-
-    os.makedirs(folder, exist_ok=True)
-    handles: dict[str, Any] = {}
-    writers: dict[str, tuple[Any, list[str]]] = {}
-    try:
-        for meta, result in iter_results(results):
-            name = meta["analysis"]
-            if name not in writers:
-                handle = open(os.path.join(folder, f"{name}.csv"), "w", newline="", encoding="utf-8")
-                handles[name] = handle
-                columns = list(result.columns)
-                writer = csv.writer(handle, quoting=csv.QUOTE_MINIMAL)
-                writer.writerow([*KEY_COLUMNS, *columns])
-                writers[name] = (writer, columns)
-            writer, columns = writers[name]
-            key = [meta["file"], name, meta["channel"], "" if meta["roi_id"] is None else meta["roi_id"]]
-            table = zip(*(result.columns[c].tolist() for c in columns))
-            writer.writerows([*key, *row] for row in table)
-    finally:
-        for handle in handles.values():
-            handle.close()
-    return [handle.name for handle in handles.values()]
-
-
-@click.command()
-@click.argument("results", type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(["csv"]), default="csv", show_default=True, help="Output format.")
-@click.option("-o", "--output", "folder", type=click.Path(file_okay=False), required=True,
-              help="Folder for the CSV files (created if needed).")
-def export(results: str, fmt: str, folder: str) -> int:
-    """Export every OK result of RESULTS (.h5) to one CSV per analysis in a folder.
-
-    Columns: file, analysis, channel, roi_id, time_s and the measurement columns
-    (velocity_mm_s, theta_deg, ... or diameter_um, ...).
-
-    \b
-    Example:
-      hpcacq export out.h5 --format csv -o out_csv
-    """
-    del fmt  # only csv for now
-    with library_errors():
-        written = export_csv(results, folder)
-    if not written:
-        raise UsageFailure(f"{results} holds no OK result to export; `hpcacq summary {results}` tells why")
-    for path in written:
-        click.echo(path)
-    return 0

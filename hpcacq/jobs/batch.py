@@ -243,9 +243,12 @@ class FileJob:
         self.rank = rank
         self.host = host or _HOST
 
-    def run(self, index: int, path: str):
-        """Analyse file ``path`` (number ``index`` of the job) into a FileRecord."""
-        result = self.strategy.run_file(path, cancel_event=self.cancel_event)
+    def run(self, index: int, path: str, progress=None):
+        """Analyse file ``path`` (number ``index`` of the job) into a FileRecord.
+
+        ``progress(done, total)``, if given, is called between the analysis' chunks.
+        """
+        result = self.strategy.run_file(path, cancel_event=self.cancel_event, progress=progress)
         return to_file_record(result, rank=self.rank, host=self.host)
 
     def cancelled(self, path: str):

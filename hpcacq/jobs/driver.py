@@ -14,6 +14,7 @@ tells every rank; unstarted files become CANCELLED, finished ones are written.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import sys
@@ -30,7 +31,9 @@ from .batch import FileJob, FilePool
 from .cancel import CancelSource
 from .config import EXIT_USAGE, JobConfig, JobSummary, summarize
 from .resume import StampedJob, already_done, canonical_path, job_options
+from .progress import RELAY_EVERY_S, BoardRelay, FileBoard, JobProgress
 from .resources import Backoff, cores_per_rank, launched_under_mpi, mpi_world_rank, plan_threads
+from .strategies import WHOLE_IMAGE_ROI_ID
 
 __all__ = ["run_job", "execute_job", "file_outcome", "main"]
 
@@ -120,11 +123,14 @@ class _Collector:
 class _RankPool:
     """This rank's files: a local queue feeding a thread pool of FileJob.run."""
 
-    def __init__(self, job: FileJob, slots: int):
+    def __init__(self, job: FileJob, slots: int, *, board: FileBoard | None = None,
+                 ticker: Callable[[], None] | None = None):
         self.job = job
         self.queue: deque[tuple[int, str]] = deque()
-        self.pool = FilePool(job.run, slots, on_error=lambda i, path, exc: job.failed(path, exc))
+        task = job.run if board is None else board.wrap(job.run)
+        self.pool = FilePool(task, slots, on_error=lambda i, path, exc: job.failed(path, exc))
         self.collector = _Collector()
+        self.ticker = ticker  # live progress (jobs/progress.py), called at every step
 
     @property
     def idle(self) -> bool:
@@ -136,6 +142,8 @@ class _RankPool:
 
     def step(self, timeout: float = 0.0) -> list:
         """Start queued files on free slots (unless cancelled); return finished records."""
+        if self.ticker is not None:
+            self.ticker()
         if self.job.cancel_event.is_set():
             records = [self.job.cancelled(path) for _, path in self.queue]
             self.queue.clear()
@@ -358,7 +366,8 @@ def _spooled(spool: Any, inputs: Iterable[str]) -> Iterator[tuple[int, str]]:
 def _make_job(config: JobConfig, event: threading.Event, *, cores: int, n_files: int, rank: int,
               host: str | None, job_factory: Callable | None) -> tuple[FileJob, int]:
     slots, threads = plan_threads(cores, threads_per_file=config.threads, n_files=n_files)
-    strategy = config.strategy(threads_per_file=threads)
+    # `--roi new`: the whole image is ROI 0 in every file (the library keeps acqstore's next id)
+    strategy = dataclasses.replace(config.strategy(threads_per_file=threads), whole_image_roi_id=WHOLE_IMAGE_ROI_ID)
     if job_factory is None:
         from .precompile import warm_up
 
@@ -371,7 +380,7 @@ def _make_job(config: JobConfig, event: threading.Event, *, cores: int, n_files:
 
 
 def _run_root(config: JobConfig, link: Any, source: CancelSource, log: Log, on_file_result, job_factory,
-              writer_factory) -> JobSummary:
+              writer_factory, watch: tuple | None = None) -> JobSummary:
     start = time.perf_counter()
     size = 1 if link is None else link.size
     try:
@@ -398,12 +407,17 @@ def _run_root(config: JobConfig, link: Any, source: CancelSource, log: Log, on_f
     log(f"{len(todo)} files on {size} rank(s), {slots} file(s) at a time x {job.strategy.threads_per_file} "
         f"thread(s) each on rank 0")
     tally = _Tally(writer, log, on_file_result, bool(config.progress), len(todo), on_output_error=source.cancel)
-    local = _RankPool(job, slots)
+    board = FileBoard(0)
+    on_progress, every_s = watch or (None, 1.0)
+    progress = JobProgress(on_progress, n_total=len(todo), board=board, counts=lambda: (tally.n_done, tally.n_lines),
+                           link=link, every_s=every_s)
+    local = _RankPool(job, slots, board=board, ticker=progress.tick if watch or link else None)
     try:
         _coordinate(link, todo, local, tally, source, log)
     finally:
         local.close()
         output_error = _close_writer(writer, tally.output_error)
+        progress.close()  # the workers' last progress messages: none stays unreceived
     if output_error is not None and tally.output_error is None:
         log(f"output error: {output_error}")
     for outcome, n in (getattr(writer, "dropped", None) or {}).items():  # not stored after all: rerun by resume
@@ -442,7 +456,9 @@ def _run_worker(config: JobConfig, link: Any, source: CancelSource, job_factory)
     cores = cores_per_rank(ranks_on_node=link.ranks_on_node)
     job, slots = _make_job(config, source.event, cores=cores, n_files=max(1, payload // link.size),
                            rank=link.rank, host=link.host, job_factory=job_factory)
-    local = _RankPool(job, slots)
+    board = FileBoard(link.rank)
+    relay = BoardRelay(board, link, every_s=max(RELAY_EVERY_S, link.size / 200))  # rank 0: <= ~200 messages/s
+    local = _RankPool(job, slots, board=board, ticker=relay.tick)
     try:
         return _serve(link, local, source)
     finally:
@@ -451,7 +467,8 @@ def _run_worker(config: JobConfig, link: Any, source: CancelSource, job_factory)
 
 def execute_job(config: JobConfig, *, log: Log | None = None, on_file_result: Callable | None = None,
                 job_factory: Callable | None = None, writer_factory: Callable | None = None,
-                use_mpi: bool | None = None) -> JobSummary:
+                use_mpi: bool | None = None, on_progress: Callable | None = None,
+                progress_every_s: float = 1.0) -> JobSummary:
     """:func:`run_job` with its parts replaceable (for benchmarks and tests).
 
     Parameters
@@ -465,24 +482,28 @@ def execute_job(config: JobConfig, *, log: Log | None = None, on_file_result: Ca
         ``done_fingerprints`` and ``close`` (default :class:`hpcacq.results.ResultsWriter`).
     use_mpi : bool or None
         None detects the launcher from the environment.
+    on_progress, progress_every_s :
+        See :func:`run_job`.
     """
     log = log or (lambda line: None)
     if use_mpi is None:
         use_mpi = launched_under_mpi()
+    watch = None if on_progress is None else (on_progress, progress_every_s)
     with CancelSource(stop_file=config.stop_file, time_limit_s=config.time_limit_s) as source:
         if not use_mpi:
-            return _run_root(config, None, source, log, on_file_result, job_factory, writer_factory)
+            return _run_root(config, None, source, log, on_file_result, job_factory, writer_factory, watch)
         from . import mpi_comm
 
         link = mpi_comm.Link()
         mpi_comm.install_excepthook(link)
         with mpi_comm.abort_on_error(link):
             if link.rank == 0:
-                return _run_root(config, link, source, log, on_file_result, job_factory, writer_factory)
+                return _run_root(config, link, source, log, on_file_result, job_factory, writer_factory, watch)
             return _run_worker(config, link, source, job_factory)
 
 
-def run_job(config: JobConfig, *, log: Log | None = None, on_file_result: Callable | None = None) -> JobSummary:
+def run_job(config: JobConfig, *, log: Log | None = None, on_file_result: Callable | None = None,
+            on_progress: Callable | None = None, progress_every_s: float = 1.0) -> JobSummary:
     """Run every input file of ``config`` and write the HDF5 results.
 
     Parameters
@@ -494,6 +515,12 @@ def run_job(config: JobConfig, *, log: Log | None = None, on_file_result: Callab
         when ``config.progress``, cancellation); only rank 0 logs.
     on_file_result : callable, optional
         Called on rank 0 with each :class:`hpcacq.results.FileRecord` once written.
+    on_progress : callable, optional
+        Called on rank 0 every ``progress_every_s`` seconds with a
+        :class:`hpcacq.jobs.progress.ProgressSnapshot` (files done/total, rates, time
+        left, the files in progress on every rank with their own progress).
+    progress_every_s : float
+        Seconds between two ``on_progress`` calls.
 
     Returns
     -------
@@ -509,7 +536,8 @@ def run_job(config: JobConfig, *, log: Log | None = None, on_file_result: Callab
         A problem the user can fix, raised on every rank (e.g. the output exists
         without ``resume``/``overwrite``).
     """
-    return execute_job(config, log=log, on_file_result=on_file_result)
+    return execute_job(config, log=log, on_file_result=on_file_result, on_progress=on_progress,
+                       progress_every_s=progress_every_s)
 
 
 def main(argv: list[str] | None = None) -> int:

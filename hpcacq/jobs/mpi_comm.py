@@ -8,6 +8,8 @@ Rank 0 coordinates and writes; every rank computes. Messages are small pickled t
 - rank 0 -> worker (tag ``TAG_DOWN``): ``("work", [(index, path), ...])``,
   ``("stop", None)`` (no more files), ``("cancel", reason)``, ``("start", info)``,
   ``("error", exception)`` (setup failed on rank 0) and ``("summary", JobSummary)``.
+- worker -> rank 0 (tag ``TAG_PROGRESS``): ``[(path, done, total, elapsed_s), ...]``, the
+  worker's running files (:mod:`hpcacq.jobs.progress`), about once a second while it works.
 
 A blocking ``recv`` spins a core at 100 % in MPICH, so waiting ranks poll ``Iprobe``
 with short sleeps that grow while nothing happens (:class:`~hpcacq.jobs.resources.Backoff`;
@@ -27,10 +29,12 @@ from mpi4py import MPI
 
 from .resources import Backoff
 
-__all__ = ["TAG_UP", "TAG_DOWN", "Link", "worker_banner", "install_excepthook", "abort_on_error", "relayed"]
+__all__ = ["TAG_UP", "TAG_DOWN", "TAG_PROGRESS", "Link", "worker_banner", "install_excepthook", "abort_on_error",
+           "relayed"]
 
 TAG_UP = 71
 TAG_DOWN = 72
+TAG_PROGRESS = 73
 ABORT_GRACE_S = 0.3
 
 
@@ -75,6 +79,14 @@ class Link:
 
     def send_up(self, records: list, want: int, cancel_reason: str | None, finished: bool) -> None:
         self.comm.send((records, want, cancel_reason, finished), dest=0, tag=TAG_UP)
+
+    def send_progress(self, running: list) -> None:
+        """Tell rank 0 this worker's running files ``[(path, done, total, elapsed_s), ...]``."""
+        self.comm.send(running, dest=0, tag=TAG_PROGRESS)
+
+    def poll_progress(self) -> list[tuple[int, list]]:
+        """Workers' progress messages waiting now, as ``(rank, running files)`` (rank 0)."""
+        return list(self._poll(TAG_PROGRESS))
 
     def send_down(self, dest: int, kind: str, payload: Any = None) -> None:
         self.comm.send((kind, payload), dest=dest, tag=TAG_DOWN)

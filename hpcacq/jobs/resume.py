@@ -138,8 +138,9 @@ class StampedJob:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._job, name)
 
-    def run(self, index: int, path: str) -> Any:
-        return stamp(self._job.run(index, path), path, self._options)
+    def run(self, index: int, path: str, progress: Any = None) -> Any:
+        record = self._job.run(index, path) if progress is None else self._job.run(index, path, progress=progress)
+        return stamp(record, path, self._options)
 
 
 def stamp(record: Any, path: str, options: dict) -> Any:

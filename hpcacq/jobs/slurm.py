@@ -17,12 +17,15 @@ import inspect
 import os
 import re
 import shlex
+import shutil
+import subprocess
 import sys
 from typing import Any, Mapping, Sequence
 
 from ..errors import ParameterError
 
-__all__ = ["render_sbatch", "render_sbatch_from_mapping", "sbatch_options"]
+__all__ = ["render_sbatch", "render_sbatch_from_mapping", "sbatch_options", "job_name_from_run_args",
+           "output_from_run_args", "node_cpus"]
 
 _TIME = re.compile(r"^(\d+-)?\d+(:\d{1,2}){0,2}$")
 _ARRAY = re.compile(r"^\d+-\d+(%\d+)?$")
@@ -31,6 +34,57 @@ _ARRAY = re.compile(r"^\d+-\d+(%\d+)?$")
 def _check_int(name: str, value: Any, low: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ParameterError(f"{name}={value!r} must be an integer >= {low}")
+
+
+def output_from_run_args(run_args: Sequence[str]) -> str | None:
+    """The results file given to ``hpcacq run`` as ``-o X``, ``--output X`` or ``--output=X``."""
+    args = [os.fspath(a) for a in run_args]
+    for i, word in enumerate(args):
+        if word in ("-o", "--output") and i + 1 < len(args):
+            return args[i + 1]
+        if word.startswith("--output="):
+            return word.split("=", 1)[1]
+        if word.startswith("-o") and len(word) > 2 and not word.startswith("--"):
+            return word[2:]
+    return None
+
+
+def job_name_from_run_args(run_args: Sequence[str], results: str | None = None) -> str:
+    """A job name from the run's results file: ``data/velocity.h5`` -> ``hpcacq-velocity``.
+
+    ``results`` (the ``--results`` option) wins; without any results file: ``hpcacq``.
+    """
+    output = results or output_from_run_args(run_args)
+    if not output:
+        return "hpcacq"
+    stem = os.path.splitext(os.path.basename(str(output).rstrip("/")))[0]
+    stem = re.sub(r"[^A-Za-z0-9_.+-]", "_", stem).strip("._") or "results"
+    return f"hpcacq-{stem}"
+
+
+def node_cpus(partition: str | None = None) -> tuple[int, str]:
+    """CPUs of one compute node and where that number came from.
+
+    Asks SLURM (``sinfo -h -o %c``: CPUs per node of ``partition``, or of the default
+    partition; the smallest when nodes differ) and falls back to the CPUs of this
+    machine (``os.sched_getaffinity``) when ``sinfo`` is missing or fails.
+    """
+    if shutil.which("sinfo"):
+        command = ["sinfo", "-h", "-o", "%c"] + (["-p", partition] if partition else [])
+        try:
+            out = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
+            counts = [int(w.rstrip("+")) for w in out.stdout.split() if w.rstrip("+").isdigit()]
+        except (OSError, subprocess.SubprocessError):
+            counts = []
+        if out.returncode == 0 and counts:
+            where = f"partition {partition}" if partition else "the default partition"
+            return min(counts), f"from sinfo, CPUs per node of {where}"
+    try:
+        count = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        count = os.cpu_count() or 1
+    return max(1, count), ("from this machine's CPU count, sinfo gave no answer; give --ntasks-per-node "
+                           "if the compute nodes differ")
 
 
 def _check(job_name, nodes, ntasks_per_node, cpus_per_task, time, array, list_file, signal_seconds) -> None:
@@ -109,10 +163,10 @@ exit "$rc"
 
 def render_sbatch(
     *,
-    job_name: str,
+    job_name: str | None = None,
     run_args: Sequence[str] = (),
     nodes: int = 1,
-    ntasks_per_node: int = 2,
+    ntasks_per_node: int | None = None,
     cpus_per_task: int = 1,
     time: str = "01:00:00",
     partition: str | None = None,
@@ -131,13 +185,18 @@ def render_sbatch(
 
     Parameters
     ----------
-    job_name : str
-        ``--job-name``.
+    job_name : str or None
+        ``--job-name``; None: from the results file (:func:`job_name_from_run_args`,
+        ``-o velocity.h5`` -> ``hpcacq-velocity``).
     run_args : sequence of str
         Arguments after ``hpcacq run`` (inputs, ``-o OUT.h5``, ``--analysis``, ...).
-    nodes, ntasks_per_node, cpus_per_task : int
-        MPI ranks = nodes x ntasks_per_node; each rank gets ``cpus_per_task`` cores
-        (its thread pool is sized from ``SLURM_CPUS_PER_TASK``).
+    nodes, cpus_per_task : int
+        Nodes of the job; cores of each MPI rank (its thread pool is sized from
+        ``SLURM_CPUS_PER_TASK``).
+    ntasks_per_node : int or None
+        MPI ranks per node (ranks = nodes x ntasks_per_node). None fills a node: its CPUs
+        (:func:`node_cpus`: ``sinfo``, else this machine) divided by ``cpus_per_task``;
+        the script says where the number came from.
     time : str
         Wall-time limit (``HH:MM:SS``, minutes, or ``D-HH:MM:SS``).
     partition, account, mem_per_cpu : str or None
@@ -176,6 +235,15 @@ def render_sbatch(
     ParameterError
         An option is out of range or inconsistent (array without list_file, ...).
     """
+    if job_name is None:
+        job_name = job_name_from_run_args(run_args, results)
+    layout_note = ""
+    if ntasks_per_node is None:
+        _check_int("cpus_per_task", cpus_per_task, 1)
+        cpus, source = node_cpus(partition)
+        ntasks_per_node = max(1, cpus // cpus_per_task)
+        layout_note = (f"# Layout: {ntasks_per_node} rank(s) per node x {cpus_per_task} CPU(s) = a node of {cpus} CPUs, "
+                       f"{source}.")
     _check(job_name, nodes, ntasks_per_node, cpus_per_task, time, array, list_file, signal_seconds)
     sbatch = {"job-name": job_name, "nodes": nodes, "ntasks-per-node": ntasks_per_node,
               "cpus-per-task": cpus_per_task, "time": time, "partition": partition, "account": account,
@@ -186,7 +254,7 @@ def render_sbatch(
     if os.path.isabs(python):  # its bin folder holds hpcacq and mpiexec: put it first on PATH
         path_line = f'export PATH={shlex.quote(os.path.dirname(python))}:"$PATH"\n'
     parts = ["#!/bin/bash", *_sbatch_lines(sbatch), "# Rendered by `hpcacq slurm`; edit the options there, not here.",
-             _PRELUDE.format(path_line=path_line, extra_env=extra_env)]
+             layout_note, _PRELUDE.format(path_line=path_line, extra_env=extra_env)]
     args = list(run_args)
     if array is not None:
         stem = os.path.splitext(results or "results.h5")[0]
@@ -219,6 +287,4 @@ def render_sbatch_from_mapping(values: Mapping[str, Any]) -> str:
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise ParameterError(f"unknown SLURM option(s) {unknown}; valid options are {sorted(valid)}")
-    if "job_name" not in options:
-        raise ParameterError("job_name is required")
     return render_sbatch(**options)

@@ -113,6 +113,27 @@ def _threads(given: Any, enabled: bool, count: Any, count_name: str) -> int:
     return count
 
 
+#: Id that ``hpcacq run --roi new`` gives the whole-image ROI in every file (kymflow ids start at 1);
+#: the strategies' ``whole_image_roi_id`` (None in the library: acqstore's next id).
+WHOLE_IMAGE_ROI_ID = 0
+
+
+def _whole_image_roi(image: Any, wanted: int | None) -> Any:
+    """ADD_NEW_ROI's ROI: acqstore's new whole-image ROI (next id), or, with ``wanted``, the
+    whole image with that id (reused when the image already has it; the next id when the
+    file's ROI ``wanted`` is another region or the image object has no ``RoiSet.add``)."""
+    from ..model import Roi
+
+    rois, shape = image.rois, getattr(image, "shape", None)
+    if wanted is None or shape is None or not hasattr(rois, "add"):
+        return rois.create_rect_roi()
+    whole = Roi(wanted, 0, int(shape[0]), 0, int(shape[1]))
+    if not rois.has_roi(wanted):
+        return rois.add(whole)
+    existing = rois.get(wanted)
+    return existing if existing.bounds == whole.bounds else rois.create_rect_roi()
+
+
 @dataclass(frozen=True, kw_only=True)
 class BatchStrategy:
     """How every file of a batch is analysed (base of the two concrete strategies).
@@ -138,6 +159,10 @@ class BatchStrategy:
         How files are read: ``transpose``, ``axes``, ``max_memory`` (see
         :func:`hpcacq.io.read_acquisition`); the analysis's working memory is added to
         the memory check.
+    whole_image_roi_id : int or None
+        ADD_NEW_ROI only: the id of the whole-image ROI, the same in every file
+        (``hpcacq run`` uses :data:`WHOLE_IMAGE_ROI_ID`, 0). None (default): a new ROI
+        with the next id, as acqstore does.
 
     Raises
     ------
@@ -157,6 +182,7 @@ class BatchStrategy:
     dt_s: float | None = None
     threads_per_file: int | None = None
     read_options: dict | None = None
+    whole_image_roi_id: int | None = None
 
     def __post_init__(self) -> None:
         channel = _as_int(self.channel)
@@ -222,13 +248,15 @@ class BatchStrategy:
         """Analyse one file (path, AcqImage or acqstore-like image): acqstore's name of :meth:`run_file`."""
         return self.run_file(acq_image, cancel_event=cancel_event)
 
-    def run_file(self, image_or_path: Any, *, cancel_event: threading.Event | None = None) -> BatchFileResult:
+    def run_file(self, image_or_path: Any, *, cancel_event: threading.Event | None = None,
+                 progress: Any = None) -> BatchFileResult:
         """Open one file (or take an image) and run the analysis.
 
         Never raises for a problem of the file: cancellation becomes CANCELLED, the
         other analysis on the same (channel, ROI) SKIPPED_CONFLICT, a missing ROI
         SKIPPED_MISSING_ROI, any other exception FAILED with ``"<Error>: <message>"``.
         An earlier analysis with the same key on the image is replaced.
+        ``progress(done, total)``, if given, is called between the analysis' chunks.
         """
         start = time.perf_counter()
         path = _path_of(image_or_path)
@@ -237,7 +265,7 @@ class BatchStrategy:
         timings = {"read_s": 0.0, "analyse_s": 0.0}
         target: dict = {}
         try:
-            outcome = self._run(image_or_path, path, cancel_event, timings, target)
+            outcome = self._run(image_or_path, path, cancel_event, timings, target, progress)
         except AnalysisCancelled:
             outcome = self._result(path, BatchFileOutcome.CANCELLED, "cancelled while running", **target)
         except AnalysisExclusionError as exc:
@@ -270,7 +298,8 @@ class BatchStrategy:
         timings["read_s"] = time.perf_counter() - start
         return image
 
-    def _run(self, image_or_path: Any, path: str, cancel_event, timings: dict, target: dict) -> BatchFileResult:
+    def _run(self, image_or_path: Any, path: str, cancel_event, timings: dict, target: dict,
+             progress=None) -> BatchFileResult:
         from ..model import AnalysisKey, AnalysisRunContext
 
         image = self._open(image_or_path, timings, None if cancel_event is None else cancel_event.is_set)
@@ -281,13 +310,13 @@ class BatchStrategy:
                                     f"{path}: no ROI {self.roi_id}; the file has ROI ids {ids or 'none'}")
             roi_id = self.roi_id
         else:
-            roi_id = image.rois.create_rect_roi().roi_id
+            roi_id = _whole_image_roi(image, self.whole_image_roi_id).roi_id
         target["roi_id"] = roi_id
         image.analysis_set.remove(AnalysisKey(self.analysis_name, self.channel, roi_id))
         analysis = image.analysis_set.create(self.analysis_name, channel=self.channel, roi_id=roi_id,
                                              detection_params=self.detection_params)
         context = AnalysisRunContext(cancel_callback=None if cancel_event is None else cancel_event.is_set,
-                                     threads=self.threads_per_file)
+                                     threads=self.threads_per_file, progress=progress)
         start = time.perf_counter()
         result = image.analysis_set.run_analysis(analysis.key, context=context)
         timings["analyse_s"] = time.perf_counter() - start

@@ -24,6 +24,9 @@ KINDS = ("velocity", "diameter")
 TRUTH_NAME = "truth.json"
 _DEFAULT_PIXELS = {"velocity": 38, "diameter": 48}
 _EDGE_MARGIN_PX = 4  # background pixels kept on each side of the widest vessel
+#: What a microscope adds to a diameter scan (overridable with ``synth_options``): a Gaussian
+#: PSF of 1.2 px sigma and noise of 2 % of the lumen's brightness (amplitude 1000 above 100).
+DIAMETER_DEFAULTS = {"psf_sigma_px": 1.2, "noise_sd": 20.0}
 
 
 def _to_uint16(image: Any) -> np.ndarray:
@@ -84,7 +87,11 @@ def _diameter_truths(n_files, rng, d_range, n_pixels, dx_um) -> list[dict]:
         )
     lo, hi = _check_range("diameter_px_range", d_range, 2.0, float(widest))
     diameters = np.linspace(lo, hi, n_files) if n_files > 1 else np.array([(lo + hi) / 2])
-    return [{"diameter_px": float(d), "diameter_um": float(d) * dx_um} for d in rng.permutation(diameters)]
+    # sub-pixel widths and positions: edges fall anywhere between pixel centres
+    diameters = np.clip(diameters + rng.uniform(-0.5, 0.5, diameters.size), lo, hi)
+    centres = (n_pixels - 1) / 2.0 + rng.uniform(-0.5, 0.5, diameters.size)
+    return [{"diameter_px": float(d), "diameter_um": float(d) * dx_um, "center_px": float(c)}
+            for d, c in zip(rng.permutation(diameters), centres)]
 
 
 def _generator(kind: str):
@@ -97,7 +104,8 @@ def _generator(kind: str):
     from .diameter import make_vessel_kymograph
 
     return lambda truth, n_lines, n_pixels, rng, options: make_vessel_kymograph(
-        n_lines, n_pixels, diameter_px=truth["diameter_px"], rng=rng, **options
+        n_lines, n_pixels, diameter_px=truth["diameter_px"], center_px=truth["center_px"], rng=rng,
+        **{**DIAMETER_DEFAULTS, **options}
     )
 
 
@@ -152,9 +160,12 @@ def write_corpus(
         The default (0.2, 2.0) stays inside the Radon method's measurable range.
     diameter_px_range : (float, float)
         Range of vessel diameters in px (diameter); the top is lowered to keep 4 px of
-        background each side (n_pixels - 8).
+        background each side (n_pixels - 8). Diameters spread evenly over it, each moved
+        by up to half a pixel, and each vessel's centre is up to half a pixel off the
+        line's middle (``center_px`` in truth.json), so edges fall between pixels.
     synth_options : mapping, optional
-        Extra keyword options for ``make_velocity_kymograph`` / ``make_vessel_kymograph``.
+        Extra keyword options for ``make_velocity_kymograph`` / ``make_vessel_kymograph``;
+        diameter scans default to :data:`DIAMETER_DEFAULTS` (PSF sigma 1.2 px, 2 % noise).
     overwrite : bool
         Allow writing into a folder that already has a ``truth.json``.
 
@@ -184,7 +195,8 @@ def write_corpus(
         paths.append(path)
     doc = {
         "kind": kind, "n_files": n_files, "n_lines": n_lines, "n_pixels": n_pixels,
-        "dx_um": dx_um, "dt_s": dt_s, "seed": seed, "synth_options": dict(synth_options or {}),
+        "dx_um": dx_um, "dt_s": dt_s, "seed": seed,
+        "synth_options": {**(DIAMETER_DEFAULTS if kind == "diameter" else {}), **dict(synth_options or {})},
         "files": [{"file": t.pop("file"), **t} for t in truths],
     }
     tmp = folder / f".{TRUTH_NAME}.{os.getpid()}.tmp"
