@@ -178,11 +178,11 @@ def test_resume_after_changing_the_roi_mode_recomputes(corpus, tmp_path, capsys)
     assert {info["roi_bounds"] for info, _ in iter_results(out)} == {(0, 400, 2, 30)}
     code, text, _ = hpcacq(capsys, "run", data, "-o", out, "--resume")
     assert code == 0 and _resumed(text) == (0, 6), text
-    # the whole image is a new ROI (id 2) next to ROI 1: both results are kept, each its own row
+    # the whole image (ROI 0 in `hpcacq run`) next to ROI 1: both results are kept, each its own row
     by_roi = {}
     for info, _ in iter_results(out):
         by_roi.setdefault(info["roi_id"], set()).add(info["roi_bounds"])
-    assert by_roi[1] == {(0, 400, 2, 30)} and by_roi[2] == {(0, 600, 0, 38)}
+    assert by_roi[1] == {(0, 400, 2, 30)} and by_roi[0] == {(0, 600, 0, 38)}
     code, text, _ = hpcacq(capsys, "run", data, "-o", out, "--resume", "--roi", "existing", "--roi-id", "1")
     assert _resumed(text) == (6, 6)
     assert len(read_manifest(out)) == 12
@@ -220,7 +220,7 @@ def test_resume_sees_changes_to_headers_sidecars_and_same_size_same_mtime_conten
     assert _resumed(text) == (3, 6), text
     dx = {os.path.basename(f): v for f, v in _dx_by_file(out).items()}
     assert dx[tifs[0].name] == 0.290 and dx[tifs[3].name] == 0.284
-    # 4. the sidecar changes content with the same size and mtime: its ROI ids matter (new ROI id)
+    # 4. the sidecar changes content with the same size and mtime: recomputed (its ROIs may matter)
     sidecar = data / (tifs[1].stem + ".json")
     code, text, _ = hpcacq(capsys, "run", data, "-o", out, "--resume")
     assert _resumed(text) == (6, 6)
@@ -229,7 +229,7 @@ def test_resume_sees_changes_to_headers_sidecars_and_same_size_same_mtime_conten
     code, text, _ = hpcacq(capsys, "run", data, "-o", out, "--resume")
     assert _resumed(text) == (5, 6), text
     roi = {os.path.basename(info["file"]): info["roi_id"] for info, _ in iter_results(out)}
-    assert roi[tifs[1].name] == 8  # a new ROI after the sidecar's ROI 7
+    assert roi[tifs[1].name] == 0  # `hpcacq run --roi new`: the whole image is ROI 0 whatever the sidecar holds
 
 
 # ----------------------------------------------------------------- 11.2 several analyses per input

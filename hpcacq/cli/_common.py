@@ -36,7 +36,7 @@ _CLI_WORDS = (
      "--roi existing"),
     (re.compile(r"give (dx_um|dt_s) as the strategy's \w+= option, not in detection_params"),
      lambda m: f"give --{m.group(1).replace('_', '-')} VALUE instead of --param {m.group(1)}=VALUE"),
-    (re.compile(r"unknown parameter\(s\) (.+?) for \w+Params; valid names are: (?:dx_um, dt_s, )?(.+)$"),
+    (re.compile(r"unknown parameter\(s\) (.+?) for (?:\w+Params|'\w+'); valid names are: (?:dx_um, dt_s, )?(.+)$"),
      lambda m: f"unknown --param {m.group(1)}; valid names are: {m.group(2)} "
                "(`hpcacq params velocity|diameter` lists them with default, unit and meaning)"),
 )
