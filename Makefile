@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO   ?= demo_out
 
-.PHONY: demo test venv clean
+.PHONY: demo test lint venv clean
 
 # pip's output goes to $(VENV)/install.log, shown only if the install fails.
 $(BIN)/.installed: pyproject.toml
@@ -35,6 +35,12 @@ demo: venv
 
 test: venv
 	$(BIN)/python -m pytest
+
+# ruff (pyflakes, isort, bugbear, pyupgrade, complexity) on everything; mypy on the public API
+# (hpcacq/__init__.py's exports). Both configured in pyproject.toml; CI runs this before the tests.
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache

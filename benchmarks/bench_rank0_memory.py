@@ -53,6 +53,29 @@ class CountingWriter:
         pass
 
 
+def make_inputs(folder: str, n_files: int) -> str:
+    """A folder of ``n_files`` hard links to one 64 x 38 line scan (made once, reused)."""
+    from hpcacq.synth.corpus import write_corpus
+
+    data = os.path.join(folder, f"data_{n_files}")
+    if not os.path.isdir(data) or sum(1 for _ in os.scandir(data)) != 2 * n_files:
+        print(f"making {n_files} files of 64 x 38 in {data} (hard links to one file) ...", flush=True)
+        (source,) = write_corpus(os.path.join(folder, "one"), n_files=1, n_lines=64, seed=1, overwrite=True)
+        header = os.path.splitext(source)[0] + ".txt"  # the Olympus header with dx and dt
+        os.makedirs(data, exist_ok=True)
+        for i in range(n_files):
+            if i % 50000 == 0:  # a file system allows ~65,000 links per file: a new copy now and then
+                copies = []
+                for src, suffix in ((source, ".tif"), (header, ".txt")):
+                    copies.append((os.path.join(folder, "one", f"copy_{n_files}_{i}{suffix}"), suffix))
+                    shutil.copyfile(src, copies[-1][0])
+            target = os.path.join(data, f"file_{i:07d}")
+            for src, suffix in copies:
+                if not os.path.exists(target + suffix):
+                    os.link(src, target + suffix)
+    return data
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("n_files", type=int)
@@ -60,28 +83,13 @@ def main() -> None:
     parser.add_argument("--noop", action="store_true", help="no analysis, a writer that only counts")
     args = parser.parse_args()
 
+    from bench_dispatch import NoopJob  # this folder: the dispatcher benchmark's no-op analysis
+
     from hpcacq.jobs.config import JobConfig
     from hpcacq.jobs.driver import execute_job, run_job
     from hpcacq.jobs.inputs import InputList
-    from bench_dispatch import NoopJob  # this folder: the dispatcher benchmark's no-op analysis
-    from hpcacq.synth.corpus import write_corpus
 
-    data = os.path.join(args.folder, f"data_{args.n_files}")
-    if not os.path.isdir(data) or sum(1 for _ in os.scandir(data)) != 2 * args.n_files:
-        print(f"making {args.n_files} files of 64 x 38 in {data} (hard links to one file) ...", flush=True)
-        (source,) = write_corpus(os.path.join(args.folder, "one"), n_files=1, n_lines=64, seed=1, overwrite=True)
-        header = os.path.splitext(source)[0] + ".txt"  # the Olympus header with dx and dt
-        os.makedirs(data, exist_ok=True)
-        for i in range(args.n_files):
-            if i % 50000 == 0:  # a file system allows ~65,000 links per file: a new copy now and then
-                copies = []
-                for src, suffix in ((source, ".tif"), (header, ".txt")):
-                    copies.append((os.path.join(args.folder, "one", f"copy_{args.n_files}_{i}{suffix}"), suffix))
-                    shutil.copyfile(src, copies[-1][0])
-            target = os.path.join(data, f"file_{i:07d}")
-            for src, suffix in copies:
-                if not os.path.exists(target + suffix):
-                    os.link(src, target + suffix)
+    data = make_inputs(args.folder, args.n_files)
     output = os.path.join(args.folder, f"out_{args.n_files}.h5")
     done = {"files": 0}
     samples: list[tuple[float, float, int]] = []

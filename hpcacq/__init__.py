@@ -16,9 +16,39 @@ docs/ACQSTORE.md.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # what type checkers and editors see; at run time the names load lazily
+    from .analyses.base import AnalysisResult
+    from .analyses.diameter import DiameterParams, vessel_diameter
+    from .analyses.velocity import RadonParams, radon_velocity
+    from .analysis_set import BaseAnalysis, DiameterAnalysis, RadonVelocityAnalysis
+    from .errors import AnalysisCancelled, AnalysisExclusionError
+    from .io.readers import read_acquisition
+    from .jobs.acq_list import AcqImageList
+    from .jobs.batch import (
+        AcqAnalysisBatch,
+        AnalysisBatchKind,
+        BatchAnalysisStrategy,
+        BatchFileOutcome,
+        BatchFileResult,
+        DiameterBatchStrategy,
+        RadonVelocityBatchStrategy,
+        RoiBatchMode,
+    )
+    from .model import (
+        AcqAnalysisSet,
+        AcqImage,
+        AcqImageAnalysisDataProvider,
+        AnalysisKey,
+        AnalysisRunContext,
+        ImageBounds,
+        Roi,
+        RoiSet,
+    )
+
 
 # public name -> module that defines it
 _LAZY = {

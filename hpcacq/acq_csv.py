@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import csv
 import os
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 __all__ = ["write_analysis_csvs"]
 

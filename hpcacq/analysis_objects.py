@@ -11,8 +11,9 @@ keeps them.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, ClassVar
 
 from .analyses.acqstore_params import acqstore_defaults, acqstore_schema, build_any
 from .analyses.base import AnalysisResult

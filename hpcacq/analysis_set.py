@@ -10,7 +10,8 @@ roi_id=) -> (n_lines, n_pixels) array`` (time on axis 0, space on axis 1) and
 from __future__ import annotations
 
 import os
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +25,8 @@ from .analysis_objects import (
     BaseAnalysis,
     DiameterAnalysis,
     RadonVelocityAnalysis,
+)
+from .analysis_objects import (
     key_of as _key_of,
 )
 from .errors import AnalysisExclusionError, MissingUnitsError, ParameterError
@@ -205,8 +208,8 @@ class AcqAnalysisSet:
     # ------------------------------------------------------------ running
     def _units(self) -> tuple[float, float]:
         dx_um, dt_s = self._known_units()
-        missing = [name for name, value in (("dx_um", dx_um), ("dt_s", dt_s)) if value is None]
-        if missing:
+        if dx_um is None or dt_s is None:
+            missing = [name for name, value in (("dx_um", dx_um), ("dt_s", dt_s)) if value is None]
             raise MissingUnitsError(
                 f"{self.source_path}: unknown {' and '.join(missing)} (no header gives them); pass "
                 f"{', '.join(m + '=' for m in missing)} to AcqImage.open / from_array, or "

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -77,7 +78,7 @@ def _is_int(value: Any) -> bool:
 class RoiSet:
     """The ROIs of one image of ``shape`` (n_lines, n_pixels) or :class:`ImageBounds`, by integer id."""
 
-    def __init__(self, shape: "tuple[int, int] | ImageBounds"):
+    def __init__(self, shape: tuple[int, int] | ImageBounds):
         if isinstance(shape, ImageBounds):
             shape = (shape.height, shape.width)
         self._shape = (int(shape[0]), int(shape[1]))
@@ -271,7 +272,7 @@ class AcqImage:
     @classmethod
     def open(cls, path: str | os.PathLike, *, dx_um: float | None = None, dt_s: float | None = None,
              transpose: bool = False, axes: str | None = None, max_memory: int | str | None = None,
-             working_bytes_per_pixel: float = 0.0, cancel=None) -> "AcqImage":
+             working_bytes_per_pixel: float = 0.0, cancel=None) -> AcqImage:
         """Read ``path`` (see :func:`hpcacq.io.read_acquisition`).
 
         Parameters
@@ -312,7 +313,7 @@ class AcqImage:
 
     @classmethod
     def from_array(cls, data: Any, *, dx_um: float | None = None, dt_s: float | None = None,
-                   path: str | os.PathLike | None = None) -> "AcqImage":
+                   path: str | os.PathLike | None = None) -> AcqImage:
         """Wrap an array (n_lines, n_pixels) or (n_channels, n_lines, n_pixels); no copy."""
         return cls(data, dx_um=dx_um, dt_s=dt_s, path=path)
 

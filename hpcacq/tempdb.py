@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from .errors import TemporaryStorageError
 

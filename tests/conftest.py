@@ -1,4 +1,7 @@
-"""Shared fixtures: where the real data lives, hostile temporary paths."""
+"""Shared fixtures: where the real data lives, hostile temporary paths, the stand-in analysis.
+
+Helpers (naive references, the stand-in analysis, job launchers, a local SLURM) live in
+the ``tests/helpers`` package; no test module imports another."""
 
 from __future__ import annotations
 
@@ -51,3 +54,15 @@ def pytest_runtest_makereport(item, call):
     if report.skipped and not hasattr(report, "wasxfail") and not os.environ.get("HPCACQ_ALLOW_SKIPS"):
         report.outcome = "failed"
         report.longrepr = f"test skipped, which is not allowed (HPCACQ_ALLOW_SKIPS=1 allows it): {report.longrepr}"
+
+
+@pytest.fixture
+def fakes():
+    """The stand-in analysis of tests/helpers/fake_analysis.py registered as both real analyses
+    (known answer: mean of each line x ``scale``); calls recorded in ``FAKE_CALLS``."""
+    from helpers.fake_analysis import FAKE_CALLS, install_fakes, remove_fakes
+
+    install_fakes()
+    FAKE_CALLS.clear()
+    yield
+    remove_fakes()

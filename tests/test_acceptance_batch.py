@@ -36,7 +36,7 @@ import h5py
 import numpy as np
 import pytest
 
-from test_cancel import wait_for_ok_lines
+from helpers.jobs import wait_for_ok_lines
 
 pytestmark = [pytest.mark.mpi, pytest.mark.slow]
 

@@ -1,7 +1,7 @@
 """hpcacq's acqstore-named API behaves as acqstore documents (issue 12, items 1-3 and 5-7,
 and the Radon side of item 4), checked in our own words.
 
-Batch-engine tests use the stand-in analysis of test_batch (known answer: each line's
+Batch-engine tests use the stand-in analysis of tests/helpers/fake_analysis.py (known answer: each line's
 mean times ``scale``); the Radon tests run the real kernels on streaks of known speed.
 """
 
@@ -28,7 +28,7 @@ from hpcacq.jobs.batch import (
 )
 from hpcacq.model import AcqImage, AnalysisKey, AnalysisRunContext
 
-from test_batch import FAKE_CALLS, fakes, write_images  # noqa: F401  (fixture)
+from helpers.fake_analysis import FAKE_CALLS, write_images
 
 UNITS = {"dx_um": 0.5, "dt_s": 0.001}
 

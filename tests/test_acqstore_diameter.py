@@ -6,8 +6,11 @@ import dataclasses
 
 import pytest
 
-from hpcacq.analyses.acqstore_diameter import (ACQSTORE_DIAMETER_DEFAULTS, ACQSTORE_DIAMETER_SCHEMA,
-                                               diameter_params_from_acqstore)
+from hpcacq.analyses.acqstore_diameter import (
+    ACQSTORE_DIAMETER_DEFAULTS,
+    ACQSTORE_DIAMETER_SCHEMA,
+    diameter_params_from_acqstore,
+)
 from hpcacq.analyses.diameter import DiameterParams
 from hpcacq.errors import ParameterError
 

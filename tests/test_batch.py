@@ -1,182 +1,23 @@
 """The batch API: outcomes, order, callback, threads option, replacement of results.
 
 The analyses here are a stand-in with a known answer (the mean of each line times
-``scale``), registered in place of the real ones, so these tests check the batch
-engine alone. The helpers at the top are shared with test_driver/test_mpi/test_cancel
-(and the MPI scripts they launch).
+``scale``, tests/helpers/fake_analysis.py), registered in place of the real ones by the
+``fakes`` fixture, so these tests check the batch engine alone.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import pickle
-import sys
 import threading
 import time
-import types
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from hpcacq.analyses import registry
-from hpcacq.analyses.base import AnalysisResult
-from hpcacq.errors import AnalysisCancelled, ParameterError
-
-# ----------------------------------------------------------------- shared stand-ins
-FAKE_CALLS: list[dict] = []  # one entry per fake analysis run: threads, file shape, thread name
-
-
-@dataclass(frozen=True)
-class FakeParams:
-    """Parameters of the stand-in analysis."""
-
-    dx_um: float
-    dt_s: float
-    scale: float = 1.0
-    delay_s: float = 0.0
-    delay_from_file: bool = False  # add image[0, 0] milliseconds to delay_s
-
-    def __post_init__(self):
-        if not self.scale > 0:
-            raise ParameterError(f"scale must be > 0, got {self.scale}")
-
-
-def fake_run(image2d, params, *, row_offset=0, threads=1, cancel=None, progress=None):
-    """Known answer: per line, mean of the ROI x scale; sleeps delay_s in 10 ms chunks."""
-    FAKE_CALLS.append({"threads": threads, "shape": image2d.shape})
-    delay_s = params.delay_s + (float(image2d[0, 0]) / 1000.0 if params.delay_from_file else 0.0)
-    deadline = time.perf_counter() + delay_s
-    while time.perf_counter() < deadline:
-        if cancel is not None and cancel():
-            raise AnalysisCancelled("fake analysis cancelled")
-        time.sleep(0.01)
-    if cancel is not None and cancel():
-        raise AnalysisCancelled("fake analysis cancelled")
-    n = image2d.shape[0]
-    return AnalysisResult(
-        analysis="fake", params=dataclasses.asdict(params),
-        columns={"time_s": (row_offset + np.arange(n)) * params.dt_s,
-                 "value": image2d.mean(axis=1) * params.scale},
-        units={"time_s": "s", "value": "1"},
-    )
-
-
-def install_fakes() -> None:
-    """Register the stand-in as both 'radon_velocity' and 'diameter' (same exclusive group)."""
-    for name in ("radon_velocity", "diameter"):
-        registry.ANALYSES._cache[name] = registry.AnalysisSpec(name, FakeParams, fake_run)
-
-
-def remove_fakes() -> None:
-    for name in ("radon_velocity", "diameter"):
-        registry.ANALYSES._cache.pop(name, None)
-
-
-@dataclass
-class _AnalysisRecord:
-    analysis: str
-    channel: int
-    roi_id: int | None
-    roi_bounds: tuple | None
-    outcome: str
-    message: str
-    params: dict
-    result: object
-    elapsed_s: float
-
-
-@dataclass
-class _FileRecord:
-    file_path: str
-    fingerprint: dict
-    records: list
-    rank: int
-    host: str
-    timings: dict = field(default_factory=dict)
-    n_lines: int = 0
-
-
-def _fingerprint(path, *, sha256=False):
-    st = Path(path).stat()
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": None}
-
-
-class PickleWriter:
-    """Stand-in for results.ResultsWriter: appends each FileRecord to a pickle stream."""
-
-    def __init__(self, path, *, mode="new", job_attrs=None):
-        self.path = Path(path)
-        if self.path.exists() and mode == "new":
-            raise ParameterError(f"{path} exists: use resume or overwrite")
-        self._handle = open(self.path, "ab" if mode == "resume" else "wb")
-
-    def write_file(self, record):
-        pickle.dump(record, self._handle)
-        self._handle.flush()
-
-    def done_fingerprints(self):
-        done = {}
-        for rec in read_pickle_records(self.path):
-            if all(a.outcome == "OK" for a in rec.records):
-                done[rec.file_path] = {"fingerprint": rec.fingerprint, "analysis": rec.records[0].analysis,
-                                       "params": rec.records[0].params}
-        return done
-
-    def close(self):
-        self._handle.close()
-
-
-def read_pickle_records(path) -> list:
-    records = []
-    with open(path, "rb") as handle:
-        while True:
-            try:
-                records.append(pickle.load(handle))
-            except EOFError:
-                return records
-
-
-def ensure_results_module() -> bool:
-    """Make ``hpcacq.results`` importable; True if the real module is there."""
-    try:
-        import hpcacq.results as real
-
-        if all(hasattr(real, name) for name in ("ResultsWriter", "FileRecord", "iter_results")):
-            return True
-    except ImportError:
-        pass
-    if True:
-        module = types.ModuleType("hpcacq.results")
-        module.AnalysisRecord, module.FileRecord = _AnalysisRecord, _FileRecord
-        module.file_fingerprint, module.ResultsWriter = _fingerprint, PickleWriter
-        sys.modules["hpcacq.results"] = module
-        return False
-
-
-def write_images(folder: Path, n: int, *, lines=200, pixels=16, seed=0) -> list[str]:
-    """``n`` random .npy line scans (lines x pixels, uint16) with different sizes."""
-    rng = np.random.default_rng(seed)
-    paths = []
-    for i in range(n):
-        path = folder / f"scan_{i:03d}.npy"
-        np.save(path, rng.integers(0, 4000, size=(lines + 8 * i, pixels), dtype=np.uint16))
-        paths.append(str(path))
-    return paths
-
-
-@pytest.fixture
-def fakes():
-    install_fakes()
-    ensure_results_module()
-    FAKE_CALLS.clear()
-    yield
-    remove_fakes()
-
-
-# ----------------------------------------------------------------- the tests
-from hpcacq.jobs.batch import (  # noqa: E402
+from hpcacq.errors import ParameterError
+from hpcacq.jobs.batch import (
     AcqAnalysisBatch,
     AnalysisBatchKind,
     BatchFileOutcome,
@@ -185,7 +26,9 @@ from hpcacq.jobs.batch import (  # noqa: E402
     RoiBatchMode,
     to_file_record,
 )
-from hpcacq.model import AcqImage  # noqa: E402
+from hpcacq.model import AcqImage
+
+from helpers.fake_analysis import FAKE_CALLS, write_images
 
 UNITS = {"dx_um": 0.5, "dt_s": 0.001}
 
@@ -195,7 +38,7 @@ def test_results_in_input_order_with_known_values(fakes, tmp_path):
     strategy = RadonVelocityBatchStrategy(detection_params={"scale": 2.0}, **UNITS)
     results = AcqAnalysisBatch(paths, strategy, max_parallel_files=3).run()
     assert [r.file_path for r in results] == paths
-    for path, r in zip(paths, results):
+    for path, r in zip(paths, results, strict=True):
         assert r.outcome is BatchFileOutcome.OK and r.message == "ok"
         image = np.load(path)
         np.testing.assert_allclose(r.result.columns["value"], image.mean(axis=1) * 2.0)

@@ -12,9 +12,9 @@ import time
 import pytest
 
 from hpcacq.jobs.cancel import CancelSource
-from test_batch import fakes, write_images  # noqa: F401 - fixture
-from test_driver import read_back
-from test_mpi import assert_same_numbers, launch, run, write_job
+
+from helpers.fake_analysis import write_images
+from helpers.jobs import assert_same_numbers, launch, read_back, run, wait_for_ok_lines, write_job
 
 
 def test_signal_sets_the_event_and_handlers_are_restored():
@@ -60,26 +60,6 @@ def test_signals_are_not_touched_outside_the_main_thread():
     thread.start()
     thread.join()
     assert errors == []
-
-
-def wait_for_ok_lines(proc, count: int, *, timeout: float = 60.0, marker: str = " OK ",
-                      on_timeout=None) -> list[str]:
-    """Read rank 0's progress lines until ``count`` of them hold ``marker`` (files OK).
-
-    After ``timeout`` seconds ``on_timeout()`` (default ``proc.kill``) ends the job and the
-    test fails with what it printed.
-    """
-    timer = threading.Timer(timeout, on_timeout or proc.kill)
-    timer.start()
-    lines = []
-    try:
-        for line in proc.stdout:
-            lines.append(line)
-            if sum(marker in text for text in lines) >= count:
-                return lines
-    finally:
-        timer.cancel()
-    pytest.fail(f"job ended before {count} files were done:\n{''.join(lines)}\n{proc.stderr.read()}")
 
 
 @pytest.mark.mpi

@@ -15,9 +15,9 @@ from collections import Counter
 import pytest
 
 from hpcacq.jobs.config import JobConfig
-from hpcacq.jobs.resume import job_options, stamp
 from hpcacq.jobs.driver import CANCEL_BLOCK, _spooled, _Todo, execute_job
 from hpcacq.jobs.inputs import InputList
+from hpcacq.jobs.resume import job_options, stamp
 from hpcacq.results.index import DoneIndex, GroupIndex
 from hpcacq.results.records import AnalysisRecord, FileRecord, file_fingerprint
 

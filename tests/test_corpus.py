@@ -100,7 +100,7 @@ def test_velocity_corpus_files_units_and_truth_match_pixels(tmp_path, generators
     px = np.array([f["px_per_line"] for f in truth["files"]])
     assert (px > 0).sum() == 3 and (px < 0).sum() == 3  # both directions
     assert np.all((np.abs(px) >= 0.2) & (np.abs(px) <= 2.0)) and len(set(np.abs(px))) == 6
-    for path, entry in zip(paths, truth["files"]):
+    for path, entry in zip(paths, truth["files"], strict=True):
         assert entry["velocity_mm_s"] == pytest.approx(entry["px_per_line"] * DX_UM / DT_S / 1000)
         raw = read_acquisition(path)
         assert raw.data.shape == (1, 600, 38) and raw.data.dtype == np.uint16
@@ -119,7 +119,7 @@ def test_diameter_corpus_truth_matches_pixels(tmp_path, generators):
     assert all(d % 1 not in (0.0, 0.5) for d in diameters), "sub-pixel widths expected"
     assert all(abs(f["center_px"] - 23.5) <= 0.5 for f in truth["files"])
     assert truth["synth_options"]["psf_sigma_px"] > 0 and truth["synth_options"]["noise_sd"] > 0
-    for path, entry in zip(paths, truth["files"]):
+    for path, entry in zip(paths, truth["files"], strict=True):
         assert entry["diameter_um"] == pytest.approx(entry["diameter_px"] * DX_UM)
         raw = read_acquisition(path)
         assert raw.data.shape == (1, 50, 48) and raw.data.dtype == np.uint16
@@ -172,7 +172,7 @@ def test_corpus_answers_come_back_through_the_analyses(tmp_path, kind, analysis,
     pytest.importorskip(f"hpcacq.synth.{kind}", reason=f"hpcacq.synth.{kind} not written yet")
     pytest.importorskip(f"hpcacq.analyses.{kind}", reason=f"hpcacq.analyses.{kind} not written yet")
     paths = write_corpus(tmp_path, n_files=2, kind=kind, n_lines=1200, seed=5)
-    for path, entry in zip(paths, read_truth(tmp_path)["files"]):
+    for path, entry in zip(paths, read_truth(tmp_path)["files"], strict=True):
         img = AcqImage.open(path)
         roi = img.rois.create_rect_roi()
         key = img.analysis_set.create(analysis, roi_id=roi.roi_id, detection_params=params)

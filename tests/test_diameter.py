@@ -13,7 +13,7 @@ from hpcacq.analyses.diameter import FLAG_BITS, DiameterParams, vessel_diameter
 from hpcacq.errors import AnalysisCancelled, InputError, MissingUnitsError, ParameterError
 from hpcacq.synth.diameter import make_vessel_kymograph, vasomotion
 
-from naive_diameter import naive_bin, naive_halfmax, whole_pixel_diameter
+from helpers.naive_diameter import naive_bin, naive_halfmax, whole_pixel_diameter
 
 WIDTHS = (4, 6, 8, 12, 16, 24, 32, 45, 60)
 SIGMAS = (1.0, 1.5, 2.0)
@@ -253,7 +253,7 @@ def test_cancel_between_chunks_and_progress(threads):
     seen.clear()
     vessel_diameter(img, progress=progress, **UNITS)
     assert seen[0] == (0, 20000) and seen[-1] == (20000, 20000)
-    assert all(a[0] <= b[0] for a, b in zip(seen, seen[1:]))
+    assert all(a[0] <= b[0] for a, b in zip(seen, seen[1:], strict=True))
 
 
 @pytest.mark.parametrize("image, kwargs, error, match", [

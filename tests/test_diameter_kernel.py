@@ -10,7 +10,7 @@ import pytest
 from hpcacq.kernels import diameter as kd
 from hpcacq.synth.diameter import make_vessel_kymograph
 
-from naive_diameter import naive_bin, naive_halfmax, reference_fit, tophat_model
+from helpers.naive_diameter import naive_bin, naive_halfmax, reference_fit, tophat_model
 
 
 def _vessel_image(rng, n_lines=120, n_pixels=40, noise_sd=20.0):
@@ -60,7 +60,7 @@ def test_halfmax_matches_naive_on_noisy_vessels(seed):
         img = 2000.0 - img
     got = kd.halfmax_edges(img, binning=binning, polarity=polarity)
     exp = naive_halfmax(img, 5, binning, polarity)
-    for g, e in zip(got, exp):
+    for g, e in zip(got, exp, strict=True):
         np.testing.assert_allclose(g, e, rtol=0, atol=1e-9)  # NaN where NaN
     assert np.isfinite(got[0]).mean() > 0.9  # these vessels have both edges inside
 
@@ -76,7 +76,7 @@ def test_percentiles_match_numpy_for_any_choice(q):
         img = rng.integers(0, 50, size=(70, n_pixels)).astype(float)
         got = kd.halfmax_edges(img, window_rows=1, baseline_percentile=q[0], peak_percentile=q[1])
         exp = naive_halfmax(img, 1, "mean", "bright", q[0], q[1])
-        for g, e in zip(got, exp):
+        for g, e in zip(got, exp, strict=True):
             np.testing.assert_allclose(g, e, rtol=0, atol=1e-9)
 
 
@@ -85,7 +85,7 @@ def test_results_do_not_depend_on_chunking():
     img = _vessel_image(rng, n_lines=1000, n_pixels=33)  # non-integer data: rounding would show
     whole = kd.halfmax_edges(img)
     cuts = [0, 1, 63, 64, 65, 200, 517, 999, 1000]
-    parts = [kd.halfmax_edges(img, start=a, stop=b) for a, b in zip(cuts[:-1], cuts[1:])]
+    parts = [kd.halfmax_edges(img, start=a, stop=b) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
     for k in range(3):
         np.testing.assert_array_equal(np.concatenate([p[k] for p in parts]), whole[k])
     fit_whole = kd.fit_edges(img, stop=300)
@@ -163,8 +163,8 @@ def test_two_python_threads_calling_at_once_get_identical_results():
     for t in threads:
         t.join()
     for got in results:
-        for g_set, e_set in zip(got, expected):
-            for g, e in zip(g_set, e_set):
+        for g_set, e_set in zip(got, expected, strict=True):
+            for g, e in zip(g_set, e_set, strict=True):
                 np.testing.assert_array_equal(g, e)
 
 

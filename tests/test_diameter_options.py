@@ -17,8 +17,7 @@ from hpcacq.kernels.diameter_series import motion_gate, running_median
 from hpcacq.synth.diameter import make_moving_vessel, make_vessel_kymograph, vasomotion
 from hpcacq.synth.velocity import make_velocity_kymograph
 
-from naive_diameter import (naive_bin, naive_gradient_profile, naive_halfmax, naive_motion_gate,
-                            naive_threshold_profile)
+from helpers.naive_diameter import naive_bin, naive_gradient_profile, naive_motion_gate, naive_threshold_profile
 
 UNITS = dict(dx_um=0.5, dt_s=0.001)
 WIDTHS = (6.3, 9.7, 14.2, 21.5, 33.8)

@@ -21,26 +21,11 @@ from hpcacq.jobs.resources import (
     plan_threads,
 )
 from hpcacq.jobs.strategies import RoiBatchMode
-from test_batch import ensure_results_module, fakes, read_pickle_records, write_images  # noqa: F401 - fixture
+
+from helpers.fake_analysis import FAKE_CALLS, write_images
+from helpers.jobs import read_back
 
 UNITS = {"dx_um": 0.5, "dt_s": 0.001}
-
-
-def read_back(path) -> dict[str, tuple[str, dict]]:
-    """file -> (outcome, columns) from the job's output, whichever writer wrote it."""
-    if not ensure_results_module():
-        out = {}
-        for record in read_pickle_records(path):
-            analysis = record.records[0]
-            columns = {} if analysis.result is None else {k: np.asarray(v) for k, v in analysis.result.columns.items()}
-            out[record.file_path] = (analysis.outcome, columns)
-        return out
-    from hpcacq.results import iter_results, read_manifest
-
-    out = {row["file"]: (row["outcome"], {}) for row in read_manifest(path)}
-    for info, result in iter_results(path):
-        out[info["file"]] = (out[info["file"]][0], {k: np.asarray(v) for k, v in result.columns.items()})
-    return out
 
 
 def make_config(paths, output, **options) -> JobConfig:
@@ -186,8 +171,6 @@ def test_plan_threads(cores, threads, n_files, expected):
 
 
 def test_threads_option_reaches_the_analysis_through_the_job(fakes, tmp_path):
-    from test_batch import FAKE_CALLS
-
     paths = write_images(tmp_path, 2)
     run_job(make_config(paths, tmp_path / "out.h5", threads=2))
     assert [c["threads"] for c in FAKE_CALLS] == [2, 2]
@@ -244,12 +227,13 @@ def test_local_job_never_imports_mpi4py(tmp_path):
     import sys
 
     code = (
-        "import sys; sys.path.insert(0, 'tests'); import test_batch\n"
-        "test_batch.install_fakes(); test_batch.ensure_results_module()\n"
+        "import sys; sys.path.insert(0, 'tests')\n"
+        "from helpers.fake_analysis import install_fakes, write_images\n"
+        "install_fakes()\n"
         "from pathlib import Path\n"
         "from hpcacq.jobs.config import JobConfig\n"
         "from hpcacq.jobs.driver import run_job\n"
-        f"paths = test_batch.write_images(Path({str(tmp_path)!r}), 2)\n"
+        f"paths = write_images(Path({str(tmp_path)!r}), 2)\n"
         f"s = run_job(JobConfig(inputs=paths, output={str(tmp_path / 'o.h5')!r}, analysis='radon_velocity', "
         "dx_um=1.0, dt_s=1.0))\n"
         "assert s.exit_code == 0, s\n"

@@ -53,7 +53,7 @@ def _datasets(path: Path) -> dict[tuple[str, str], bytes]:
     """(input file name, dataset path inside its group) -> raw bytes, for every dataset of every file group."""
     out = {}
     with h5py.File(path, "r") as handle:
-        for group_name, group in handle["files"].items():
+        for group in handle["files"].values():
             name = os.path.basename(str(group.attrs["path"]))
 
             def visit(inner, obj, name=name):
@@ -99,7 +99,7 @@ def _run_and_kill(command: list[str], out: Path, rng: random.Random, mode: str) 
     killed = False
     try:
         for line in proc.stdout:
-            if line.startswith("[") and f"/" in line:
+            if line.startswith("[") and "/" in line:
                 done = int(line[1:line.index("/")])
                 if done >= min(target_line, _todo_hint(line)):
                     time.sleep(delay)

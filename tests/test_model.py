@@ -272,17 +272,18 @@ def test_import_is_lazy(code):
 
 
 def test_public_api_names():
-    import hpcacq
+    from pathlib import Path
 
     import tomllib
-    from pathlib import Path
+
+    import hpcacq
 
     pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     assert hpcacq.__version__ == pyproject["project"]["version"]
     assert hpcacq.AcqImage is AcqImage and hpcacq.AnalysisKey is AnalysisKey
     assert {"AcqImage", "radon_velocity", "vessel_diameter", "AcqAnalysisBatch", "errors"} <= set(dir(hpcacq))
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
-        hpcacq.nope
+        hpcacq.nope  # noqa: B018 - the attribute access is what must raise
 
 
 def test_units_changed_after_create_are_used_at_run(fake_analyses):

@@ -1,100 +1,28 @@
 """The MPI driver under MPICH's mpiexec (oversubscribed on 2 cores): same numbers as one
 process, every rank computes, one failing rank aborts the job instead of hanging it.
 
-Each run starts a small script that registers the stand-in analysis of test_batch (and
-the stand-in writer when hpcacq.results is not there yet), then calls the driver.
+Each run starts a small script (tests/helpers/jobs.py) that registers the stand-in analysis of
+tests/helpers/fake_analysis.py, then calls the driver.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import os
-import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from test_batch import ensure_results_module, fakes, write_images  # noqa: F401 - fixture
-from test_driver import read_back
+from helpers.fake_analysis import write_images
+from helpers.jobs import MPIEXEC, ROOT, assert_same_numbers, read_back, run, write_job
 
 pytestmark = pytest.mark.mpi
 
-ROOT = Path(__file__).resolve().parents[1]
-TESTS = Path(__file__).resolve().parent
-MPIEXEC = shutil.which("mpiexec", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-
-SCRIPT = textwrap.dedent("""
-    import os, sys
-    sys.path.insert(0, {tests!r})
-    import test_batch
-    if os.environ.get("HPCACQ_TEST_FAKE", "1") == "1":
-        test_batch.install_fakes()
-    test_batch.ensure_results_module()
-    from hpcacq.jobs import driver, resources
-    rank = resources.mpi_world_rank()
-    pid_dir = os.environ.get("HPCACQ_TEST_PID_DIR")
-    if pid_dir:
-        open(os.path.join(pid_dir, f"rank{{rank}}.pid"), "w").write(str(os.getpid()))
-    if os.environ.get("HPCACQ_TEST_EXPLODE_RANK") == str(rank):
-        original = driver._RankPool.step
-        def step(self, timeout=0.0, _n=[0]):
-            _n[0] += 1
-            if _n[0] > 3:
-                raise RuntimeError("rank {{}} exploded on purpose".format(rank))
-            return original(self, timeout)
-        driver._RankPool.step = step
-    sys.exit(driver.main(sys.argv[1:]))
-""")
-
-
-def write_job(folder: Path, paths, output, **options) -> Path:
-    job = {"inputs": list(paths), "output": str(output), "analysis": "radon_velocity", "dx_um": 0.5,
-           "dt_s": 0.001, **options}
-    path = folder / f"job_{Path(output).stem}.json"
-    path.write_text(json.dumps(job))
-    return path
-
-
-def launch(folder: Path, job: Path, n_ranks: int | None, *, mpi4py_runner=True, env=None, **popen):
-    """Start the driver script under ``mpiexec -n N`` (None: one plain process)."""
-    script = folder / "run_driver.py"
-    script.write_text(SCRIPT.format(tests=str(TESTS)))
-    python = [sys.executable, "-m", "mpi4py"] if mpi4py_runner else [sys.executable]
-    command = python + [str(script), str(job)]
-    if n_ranks is not None:
-        if MPIEXEC is None:
-            pytest.skip("mpiexec not found (pip install mpich)")
-        command = [MPIEXEC, "-n", str(n_ranks)] + command
-    full_env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-                **(env or {})}
-    for name in ("PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK"):
-        if n_ranks is None:
-            full_env.pop(name, None)
-    return subprocess.Popen(command, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            **popen)
-
-
-def run(folder: Path, job: Path, n_ranks: int | None, *, timeout=90, **kw) -> subprocess.CompletedProcess:
-    proc = launch(folder, job, n_ranks, **kw)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-        pytest.fail(f"job hung for {timeout} s\nstdout:\n{out}\nstderr:\n{err}")
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
 
 def ranks_used(path) -> set[int]:
-    if not ensure_results_module():
-        from test_batch import read_pickle_records
-
-        return {record.rank for record in read_pickle_records(path)}
     from hpcacq.results import read_manifest
 
     return {int(row["rank"]) for row in read_manifest(path)}
@@ -102,22 +30,12 @@ def ranks_used(path) -> set[int]:
 
 def read_manifest_rows(path) -> dict[str, int]:
     """input file -> rank that analysed it."""
-    if not ensure_results_module():
-        from test_batch import read_pickle_records
-
-        return {record.file_path: record.rank for record in read_pickle_records(path)}
     from hpcacq.results import read_manifest
 
     return {row["file"]: int(row["rank"]) for row in read_manifest(path)}
 
 
-def assert_same_numbers(a: dict, b: dict) -> None:
-    assert set(a) == set(b)
-    for path in a:
-        assert a[path][0] == b[path][0] == "OK", (path, a[path][0], b[path][0])
-        assert set(a[path][1]) == set(b[path][1])
-        for name in a[path][1]:
-            np.testing.assert_array_equal(a[path][1][name], b[path][1][name])
+
 
 
 def test_one_two_and_four_ranks_write_the_same_numbers(fakes, tmp_path):

@@ -154,7 +154,7 @@ def test_summary_png_and_rows(capsys, runs, tmp_path):
     ok = next(c for c in ax.containers if c.get_label().startswith("OK (3)"))
     medians = ok.lines[0].get_xdata()
     truth = {f["file"]: f["velocity_mm_s"] for f in runs["truth"]["files"]}
-    for label, median in zip(labels[1:], medians):
+    for label, median in zip(labels[1:], medians, strict=True):
         assert median == pytest.approx(truth[label], rel=0.1)  # each row is its own file's velocity
 
 

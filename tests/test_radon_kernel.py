@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from hpcacq.kernels import radon as kr
-from naive_radon import naive_projection, naive_window_angle, naive_windows
+
+from helpers.naive_radon import naive_projection, naive_window_angle, naive_windows
 
 skimage_radon = pytest.importorskip("skimage.transform").radon
 
@@ -157,8 +158,8 @@ def test_two_python_threads_calling_the_kernel_agree_with_serial():
         t.start()
     for t in threads:
         t.join()
-    for got, want in zip(out, serial):
-        for g, w in zip(got, want):
+    for got, want in zip(out, serial, strict=True):
+        for g, w in zip(got, want, strict=True):
             np.testing.assert_array_equal(g, w)
 
 

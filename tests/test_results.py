@@ -18,8 +18,16 @@ import pytest
 
 from hpcacq.analyses.base import AnalysisResult
 from hpcacq.errors import InputError, ParameterError
-from hpcacq.results import (AnalysisRecord, FileRecord, ResultsWriter, file_fingerprint, group_name,
-                            iter_results, read_job_attrs, read_manifest)
+from hpcacq.results import (
+    AnalysisRecord,
+    FileRecord,
+    ResultsWriter,
+    file_fingerprint,
+    group_name,
+    iter_results,
+    read_job_attrs,
+    read_manifest,
+)
 from hpcacq.results._bench import velocity_record
 
 FAST = {"fsync": False}

@@ -1,6 +1,6 @@
 """Rendered sbatch scripts on a real one-node SLURM: MPI over srun, scancel, resume.
 
-The cluster (tests/slurm_cluster.py) is started once per session; slurm-wlm is installed
+The cluster (tests/helpers/slurm_cluster.py) is started once per session; slurm-wlm is installed
 with apt-get if missing (these tests must not be skipped in CI).
 """
 
@@ -18,8 +18,7 @@ import pytest
 
 from hpcacq.jobs.slurm import render_sbatch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from slurm_cluster import LocalSlurm, ensure_slurm_installed  # noqa: E402
+from helpers.slurm_cluster import LocalSlurm, ensure_slurm_installed
 
 pytestmark = [pytest.mark.slurm, pytest.mark.mpi, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[1]

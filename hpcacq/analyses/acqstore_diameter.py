@@ -33,8 +33,9 @@ Where hpcacq measures differently from acqstore, on purpose:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 

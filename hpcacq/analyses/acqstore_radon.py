@@ -12,8 +12,9 @@ docs/ACQSTORE.md).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import ParameterError, UnknownParameterError
 

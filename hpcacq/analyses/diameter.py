@@ -48,9 +48,9 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -240,7 +240,7 @@ class DiameterParams:
         object.__setattr__(self, "post_filter_lines", k)
 
     @classmethod
-    def from_mapping(cls, values) -> "DiameterParams":
+    def from_mapping(cls, values) -> DiameterParams:
         """Build from a dict, rejecting unknown names (see ``params_from_mapping``)."""
         return params_from_mapping(cls, values)
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -38,9 +38,20 @@ __all__ = [
 ]
 
 from .cleaning import CLEAN_METHODS, clean_kymflow, clean_trace, local_median
-from .velocity_quality import (ANGLE_EDGE, BACKGROUND_MODES, CLEAN_REJECTED, FLAG_BITS, LOW_SEPARABILITY,
-                               STATIC_BACKGROUND, THETA_0, THETA_90, file_warnings, quality_summary,
-                               remove_background, window_flags)
+from .velocity_quality import (
+    ANGLE_EDGE,
+    BACKGROUND_MODES,
+    CLEAN_REJECTED,
+    FLAG_BITS,
+    LOW_SEPARABILITY,
+    STATIC_BACKGROUND,
+    THETA_0,
+    THETA_90,
+    file_warnings,
+    quality_summary,
+    remove_background,
+    window_flags,
+)
 
 UNITS = {"time_s": "s", "theta_deg": "deg", "velocity_mm_s": "mm/s",
          "velocity_clean_mm_s": "mm/s", "separability": "1", "flags": "1", "background": "1"}
@@ -182,7 +193,7 @@ class RadonParams:
         return self.window_lines // 4
 
     @classmethod
-    def from_mapping(cls, values) -> "RadonParams":
+    def from_mapping(cls, values) -> RadonParams:
         """Build from a dict, rejecting unknown names (see ``params_from_mapping``)."""
         return params_from_mapping(cls, values)
 

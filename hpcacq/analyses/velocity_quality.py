@@ -146,7 +146,7 @@ def _long_runs(mask: np.ndarray, min_run: int) -> np.ndarray:
     edges = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
     starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
     out = np.zeros_like(mask)
-    for a, b in zip(starts, stops):  # one iteration per run of candidates, not per window
+    for a, b in zip(starts, stops, strict=True):  # one iteration per run of candidates, not per window
         if b - a >= min_run:
             out[a:b] = True
     return out

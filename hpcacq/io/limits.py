@@ -238,7 +238,7 @@ def open_regular(path: str | os.PathLike, *, what: str = "file", max_bytes: int 
     try:
         kind = describe_not_regular(os.stat(path).st_mode)
     except (OSError, ValueError) as exc:
-        raise _stat_error(path, exc, what) if isinstance(exc, OSError) else InputError(f"{path}: invalid path ({exc})")
+        raise _stat_error(path, exc, what) if isinstance(exc, OSError) else InputError(f"{path}: invalid path ({exc})") from exc
     if kind is not None:
         raise InputError(f"{path}: is {kind}, not a {what}; hpcacq reads regular files only")
     try:

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -121,7 +122,7 @@ def _read_tif(path: Path, *, axes, check, hints, cancel=None) -> tuple[np.ndarra
     return read_tiff(path, hints=hints, axes=axes, check=check, cancel=cancel)
 
 
-_READERS = {".tif": _read_tif, ".tiff": _read_tif, ".npy": read_npy, ".h5": read_hdf5, ".hdf5": read_hdf5}
+_READERS: dict[str, Callable[..., tuple[np.ndarray, dict]]] = {".tif": _read_tif, ".tiff": _read_tif, ".npy": read_npy, ".h5": read_hdf5, ".hdf5": read_hdf5}
 
 
 def _beside(path: Path, suffix: str) -> Path | None:
@@ -264,7 +265,7 @@ def read_acquisition(path: str | os.PathLike, *, transpose: bool = False, axes: 
                 header["units_source"] = header["units_source"] or "olympus"
             dx_um, dt_s = dx_um if dx_um is not None else ol_dx, dt_s if dt_s is not None else ol_dt
     rois: tuple[RoiSpec, ...] = ()
-    if sidecar is not None:
+    if sidecar is not None and json_path is not None:  # a sidecar is read from json_path
         _check_rois(sidecar.rois, data, json_path)
         rois = sidecar.rois
         header["sidecar"] = str(json_path)

@@ -122,7 +122,7 @@ def _units(header: Any, source: str) -> tuple[float | None, float | None, tuple[
     if units is not None and units != ["s", "um"]:
         raise InputError(f"{source}: field 'header.voxels_units' is {units!r:.60}; only [\"s\", \"um\"] is understood")
     steps = []
-    for index, (name, value) in enumerate(zip(("dt_s", "dx_um"), voxels)):
+    for index, (name, value) in enumerate(zip(("dt_s", "dx_um"), voxels, strict=True)):
         steps.append(None if value is None else check_unit(name, value, source, f"header.voxels[{index}]"))
     return steps[1], steps[0], shape
 

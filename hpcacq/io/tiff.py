@@ -60,7 +60,7 @@ class StackPlan:
 
     @property
     def out_shape(self) -> tuple[int, int, int]:
-        size = dict(zip(self.axes, self.shape))
+        size = dict(zip(self.axes, self.shape, strict=True))
         return size.get("C", 1), size.get("T", 1) * size.get("Y", 1), size["X"]
 
     @property
@@ -97,9 +97,9 @@ def _ambiguous(source: str, shape: tuple[int, ...], why: str) -> InputError:
 
 
 def _squeeze(shape, axes) -> tuple[tuple[int, ...], str]:
-    kept = [(int(n), a) for n, a in zip(shape, axes) if int(n) != 1 or a == "X"]
+    kept = [(int(n), a) for n, a in zip(shape, axes, strict=False) if int(n) != 1 or a == "X"]
     if not any(a in "YT" for _, a in kept):
-        kept = [(int(n), a) for n, a in zip(shape, axes) if int(n) != 1 or a in "XY"]
+        kept = [(int(n), a) for n, a in zip(shape, axes, strict=False) if int(n) != 1 or a in "XY"]
     return tuple(n for n, _ in kept), "".join(a for _, a in kept)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..errors import InputError
 from ..model import AcqImage

@@ -26,7 +26,8 @@ import os
 import socket
 import threading
 from collections import deque
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from ..errors import ParameterError
 from .strategies import (
@@ -38,8 +39,10 @@ from .strategies import (
     DiameterBatchStrategy,
     RadonVelocityBatchStrategy,
     RoiBatchMode,
-    _path_of as _path,
     strategy_for,
+)
+from .strategies import (
+    _path_of as _path,
 )
 
 __all__ = [
@@ -186,8 +189,9 @@ class AcqAnalysisBatch:
                 channel if isinstance(channel, int) and not isinstance(channel, bool) else -1)
 
     def _cancelled(self, file: Any) -> BatchFileResult:
-        if callable(getattr(self.strategy, "cancelled", None)):
-            return self.strategy.cancelled(_path(file))
+        cancelled = getattr(self.strategy, "cancelled", None)  # hpcacq's strategies say why
+        if callable(cancelled):
+            return cancelled(_path(file))
         return BatchFileResult(_path(file), *self._identity(), None, BatchFileOutcome.CANCELLED, "cancelled")
 
     def _worker_failed(self, file: Any, exc: BaseException) -> BatchFileResult:

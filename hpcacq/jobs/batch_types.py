@@ -130,7 +130,7 @@ class BatchFileResult:
     def __post_init__(self) -> None:
         object.__setattr__(self, "details", FileDetails())
 
-    def with_details(self, **values: Any) -> "BatchFileResult":
+    def with_details(self, **values: Any) -> BatchFileResult:
         """Set fields of :attr:`details` (this object, for chaining)."""
         for name, value in values.items():
             setattr(self.details, name, value)

@@ -13,8 +13,8 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 __all__ = ["CANCEL_SIGNALS", "CancelSource"]
 
@@ -82,7 +82,7 @@ class CancelSource:
             if self.check():
                 return
 
-    def __enter__(self) -> "CancelSource":
+    def __enter__(self) -> CancelSource:
         if self.time_limit_s is not None:
             self._deadline = time.monotonic() + float(self.time_limit_s)
         if self.signals and threading.current_thread() is threading.main_thread():

@@ -23,16 +23,17 @@ import threading
 import time
 from array import array
 from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from ..errors import HpcacqError
 from .batch import FileJob, FilePool
 from .cancel import CancelSource
 from .config import EXIT_USAGE, JobConfig, JobSummary, summarize
-from .resume import StampedJob, already_done, canonical_path, job_options
 from .progress import RELAY_EVERY_S, BoardRelay, FileBoard, JobProgress
 from .resources import Backoff, cores_per_rank, launched_under_mpi, mpi_world_rank, plan_threads
+from .resume import StampedJob, already_done, canonical_path, job_options
 from .strategies import WHOLE_IMAGE_ROI_ID
 
 __all__ = ["run_job", "execute_job", "file_outcome", "main"]
@@ -397,7 +398,7 @@ def _run_root(config: JobConfig, link: Any, source: CancelSource, log: Log, on_f
             from .mpi_comm import relayed
 
             link.tell_workers("error", exc)
-            raise relayed(exc)
+            raise relayed(exc) from exc
         raise
     if link is not None:
         link.tell_workers("start", len(todo))

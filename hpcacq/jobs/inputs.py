@@ -18,10 +18,9 @@ import glob
 import os
 import stat
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from ..errors import InputError
 from ..tempdb import TemporaryDatabase
@@ -146,7 +145,7 @@ class InputList(Sequence):
         self.n_skipped = 0
 
     @classmethod
-    def from_specs(cls, specs: Iterable[str | os.PathLike], *, recursive: bool = False) -> "InputList":
+    def from_specs(cls, specs: Iterable[str | os.PathLike], *, recursive: bool = False) -> InputList:
         """Expand input specifications (see :func:`expand_inputs`) onto disk.
 
         What was left out on purpose (hpcacq results files, ``.parts`` folders) is in
@@ -266,7 +265,7 @@ class InputList(Sequence):
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, (InputList, list, tuple)):
             return NotImplemented
-        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
 
     __hash__ = None  # mutable-looking container semantics, like list
 
@@ -277,7 +276,7 @@ class InputList(Sequence):
         """Delete the on-disk list (the object is unusable afterwards)."""
         self._db.close()
 
-    def __enter__(self) -> "InputList":
+    def __enter__(self) -> InputList:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -23,7 +23,8 @@ import socket
 import sys
 import time
 import traceback
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from mpi4py import MPI
 
@@ -152,7 +153,7 @@ class abort_on_error:  # noqa: N801 - used as a context manager, reads like a st
     def __init__(self, link: Link):
         self.link = link
 
-    def __enter__(self) -> "abort_on_error":
+    def __enter__(self) -> abort_on_error:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:

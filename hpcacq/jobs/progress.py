@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import inspect
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["FileBoard", "BoardRelay", "JobProgress", "ProgressSnapshot", "RunningFile", "accepts_progress",
            "format_duration", "RELAY_EVERY_S"]

@@ -8,7 +8,7 @@ initialises MPI.
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from collections.abc import Mapping
 
 __all__ = ["mpi_world_size", "mpi_world_rank", "launched_under_mpi", "cores_per_rank", "plan_threads", "Backoff"]
 

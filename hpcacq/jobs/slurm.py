@@ -20,7 +20,8 @@ import shlex
 import shutil
 import subprocess
 import sys
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ..errors import ParameterError
 

@@ -34,9 +34,25 @@ from numba import njit
 from ._jit import JIT_OPTIONS
 from .diameter_fit import _fit_lines
 from .diameter_lines import analysed_lines, fit_lines, gradient_lines, threshold_lines
-from .diameter_profile import (_ANCHOR, _SMALL, FIT_NOT_CONVERGED, FIT_POOR, FLAG_BITS, LEFT_EDGE_MISSING,
-                               MOTION_REJECTED, NO_CONTRAST, RIGHT_EDGE_MISSING, WEAK_EDGE, _edges_at, _extremes5_lanes, _lerp, _low5_max,
-                               _next_profile, _order_index, _two_percentiles)
+from .diameter_profile import (
+    _ANCHOR,
+    _SMALL,
+    FIT_NOT_CONVERGED,
+    FIT_POOR,
+    FLAG_BITS,
+    LEFT_EDGE_MISSING,
+    MOTION_REJECTED,
+    NO_CONTRAST,
+    RIGHT_EDGE_MISSING,
+    WEAK_EDGE,
+    _edges_at,
+    _extremes5_lanes,
+    _lerp,
+    _low5_max,
+    _next_profile,
+    _order_index,
+    _two_percentiles,
+)
 
 _LANES = 32  # lines whose percentiles are found together (SIMD over lines)
 

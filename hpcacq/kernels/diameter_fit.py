@@ -12,8 +12,15 @@ import numpy as np
 from numba import njit
 
 from ._jit import JIT_OPTIONS
-from .diameter_profile import (FIT_NOT_CONVERGED, FIT_POOR, LEFT_EDGE_MISSING, RIGHT_EDGE_MISSING, _SMALL,
-                               _halfmax_profile, _next_profile)
+from .diameter_profile import (
+    _SMALL,
+    FIT_NOT_CONVERGED,
+    FIT_POOR,
+    LEFT_EDGE_MISSING,
+    RIGHT_EDGE_MISSING,
+    _halfmax_profile,
+    _next_profile,
+)
 
 _SQRT2 = math.sqrt(2.0)
 _TWO_OVER_SQRTPI = 2.0 / math.sqrt(math.pi)

@@ -29,8 +29,18 @@ from numba import njit
 
 from ._jit import JIT_OPTIONS
 from .diameter_fit import _N_PARAMS, _fit_profile
-from .diameter_profile import (_ANCHOR, _SMALL, LEFT_EDGE_MISSING, NO_CONTRAST, RIGHT_EDGE_MISSING, WEAK_EDGE,
-                               _edges_at, _next_profile, _roll_sum, _two_percentiles, _window_sum)
+from .diameter_profile import (
+    _ANCHOR,
+    _SMALL,
+    LEFT_EDGE_MISSING,
+    NO_CONTRAST,
+    RIGHT_EDGE_MISSING,
+    WEAK_EDGE,
+    _edges_at,
+    _next_profile,
+    _roll_sum,
+    _two_percentiles,
+)
 
 __all__ = ["analysed_lines", "threshold_lines", "fit_lines", "gradient_lines"]
 

@@ -17,7 +17,8 @@ import csv
 import json
 import os
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -221,7 +222,7 @@ def export_tables(results: str | os.PathLike, folder: str | os.PathLike, *, sing
             if key not in tables:
                 names[key] = _table_name(meta, set(names.values()), single)
                 tables[key] = _Table(os.path.join(os.fspath(folder), names[key]), _header(result, kymflow))
-            for name, values in result.columns.items():
+            for name in result.columns:
                 if name != "flags":
                     dictionary.setdefault(_value_column(name), describe_column(name, result.units.get(name, "")))
             for name, bit in result.flag_bits.items():

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from ..tempdb import TemporaryDatabase
 
@@ -123,7 +122,7 @@ class DoneIndex(Mapping):
         self._n = 0
 
     @classmethod
-    def build(cls, row_chunks: Iterable[list[dict]], make_entry: Callable[[str, list[dict]], dict]) -> "DoneIndex":
+    def build(cls, row_chunks: Iterable[list[dict]], make_entry: Callable[[str, list[dict]], dict]) -> DoneIndex:
         """The index of manifest rows given as chunks of row dicts (``group``, ``file``, ``outcome``...)."""
         index = cls()
         db = index._db

@@ -11,7 +11,7 @@ needs no scan of the manifest.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from collections.abc import Iterable
 
 import h5py
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Iterable
+from collections.abc import Iterable
 
 import h5py
 import numpy as np

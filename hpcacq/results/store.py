@@ -12,13 +12,14 @@ import os
 import re
 import shutil
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import h5py
 import numpy as np
 
 from ..errors import ParameterError
-from .layout import FORMAT, append_manifest_columns, create_manifest, to_json, _scalar_attrs
+from .layout import FORMAT, _scalar_attrs, append_manifest_columns, create_manifest, to_json
 
 __all__ = ["open_h5", "acquire_lock", "release_lock", "fsync_path", "fsync_dir", "commit", "shard_name",
            "shard_numbers", "utc_now", "write_root_attrs", "write_linked_root", "extend_linked_root", "check_format",

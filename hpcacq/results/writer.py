@@ -17,23 +17,44 @@ import json
 import os
 import threading
 import time
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import h5py
-
-from ..errors import ParameterError
 import numpy as np
 
-from .layout import (columns_to_rows, create_manifest, manifest_rows, manifest_slices, n_column_rows,
-                     rows_to_columns, to_json, write_file_group, write_manifest_columns)
+from ..errors import ParameterError
 from .index import DoneIndex, GroupIndex
-from .records import FileRecord, group_name, software_versions
 from .keep import keep_analyses, tag_rows
-from .salvage import (OutputError, check_removable, ensure_space, output_error, read_root, record_bytes,
-                      set_aside)
+from .layout import (
+    columns_to_rows,
+    create_manifest,
+    manifest_rows,
+    manifest_slices,
+    n_column_rows,
+    rows_to_columns,
+    to_json,
+    write_file_group,
+    write_manifest_columns,
+)
+from .records import FileRecord, group_name, software_versions
+from .salvage import OutputError, check_removable, ensure_space, output_error, read_root, record_bytes, set_aside
 from .storable import failed_copy
-from .store import (open_h5, acquire_lock, check_format, commit, extend_linked_root, fsync_dir, release_lock,
-                    remove_trash, remove_tree, shard_name, shard_numbers, utc_now, write_linked_root, write_root_attrs)
+from .store import (
+    acquire_lock,
+    commit,
+    extend_linked_root,
+    fsync_dir,
+    open_h5,
+    release_lock,
+    remove_trash,
+    remove_tree,
+    shard_name,
+    shard_numbers,
+    utc_now,
+    write_linked_root,
+    write_root_attrs,
+)
 
 __all__ = ["ResultsWriter", "MODES"]
 
@@ -605,7 +626,7 @@ class ResultsWriter:
         if self._closed:
             raise ParameterError(f"ResultsWriter({self.path}) is closed; open a new one with mode='resume'")
 
-    def __enter__(self) -> "ResultsWriter":
+    def __enter__(self) -> ResultsWriter:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -91,7 +92,7 @@ def _diameter_truths(n_files, rng, d_range, n_pixels, dx_um) -> list[dict]:
     diameters = np.clip(diameters + rng.uniform(-0.5, 0.5, diameters.size), lo, hi)
     centres = (n_pixels - 1) / 2.0 + rng.uniform(-0.5, 0.5, diameters.size)
     return [{"diameter_px": float(d), "diameter_um": float(d) * dx_um, "center_px": float(c)}
-            for d, c in zip(rng.permutation(diameters), centres)]
+            for d, c in zip(rng.permutation(diameters), centres, strict=True)]
 
 
 def _generator(kind: str):
@@ -188,7 +189,7 @@ def write_corpus(
     generate = _generator(kind)
     _prepare_folder(folder, overwrite)
     paths = []
-    for index, (truth, child) in enumerate(zip(truths, seeds[1:])):
+    for index, (truth, child) in enumerate(zip(truths, seeds[1:], strict=True)):
         image = _to_uint16(generate(truth, n_lines, n_pixels, np.random.default_rng(child), dict(synth_options or {})))
         path = write_tiff_with_header(folder / f"{kind}_{index:04d}.tif", image, dx_um=dx_um, dt_s=dt_s)
         truth["file"] = path.name

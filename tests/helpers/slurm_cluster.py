@@ -82,7 +82,7 @@ class LocalSlurm:
         self.env = {**os.environ, "SLURM_CONF": str(self.conf)}
         self.procs: list[subprocess.Popen] = []
 
-    def start(self, timeout_s: float = 60.0) -> "LocalSlurm":
+    def start(self, timeout_s: float = 60.0) -> LocalSlurm:
         for sub in ("state", "spool"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         self.conf.write_text(_CONF.format(host=self.host, root=self.root, cpus=self.cpus,

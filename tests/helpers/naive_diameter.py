@@ -54,7 +54,7 @@ def naive_halfmax(image, window_rows=5, binning="mean", polarity="bright", q_lo=
     """(left, right, flags) arrays for every line."""
     prof = naive_bin(image, window_rows, binning, polarity)
     res = [naive_halfmax_profile(p, q_lo, q_hi) for p in prof]
-    left, right, flags = (np.array(v) for v in zip(*res))
+    left, right, flags = (np.array(v) for v in zip(*res, strict=True))
     return left.astype(float), right.astype(float), flags.astype(int)
 
 
