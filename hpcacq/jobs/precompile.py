@@ -214,7 +214,7 @@ def warm_up(analysis: str, detection_params: dict | None = None) -> bool:
     The driver calls this on every rank before its first file, so the kernels' loading
     cost and the objects it creates are not part of any file. Returns False (and does
     nothing else) when the block is not valid for these parameters; the first real
-    file then loads the kernels; also for an analysis registered from outside hpcacq.
+    file then loads the kernels.
     """
     import numpy as np
 
@@ -222,8 +222,6 @@ def warm_up(analysis: str, detection_params: dict | None = None) -> bool:
 
     try:
         spec = get_spec(analysis)
-        if not getattr(spec.run, "__module__", "").startswith("hpcacq."):
-            return False  # not one of hpcacq's Numba analyses (e.g. a stand-in in tests)
         params = build_params(analysis, dict(detection_params or {}), dx_um=0.3, dt_s=0.001)
         window = int(getattr(params, "window_lines", 16))
         block = _blocks()["float64"][analysis]
