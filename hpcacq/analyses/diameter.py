@@ -391,6 +391,21 @@ def vessel_diameter(image, *, dx_um: float, dt_s: float, window_rows: int = 5, m
         Invalid or unknown parameter (:class:`MissingUnitsError` if ``dx_um``/``dt_s`` is None).
     AnalysisCancelled
         ``cancel()`` returned True.
+
+    Examples
+    --------
+    A bright lumen 12 pixels wide on a dark background, at 0.5 um per pixel, is 6 um wide;
+    the half-maximum edges fall half-way between the last background pixel and the first
+    lumen pixel:
+
+    >>> import numpy as np
+    >>> image = np.full((20, 40), 100.0)  # 20 lines (axis 0, time) x 40 pixels (axis 1, space)
+    >>> image[:, 14:26] = 1100.0
+    >>> result = vessel_diameter(image, dx_um=0.5, dt_s=0.001)
+    >>> float(result.columns["left_px"][0]), float(result.columns["right_px"][0])
+    (13.5, 25.5)
+    >>> float(result.summary["median_diameter_um"])
+    6.0
     """
     params = params_from_mapping(DiameterParams, dict(dx_um=dx_um, dt_s=dt_s, window_rows=window_rows,
                                                       method=method, polarity=polarity, **options))
