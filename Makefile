@@ -20,8 +20,8 @@ venv: $(BIN)/.installed
 # Synthetic line scans with known answers -> run (1 process, then 2 MPI ranks) -> summary ->
 # measured vs true velocities -> CSV.
 # The check: every file's median velocity within DEMO_TOLERANCE of the truth. The default
-# 16-line Radon window reads slow streaks a few percent fast (the method's own bias, README
-# "Validation"): measured worst file 4.5 % (2026-12-01, seed 0), so 8 % leaves 3.5 points of margin.
+# 16-line Radon window reads slow streaks a few percent fast (the method's own bias; README
+# "Quick start" gives the demo's worst file), so 8 % leaves margin without hiding a real error.
 DEMO_TOLERANCE ?= 0.08
 demo: venv
 	rm -rf $(DEMO)

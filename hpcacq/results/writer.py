@@ -60,9 +60,8 @@ __all__ = ["ResultsWriter", "MODES"]
 
 MODES = ("new", "resume", "overwrite")
 # HDF5's memory for an open file grows with what is written through it: consolidation
-# reopens its output every few shards. Writer alone, extra memory while consolidating
-# 10,000 / 40,000 files: +18.4 / +20.1 MiB reopening every 64 shards, +14.0 / +8.9 MiB
-# every 4 (same time: 8.9 / 30.4 s against 6.8 / 29.6 s).
+# reopens its output every few shards, so its transient memory does not grow with the
+# number of files, at no cost in time (figures: docs/SCALING.md, "Memory").
 CONSOLIDATE_SHARDS_PER_OPEN = 4
 # Each append to the root leaves ~4 KB of HDF5 free space (a new heap for its text): a
 # root of 16-file flushes stays ~1.4x the size of a fresh one and is never rewritten for
@@ -70,8 +69,8 @@ CONSOLIDATE_SHARDS_PER_OPEN = 4
 # full rewrite, whose transient memory (~1 KB per file) is why the factor is not smaller.
 ROOT_BLOAT = 3
 # Files per shard at most. While a shard is open, HDF5's memory grows with the groups in it
-# (velocity results, fresh process: 16 groups +1.3 MiB, 64 +5.9, 256 +18.9, 1000 +19.1) and
-# the process keeps that high-water mark; as the root grows each flush (a copy of it) gets
+# (levelling off near 19 MiB at 256 velocity groups, docs/SCALING.md) and the process keeps
+# that high-water mark; as the root grows each flush (a copy of it) gets
 # slower and the flush-share rule lets shards grow. The cap makes the shard's share, and
 # the pending rows held for it, independent of the number and rate of files.
 MAX_SHARD_FILES = 256
