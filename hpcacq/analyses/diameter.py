@@ -58,12 +58,23 @@ from ..errors import AnalysisCancelled, InputError, MissingUnitsError, Parameter
 from .base import AnalysisResult, params_from_mapping
 
 __all__ = ["DiameterParams", "vessel_diameter", "FLAG_BITS", "METHODS", "BINNINGS", "POLARITIES",
-           "THRESHOLD_MODES", "MIN_PIXELS"]
+           "THRESHOLD_MODES", "MIN_PIXELS", "WARMUP"]
 
 METHODS = ("halfmax", "fit", "gradient")
 BINNINGS = ("mean", "median")
 POLARITIES = ("bright", "dark")
 THRESHOLD_MODES = ("halfmax", "absolute")
+#: Option sets whose runs compile every kernel signature a diameter run uses (``hpcacq compile``).
+WARMUP = (
+    {"method": "halfmax", "binning": "mean", "polarity": "bright"},
+    {"method": "halfmax", "binning": "median", "polarity": "dark"},
+    {"method": "fit", "binning": "mean", "polarity": "bright"},
+    {"method": "fit", "binning": "median", "polarity": "dark"},
+    {"method": "gradient", "binning": "mean", "polarity": "bright", "motion_gating": True, "post_filter_lines": 3},
+    {"method": "gradient", "binning": "median", "polarity": "dark", "stride": 2},
+    {"method": "halfmax", "stride": 2, "threshold_mode": "absolute", "threshold_value": 100.0},
+    {"method": "fit", "stride": 2},
+)
 MIN_PIXELS = {"halfmax": 3, "fit": 6, "gradient": 3}
 # Same values as hpcacq.kernels.diameter.FLAG_BITS (kept here so importing this module
 # does not load Numba; tests/test_diameter.py checks they agree).

@@ -29,6 +29,7 @@ __all__ = [
     "window_times_s",
     "FLAG_BITS",
     "SCORES",
+    "WARMUP",
     "THETA_90",
     "LOW_SEPARABILITY",
     "CLEAN_REJECTED",
@@ -45,6 +46,8 @@ from .velocity_quality import (ANGLE_EDGE, BACKGROUND_MODES, CLEAN_REJECTED, FLA
 UNITS = {"time_s": "s", "theta_deg": "deg", "velocity_mm_s": "mm/s",
          "velocity_clean_mm_s": "mm/s", "separability": "1", "flags": "1", "background": "1"}
 SCORES = ("variance", "path_normalized")
+#: Option sets whose runs compile every kernel signature a velocity run uses (``hpcacq compile``).
+WARMUP = ({"score": "variance"}, {"score": "path_normalized"})
 _CHUNK_WINDOWS = 512  # windows per chunk: ~0.05-0.2 s of work, the cancel/progress granularity
 
 

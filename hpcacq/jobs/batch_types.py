@@ -15,6 +15,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from ..analyses.registry import ANALYSIS_NAMES
+
 __all__ = ["BatchFileOutcome", "RoiBatchMode", "AnalysisBatchKind", "BatchFileResult", "FileDetails",
            "BatchAnalysisStrategy"]
 
@@ -62,11 +64,10 @@ class RoiBatchMode(_ValueEnum):
 RoiBatchMode._LEGACY = {"existing": "ANALYZE_EXISTING_ROI", "new": "ADD_NEW_ROI"}
 
 
-class AnalysisBatchKind(_ValueEnum):
-    """The analyses a batch can run (values are the registry names)."""
-
-    RADON_VELOCITY = "radon_velocity"
-    DIAMETER = "diameter"
+#: The analyses a batch can run: one member per registered analysis (``RADON_VELOCITY = "radon_velocity"``).
+AnalysisBatchKind = _ValueEnum("AnalysisBatchKind", [(name.upper(), name) for name in ANALYSIS_NAMES],
+                               module=__name__, qualname="AnalysisBatchKind")
+AnalysisBatchKind.__doc__ = "The analyses a batch can run (values are the registry names)."
 
 
 @dataclass

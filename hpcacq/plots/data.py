@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..analyses.base import AnalysisResult
+from ..analyses.registry import ALIASES, HEADLINE, REGISTRY
 from ..errors import HpcacqError, InputError, ParameterError
 from ..results import iter_results, read_manifest
 from ..results.records import file_fingerprint, path_text
@@ -24,9 +25,9 @@ __all__ = ["ANALYSIS_NAMES", "MEASUREMENT", "Trace", "Kymograph", "FilePlotData"
            "choose_file", "file_plot_data", "summary_rows", "block_mean", "doubtful_notes"]
 
 #: Names accepted for ``analysis`` -> stored analysis name.
-ANALYSIS_NAMES = {"velocity": "radon_velocity", "radon_velocity": "radon_velocity", "diameter": "diameter"}
+ANALYSIS_NAMES = dict(ALIASES)
 #: The column summarised per file (median, quartiles) for each analysis.
-MEASUREMENT = {"radon_velocity": "velocity_clean_mm_s", "diameter": "diameter_um"}
+MEASUREMENT = dict(HEADLINE)
 
 
 @dataclass
@@ -75,7 +76,7 @@ def normalize_analysis(name: str | None) -> str | None:
     try:
         return ANALYSIS_NAMES[name]
     except KeyError:
-        raise ParameterError(f"no such analysis {name!r}; choose one of: velocity, diameter") from None
+        raise ParameterError(f"no such analysis {name!r}; choose one of: {', '.join(ANALYSIS_NAMES)}") from None
 
 
 def choose_file(rows: list[dict], file: str | os.PathLike | None) -> str:
@@ -129,7 +130,7 @@ def _traces(results: str, file: str, rows: list[dict], analysis, channel, roi_id
         raise InputError(f"{file!r} has no OK {what} in these results; it has: {_describe(rows)}")
     traces = [Trace(info, result) for info, result in iter_results(results, file)
               if (info["analysis"], info["channel"], info["roi_id"]) in wanted]
-    order = {"radon_velocity": 0, "diameter": 1}
+    order = {name: i for i, name in enumerate(REGISTRY)}
     return sorted(traces, key=lambda t: (order.get(t.info["analysis"], 9), t.info["channel"], t.info["roi_id"] or 0))
 
 
