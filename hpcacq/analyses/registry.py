@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # the registry imports neither numpy nor numba: listing analy
     from .base import AnalysisResult
 
 __all__ = ["AnalysisEntry", "AnalysisSpec", "REGISTRY", "ANALYSES", "ANALYSIS_NAMES", "ALIASES", "HEADLINE",
-           "resolve", "label_of", "get_spec", "build_params"]
+           "resolve", "label_of", "get_spec", "build_params", "working_bytes_per_pixel"]
 
 ROI_GEOMETRY = "primary_kymograph"  # acqstore's name of the group
 
@@ -52,6 +52,12 @@ class AnalysisEntry:
         Synthetic block the warm-up runs on: ``"streaks"`` (flow) or ``"vessel"``.
     description : str
         What it measures, for ``--help``.
+    working_bytes : float
+        Bytes per pixel of the analysed channel the analysis holds besides the file's own
+        pixels (the memory check before a file is read).
+    acqstore : tuple of str or None
+        ``(module, schema, translate)`` of acqstore's parameter vocabulary, if it has one
+        (:mod:`hpcacq.analyses.acqstore_params`).
     """
 
     name: str
@@ -65,6 +71,8 @@ class AnalysisEntry:
     cli_options: tuple[str, ...] = ()
     warmup_block: str = "streaks"
     description: str = ""
+    working_bytes: float = 18.0
+    acqstore: tuple[str, str, str] | None = None
 
     @property
     def aliases(self) -> tuple[str, ...]:
@@ -130,13 +138,16 @@ def _runner(module_name: str, func_name: str) -> Callable[..., AnalysisResult]:
 REGISTRY: dict[str, AnalysisEntry] = {e.name: e for e in (
     AnalysisEntry("radon_velocity", "hpcacq.analyses.velocity", "RadonParams", "radon_velocity", "velocity",
                   "velocity_clean_mm_s", "mm/s", cli_options=("window_lines",),
-                  description="Radon streak angle (mm/s)"),
+                  description="Radon streak angle (mm/s)", working_bytes=10.0,
+                  acqstore=("hpcacq.analyses.acqstore_radon", "RADON_SCHEMA", "radon_params_from_acqstore")),
     AnalysisEntry("diameter", "hpcacq.analyses.diameter", "DiameterParams", "vessel_diameter", "diameter",
                   "diameter_um", "um", cli_options=("window_rows", "method", "polarity"), warmup_block="vessel",
-                  description="vessel width (um)"),
+                  description="vessel width (um)", working_bytes=12.0,
+                  acqstore=("hpcacq.analyses.acqstore_diameter", "ACQSTORE_DIAMETER_SCHEMA",
+                            "diameter_params_from_acqstore")),
     AnalysisEntry("sum_intensity", "hpcacq.analyses.sum_intensity", "SumIntensityParams", "sum_intensity",
                   "sum_intensity", "mean_intensity", "counts/px", exclusive_group=None, warmup_block="vessel",
-                  description="summed intensity of each line (counts)"),
+                  description="summed intensity of each line (counts)", working_bytes=10.0),
 )}
 ANALYSIS_NAMES: tuple[str, ...] = tuple(REGISTRY)
 #: Every name a user may type (label or registered name) -> registered name.
@@ -162,6 +173,19 @@ def label_of(name: str) -> str:
     """The short command-line name of registered analysis ``name`` (``"velocity"``)."""
     entry = REGISTRY.get(name)
     return entry.label if entry is not None else name
+
+
+def working_bytes_per_pixel(name: str | None) -> float:
+    """Extra bytes per pixel of one channel analysis ``name`` holds beyond the file's pixels.
+
+    From its registry line (``AnalysisEntry.working_bytes``: a float64 copy of the ROI
+    (8), its finiteness mask (1) and the per-line work arrays; measured, see
+    docs/ARCHITECTURE.md, "Memory bound"); 0 for None, 18 for an unregistered name.
+    """
+    if name is None:
+        return 0.0
+    entry = REGISTRY.get(str(name))
+    return entry.working_bytes if entry is not None else 18.0
 
 
 class _LazySpecs(Mapping[str, AnalysisSpec]):

@@ -64,7 +64,7 @@ class RoiBatchMode(_ValueEnum):
 RoiBatchMode._LEGACY = {"existing": "ANALYZE_EXISTING_ROI", "new": "ADD_NEW_ROI"}
 
 
-#: The analyses a batch can run: one member per registered analysis (``RADON_VELOCITY = "radon_velocity"``).
+#: The analyses a batch can run: one member per registered analysis, its name upper-cased.
 AnalysisBatchKind = _ValueEnum("AnalysisBatchKind", [(name.upper(), name) for name in ANALYSIS_NAMES],
                                module=__name__, qualname="AnalysisBatchKind")
 AnalysisBatchKind.__doc__ = "The analyses a batch can run (values are the registry names)."
@@ -108,7 +108,7 @@ class BatchFileResult:
     file_path : str
         The input file.
     analysis_name : str
-        ``"radon_velocity"`` or ``"diameter"`` (``"unknown"`` when a foreign strategy raised).
+        A registered analysis name (``"unknown"`` when a foreign strategy raised).
     channel : int
         0-based channel analysed (-1 when unknown).
     roi_id : int or None

@@ -291,7 +291,7 @@ class BatchStrategy:
                                      "units on this image object instead")
             return image_or_path
         start = time.perf_counter()
-        from ..io.limits import working_bytes_per_pixel
+        from ..analyses.registry import working_bytes_per_pixel
 
         image = AcqImage.open(image_or_path, dx_um=self.dx_um, dt_s=self.dt_s, **(self.read_options or {}),
                               working_bytes_per_pixel=working_bytes_per_pixel(self.analysis_name), cancel=cancel)

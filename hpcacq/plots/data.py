@@ -70,7 +70,7 @@ class FilePlotData:
 
 
 def normalize_analysis(name: str | None) -> str | None:
-    """``"velocity"`` -> ``"radon_velocity"``; None stays None; unknown names are an error."""
+    """A label or registered name -> registered name (registry ``ALIASES``); None stays None; unknown: error."""
     if name is None:
         return None
     try:
@@ -213,7 +213,7 @@ def file_plot_data(results: str | os.PathLike, file: str | os.PathLike | None = 
     ----------
     results : path of an hpcacq results file (.h5)
     file : input path as stored, group name, base name; None: the first file (by path) with an OK analysis
-    analysis : ``"velocity"``/``"radon_velocity"``, ``"diameter"`` or None (all)
+    analysis : a name of :data:`ANALYSIS_NAMES` (label or registered name) or None (all)
     channel, roi_id : keep only analyses of this 0-based channel / ROI id (None: all)
     time_range : (t0_s, t1_s) seconds from the first line, or None (everything)
     max_columns : the kymograph is block-averaged over time to at most this many columns
