@@ -20,9 +20,10 @@ from typing import Callable
 import numba
 import numpy as np
 
-from ..errors import AnalysisCancelled, InputError, MissingUnitsError, ParameterError
+from ..errors import InputError, ParameterError
 from ..kernels._jit import JIT_OPTIONS
 from .base import AnalysisResult
+from .runtime import chunk_bounds, require_unit, run_chunks
 
 __all__ = ["SumIntensityParams", "sum_intensity", "line_sums", "UNITS", "FLAG_BITS", "WARMUP"]
 
@@ -45,9 +46,8 @@ def line_sums(block, first, count):  # pragma: no cover - compiled
     return out
 
 
-def _unit(name: str, value, flag: str) -> float:
-    if value is None:
-        raise MissingUnitsError(f"{name} is unknown: pass {name}= (Python) or {flag} (CLI)")
+def _unit(name: str, value, hint: str) -> float:
+    require_unit(name, value, hint)
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ParameterError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
     if not math.isfinite(value) or value <= 0:
@@ -71,8 +71,8 @@ class SumIntensityParams:
     dt_s: float
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "dx_um", _unit("dx_um", self.dx_um, "--dx-um"))
-        object.__setattr__(self, "dt_s", _unit("dt_s", self.dt_s, "--dt-s"))
+        object.__setattr__(self, "dx_um", _unit("dx_um", self.dx_um, "give the pixel size in micrometres"))
+        object.__setattr__(self, "dt_s", _unit("dt_s", self.dt_s, "give the line period in seconds"))
 
 
 def _check_image(image) -> np.ndarray:
@@ -107,7 +107,7 @@ def sum_intensity(image, *, dx_um: float, dt_s: float, row_offset: int = 0, thre
     row_offset : int, keyword-only
         Line of the image where the block starts (``time_s`` counts from the image's first line).
     threads : int, keyword-only
-        Accepted for the common interface; one pass over memory needs no more than one.
+        Threads over chunks of lines (the answer does not depend on it).
     cancel : callable, optional
         Polled between chunks; True raises :class:`~hpcacq.errors.AnalysisCancelled`.
     progress : callable, optional
@@ -129,15 +129,9 @@ def sum_intensity(image, *, dx_um: float, dt_s: float, row_offset: int = 0, thre
     params = SumIntensityParams(dx_um=dx_um, dt_s=dt_s)
     block = _check_image(image)
     n_lines, n_pixels = block.shape
-    parts = []
-    for first in range(0, n_lines, _CHUNK_LINES):
-        if cancel is not None and cancel():
-            raise AnalysisCancelled(f"sum_intensity cancelled after {first} of {n_lines} lines")
-        if progress is not None:
-            progress(first, n_lines)
-        parts.append(line_sums(block, first, min(_CHUNK_LINES, n_lines - first)))
-    if progress is not None:
-        progress(n_lines, n_lines)
+    parts = run_chunks(lambda start, stop: line_sums(block, start, stop - start),
+                       chunk_bounds(n_lines, _CHUNK_LINES), threads=int(threads), cancel=cancel,
+                       progress=progress, what="sum_intensity", unit="lines")
     sums = np.concatenate(parts)
     time_s = (int(row_offset) + np.arange(n_lines, dtype=np.float64)) * params.dt_s
     columns = {"time_s": time_s, "sum_intensity": sums, "mean_intensity": sums / n_pixels}
