@@ -20,7 +20,7 @@ from .analyses.base import AnalysisResult
 from .errors import AnalysisCancelled, ParameterError
 
 __all__ = ["AnalysisKey", "AnalysisRunContext", "BaseAnalysis", "RadonVelocityAnalysis", "DiameterAnalysis",
-           "ANALYSIS_CLASSES", "PRIMARY_KYMOGRAPH", "key_of"]
+           "SumIntensityAnalysis", "ANALYSIS_CLASSES", "PRIMARY_KYMOGRAPH", "key_of"]
 
 #: acqstore's exclusive group of the two analyses: an ROI lies along a vessel (velocity) or across it (diameter).
 PRIMARY_KYMOGRAPH = "primary_kymograph"
@@ -211,9 +211,18 @@ class DiameterAnalysis(BaseAnalysis):
         self.threads = _default_threads(bool(use_threads), max_workers, "max_workers")
 
 
+class SumIntensityAnalysis(BaseAnalysis):
+    """Summed intensity of each line of the ROI (``"sum_intensity"``); coexists with velocity or diameter."""
+
+    analysis_name: ClassVar[str] = "sum_intensity"
+    exclusive_group: ClassVar[str | None] = None
+
+    def set_execution_options(self, **_options: Any) -> None:
+        """No execution options: one pass over the block needs one thread."""
+
+
 ANALYSIS_CLASSES: dict[str, type[BaseAnalysis]] = {
-    RadonVelocityAnalysis.analysis_name: RadonVelocityAnalysis,
-    DiameterAnalysis.analysis_name: DiameterAnalysis,
+    cls.analysis_name: cls for cls in (RadonVelocityAnalysis, DiameterAnalysis, SumIntensityAnalysis)
 }
 
 

@@ -18,17 +18,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import ParameterError, UnknownParameterError
+from .registry import REGISTRY
 
 __all__ = ["acqstore_schema", "acqstore_defaults", "candidate_params", "build_any", "validate_acqstore",
            "hpcacq_field_names"]
 
 _UNITS = ("dx_um", "dt_s")
 
-# analysis -> (module, schema attribute, translation function)
-_SOURCES = {
-    "radon_velocity": ("hpcacq.analyses.acqstore_radon", "RADON_SCHEMA", "radon_params_from_acqstore"),
-    "diameter": ("hpcacq.analyses.acqstore_diameter", "ACQSTORE_DIAMETER_SCHEMA", "diameter_params_from_acqstore"),
-}
+# analysis -> (module, schema attribute, translation function), from each registry line
+_SOURCES = {name: entry.acqstore for name, entry in REGISTRY.items() if entry.acqstore is not None}
 
 
 def _source(name: str) -> tuple[tuple, Callable[[Mapping[str, Any]], dict]]:

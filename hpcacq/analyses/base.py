@@ -21,7 +21,7 @@ class AnalysisResult:
     Attributes
     ----------
     analysis : str
-        Registered analysis name, ``"radon_velocity"`` or ``"diameter"``.
+        Registered analysis name (a key of :data:`hpcacq.analyses.registry.REGISTRY`).
     params : dict
         The validated parameters (``dataclasses.asdict`` of the frozen params object),
         including ``dx_um`` and ``dt_s``.

@@ -47,23 +47,33 @@ with both edges, and fewer than half make the result doubtful (``result.warnings
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import AnalysisCancelled, InputError, MissingUnitsError, ParameterError
+from ..errors import InputError, ParameterError
 from .base import AnalysisResult, params_from_mapping
+from .runtime import chunk_bounds, require_unit, run_chunks
 
 __all__ = ["DiameterParams", "vessel_diameter", "FLAG_BITS", "METHODS", "BINNINGS", "POLARITIES",
-           "THRESHOLD_MODES", "MIN_PIXELS"]
+           "THRESHOLD_MODES", "MIN_PIXELS", "WARMUP"]
 
 METHODS = ("halfmax", "fit", "gradient")
 BINNINGS = ("mean", "median")
 POLARITIES = ("bright", "dark")
 THRESHOLD_MODES = ("halfmax", "absolute")
+#: Option sets whose runs compile every kernel signature a diameter run uses (``hpcacq compile``).
+WARMUP = (
+    {"method": "halfmax", "binning": "mean", "polarity": "bright"},
+    {"method": "halfmax", "binning": "median", "polarity": "dark"},
+    {"method": "fit", "binning": "mean", "polarity": "bright"},
+    {"method": "fit", "binning": "median", "polarity": "dark"},
+    {"method": "gradient", "binning": "mean", "polarity": "bright", "motion_gating": True, "post_filter_lines": 3},
+    {"method": "gradient", "binning": "median", "polarity": "dark", "stride": 2},
+    {"method": "halfmax", "stride": 2, "threshold_mode": "absolute", "threshold_value": 100.0},
+    {"method": "fit", "stride": 2},
+)
 MIN_PIXELS = {"halfmax": 3, "fit": 6, "gradient": 3}
 # Same values as hpcacq.kernels.diameter.FLAG_BITS (kept here so importing this module
 # does not load Numba; tests/test_diameter.py checks they agree).
@@ -83,9 +93,7 @@ def _number(name: str, value, hint: str) -> float:
 
 
 def _unit(name: str, value, hint: str) -> None:
-    if value is None:
-        flag = "--" + name.replace("_", "-")
-        raise MissingUnitsError(f"{name} is unknown: pass {name}= (Python) or {flag} (CLI); {hint}")
+    require_unit(name, value, hint)
     if _number(name, value, hint) <= 0:
         raise ParameterError(f"{name} must be positive, got {value!r}; {hint}")
 
@@ -299,43 +307,11 @@ def _kernel_call(block: np.ndarray, params: DiameterParams) -> Callable[[int, in
 
 def _run_chunks(work, n_lines: int, chunk: int, threads: int, cancel, progress) -> list[np.ndarray]:
     """Run ``work`` over chunks of lines on ``threads`` threads, polling ``cancel`` between them."""
-    bounds = [(s, min(s + chunk, n_lines)) for s in range(0, n_lines, chunk)]
-    parts: dict[int, tuple] = {}
-    stop = threading.Event()
-
-    def task(i):
-        return i, (None if stop.is_set() else work(*bounds[i]))
-
-    def poll():
-        done = sum(bounds[j][1] - bounds[j][0] for j in parts)
-        if progress is not None:
-            progress(done, n_lines)
-        if cancel is not None and cancel():
-            stop.set()
-            raise AnalysisCancelled(f"vessel_diameter cancelled after {done} of {n_lines} lines")
-
-    poll()
-    if threads <= 1 or len(bounds) == 1:
-        for i in range(len(bounds)):
-            parts[i] = task(i)[1]
-            poll()
-    else:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            pending = {pool.submit(task, i) for i in range(len(bounds))}
-            try:
-                while pending:
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in finished:
-                        i, part = fut.result()
-                        parts[i] = part
-                    poll()
-            finally:
-                stop.set()
-                for fut in pending:
-                    fut.cancel()
-    if len(bounds) == 1:
+    parts = run_chunks(work, chunk_bounds(n_lines, chunk), threads=threads, cancel=cancel, progress=progress,
+                       what="vessel_diameter", unit="lines")
+    if len(parts) == 1:
         return list(parts[0])
-    return [np.concatenate([parts[i][k] for i in range(len(bounds))]) for k in range(len(parts[0]))]
+    return [np.concatenate([part[k] for part in parts]) for k in range(len(parts[0]))]
 
 
 def vessel_diameter(image, *, dx_um: float, dt_s: float, window_rows: int = 5, method: str = "halfmax",

@@ -1,4 +1,4 @@
-"""The registered analyses: name -> parameters class, run function, exclusive group.
+"""The registered analyses: one :class:`AnalysisEntry` line each, one :class:`AnalysisSpec` when used.
 
 The analysis modules (and through them Numba) are imported only when a spec is first
 looked up, so listing the names (``list(ANALYSES)``) and importing this module stay cheap.
@@ -10,24 +10,85 @@ import dataclasses
 import importlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ParameterError
-from .base import AnalysisResult, params_from_mapping
 
-__all__ = ["AnalysisSpec", "ANALYSES", "ANALYSIS_NAMES", "get_spec", "build_params"]
+if TYPE_CHECKING:  # the registry imports neither numpy nor numba: listing analyses stays cheap
+    from .base import AnalysisResult
+
+__all__ = ["AnalysisEntry", "AnalysisSpec", "REGISTRY", "ANALYSES", "ANALYSIS_NAMES", "ALIASES", "HEADLINE",
+           "resolve", "label_of", "get_spec", "build_params", "working_bytes_per_pixel"]
 
 ROI_GEOMETRY = "primary_kymograph"  # acqstore's name of the group
 
 
 @dataclass(frozen=True)
-class AnalysisSpec:
-    """How to validate and run one analysis.
+class AnalysisEntry:
+    """What the program knows of one analysis without importing it (no Numba): one registry line.
 
     Attributes
     ----------
     name : str
-        Registered name (``"radon_velocity"`` or ``"diameter"``).
+        Registered name, stored in results (``"radon_velocity"``).
+    module : str
+        Module holding the parameters class, the run function and ``UNITS``, ``FLAG_BITS``
+        and ``WARMUP`` (the option sets whose kernels ``hpcacq compile`` warms).
+    params : str
+        Name of the frozen parameters dataclass in ``module``.
+    func : str
+        Name of the public keyword function ``func(image, *, dx_um, dt_s, ..., row_offset,
+        threads, cancel, progress) -> AnalysisResult`` in ``module``.
+    label : str
+        Short name on the command line and in plots (``"velocity"``).
+    headline : str
+        The column summaries and plots show (``"velocity_clean_mm_s"``).
+    headline_unit : str
+        Unit of ``headline``.
+    exclusive_group : str or None
+        Analyses of one group exclude each other on one (channel, ROI); None: coexists.
+    cli_options : tuple of str
+        Parameters with a dedicated ``hpcacq run`` option (``--window-lines``).
+    warmup_block : str
+        Synthetic block the warm-up runs on: ``"streaks"`` (flow) or ``"vessel"``.
+    description : str
+        What it measures, for ``--help``.
+    working_bytes : float
+        Bytes per pixel of the analysed channel the analysis holds besides the file's own
+        pixels (the memory check before a file is read).
+    acqstore : tuple of str or None
+        ``(module, schema, translate)`` of acqstore's parameter vocabulary, if it has one
+        (:mod:`hpcacq.analyses.acqstore_params`).
+    """
+
+    name: str
+    module: str
+    params: str
+    func: str
+    label: str
+    headline: str
+    headline_unit: str
+    exclusive_group: str | None = ROI_GEOMETRY
+    cli_options: tuple[str, ...] = ()
+    warmup_block: str = "streaks"
+    description: str = ""
+    working_bytes: float = 18.0
+    acqstore: tuple[str, str, str] | None = None
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        """Every name the user may type: the label and the registered name."""
+        return tuple(dict.fromkeys((self.label, self.name)))
+
+
+@dataclass(frozen=True)
+class AnalysisSpec:
+    """How to validate and run one analysis, and everything else the program asks about it.
+
+    Attributes
+    ----------
+    name : str
+        Registered name (a key of :data:`REGISTRY`).
     params_cls : type
         Frozen parameters dataclass (``RadonParams``, ``DiameterParams``) holding every
         scientific option plus ``dx_um`` and ``dt_s``.
@@ -37,12 +98,24 @@ class AnalysisSpec:
     exclusive_group : str or None
         Analyses of one group exclude each other on the same (channel, ROI):
         velocity wants an ROI along a vessel, diameter one across it.
+    units : mapping of str -> str
+        The output columns and their units.
+    flag_bits : mapping of str -> int
+        Meaning of each bit of the ``flags`` column (empty: no flags).
+    warmup : tuple of dict
+        Option sets that together compile every kernel signature a run uses.
+    entry : AnalysisEntry or None
+        The registry line (label, headline, CLI options); None for a stand-in.
     """
 
     name: str
     params_cls: type
     run: Callable[..., AnalysisResult]
     exclusive_group: str | None = ROI_GEOMETRY
+    units: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    flag_bits: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    warmup: tuple[dict, ...] = ()
+    entry: AnalysisEntry | None = None
 
 
 def _params_kwargs(params: Any) -> dict[str, Any]:
@@ -62,29 +135,80 @@ def _runner(module_name: str, func_name: str) -> Callable[..., AnalysisResult]:
     return run
 
 
-# name -> (module, params class, public function)
-_SOURCES = {
-    "radon_velocity": ("hpcacq.analyses.velocity", "RadonParams", "radon_velocity"),
-    "diameter": ("hpcacq.analyses.diameter", "DiameterParams", "vessel_diameter"),
-}
-ANALYSIS_NAMES: tuple[str, ...] = tuple(_SOURCES)
+#: The registered analyses, one line each (adding an analysis: its module and one line here).
+REGISTRY: dict[str, AnalysisEntry] = {e.name: e for e in (
+    AnalysisEntry("radon_velocity", "hpcacq.analyses.velocity", "RadonParams", "radon_velocity", "velocity",
+                  "velocity_clean_mm_s", "mm/s", cli_options=("window_lines",),
+                  description="Radon streak angle (mm/s)", working_bytes=10.0,
+                  acqstore=("hpcacq.analyses.acqstore_radon", "RADON_SCHEMA", "radon_params_from_acqstore")),
+    AnalysisEntry("diameter", "hpcacq.analyses.diameter", "DiameterParams", "vessel_diameter", "diameter",
+                  "diameter_um", "um", cli_options=("window_rows", "method", "polarity"), warmup_block="vessel",
+                  description="vessel width (um)", working_bytes=12.0,
+                  acqstore=("hpcacq.analyses.acqstore_diameter", "ACQSTORE_DIAMETER_SCHEMA",
+                            "diameter_params_from_acqstore")),
+    AnalysisEntry("sum_intensity", "hpcacq.analyses.sum_intensity", "SumIntensityParams", "sum_intensity",
+                  "sum_intensity", "mean_intensity", "counts/px", exclusive_group=None, warmup_block="vessel",
+                  description="summed intensity of each line (counts)", working_bytes=10.0),
+)}
+ANALYSIS_NAMES: tuple[str, ...] = tuple(REGISTRY)
+#: Every name a user may type (label or registered name) -> registered name.
+ALIASES: dict[str, str] = {alias: e.name for e in REGISTRY.values() for alias in e.aliases}
+#: Registered name -> the column summaries and plots show.
+HEADLINE: dict[str, str] = {e.name: e.headline for e in REGISTRY.values()}
+
+
+def resolve(name: str) -> str:
+    """The registered name of ``name`` (a label such as ``"velocity"`` or a registered name).
+
+    Raises
+    ------
+    ParameterError
+        Unknown name; the message lists the valid names.
+    """
+    if isinstance(name, str) and name in ALIASES:
+        return ALIASES[name]
+    raise ParameterError(f"unknown analysis {name!r}; valid names are: {', '.join(ALIASES)}")
+
+
+def label_of(name: str) -> str:
+    """The short command-line name of registered analysis ``name`` (``"velocity"``)."""
+    entry = REGISTRY.get(name)
+    return entry.label if entry is not None else name
+
+
+def working_bytes_per_pixel(name: str | None) -> float:
+    """Extra bytes per pixel of one channel analysis ``name`` holds beyond the file's pixels.
+
+    From its registry line (``AnalysisEntry.working_bytes``: a float64 copy of the ROI
+    (8), its finiteness mask (1) and the per-line work arrays; measured, see
+    docs/ARCHITECTURE.md, "Memory bound"); 0 for None, 18 for an unregistered name.
+    """
+    if name is None:
+        return 0.0
+    entry = REGISTRY.get(str(name))
+    return entry.working_bytes if entry is not None else 18.0
 
 
 class _LazySpecs(Mapping[str, AnalysisSpec]):
     """Mapping of analysis specs that imports an analysis module on first lookup."""
 
-    def __init__(self, sources: dict[str, tuple[str, str, str]]):
+    def __init__(self, sources: dict[str, AnalysisEntry]):
         self._sources = sources
         self._cache: dict[str, AnalysisSpec] = {}
 
     def __getitem__(self, name: str) -> AnalysisSpec:
         if name not in self._cache:
-            module_name, params_name, func_name = self._sources[name]
-            module = importlib.import_module(module_name)
+            entry = self._sources[name]
+            module = importlib.import_module(entry.module)
             self._cache[name] = AnalysisSpec(
                 name=name,
-                params_cls=getattr(module, params_name),
-                run=_runner(module_name, func_name),
+                params_cls=getattr(module, entry.params),
+                run=_runner(entry.module, entry.func),
+                exclusive_group=entry.exclusive_group,
+                units=dict(getattr(module, "UNITS", {})),
+                flag_bits=dict(getattr(module, "FLAG_BITS", {})),
+                warmup=tuple(getattr(module, "WARMUP", ())),
+                entry=entry,
             )
         return self._cache[name]
 
@@ -98,7 +222,7 @@ class _LazySpecs(Mapping[str, AnalysisSpec]):
         return f"ANALYSES({', '.join(self._sources)})"
 
 
-ANALYSES: Mapping[str, AnalysisSpec] = _LazySpecs(_SOURCES)
+ANALYSES: Mapping[str, AnalysisSpec] = _LazySpecs(REGISTRY)
 
 
 def get_spec(name: str) -> AnalysisSpec:
@@ -142,6 +266,8 @@ def build_params(name: str, detection_params: Any = None, *, dx_um: float, dt_s:
         Unknown analysis, unknown parameter name, invalid value, or units that disagree
         with the image's.
     """
+    from .base import params_from_mapping
+
     spec = get_spec(name)
     values = _as_mapping(name, spec, detection_params)
     for unit, value in (("dx_um", dx_um), ("dt_s", dt_s)):

@@ -12,15 +12,14 @@ as kymflow's ``velocity`` column.
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from ..errors import AnalysisCancelled, InputError, ParameterError
 from .base import AnalysisResult, params_from_mapping
+from .runtime import chunk_bounds, require_unit, run_chunks
 
 __all__ = [
     "RadonParams",
@@ -29,6 +28,7 @@ __all__ = [
     "window_times_s",
     "FLAG_BITS",
     "SCORES",
+    "WARMUP",
     "THETA_90",
     "LOW_SEPARABILITY",
     "CLEAN_REJECTED",
@@ -56,6 +56,8 @@ from .velocity_quality import (
 UNITS = {"time_s": "s", "theta_deg": "deg", "velocity_mm_s": "mm/s",
          "velocity_clean_mm_s": "mm/s", "separability": "1", "flags": "1", "background": "1"}
 SCORES = ("variance", "path_normalized")
+#: Option sets whose runs compile every kernel signature a velocity run uses (``hpcacq compile``).
+WARMUP = ({"score": "variance"}, {"score": "path_normalized"})
 _CHUNK_WINDOWS = 512  # windows per chunk: ~0.05-0.2 s of work, the cancel/progress granularity
 
 
@@ -151,8 +153,10 @@ class RadonParams:
     edge_deg: float = 1.0
 
     def __post_init__(self) -> None:
-        _positive_finite("dx_um", self.dx_um, "give the pixel size in micrometres, e.g. dx_um=0.284")
-        _positive_finite("dt_s", self.dt_s, "give the line period in seconds, e.g. dt_s=0.00117")
+        for unit, hint in (("dx_um", "give the pixel size in micrometres, e.g. dx_um=0.284"),
+                           ("dt_s", "give the line period in seconds, e.g. dt_s=0.00117")):
+            require_unit(unit, getattr(self, unit), hint)
+            _positive_finite(unit, getattr(self, unit), hint)
         w = self.window_lines
         if isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 4 or w % 4:
             raise ParameterError(
@@ -241,44 +245,14 @@ def _run_chunks(image, params, n_windows, threads, cancel, progress):
     window_lines = params.window_lines
     normalized = params.score == "path_normalized"
     angle_table(window_lines, image.shape[1])  # build the shared table once, outside the pool
-    bounds = [(s, min(_CHUNK_WINDOWS, n_windows - s)) for s in range(0, n_windows, _CHUNK_WINDOWS)]
-    parts: dict[int, tuple] = {}
-    stop = threading.Event()
 
-    def work(i):
-        if stop.is_set():
-            return i, None
-        first, count = bounds[i]
-        return i, radon_windows(image, window_lines=window_lines, first=first, count=count,
-                                path_normalized=normalized)
+    def work(first, stop):
+        return radon_windows(image, window_lines=window_lines, first=first, count=stop - first,
+                             path_normalized=normalized)
 
-    def poll(done):
-        if progress is not None:
-            progress(done, n_windows)
-        if cancel is not None and cancel():
-            stop.set()
-            raise AnalysisCancelled(f"radon_velocity cancelled after {done} of {n_windows} windows")
-
-    poll(0)
-    if threads <= 1:
-        for i in range(len(bounds)):
-            parts[i] = work(i)[1]
-            poll(sum(bounds[j][1] for j in parts))
-    else:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            pending = {pool.submit(work, i) for i in range(len(bounds))}
-            try:
-                while pending:
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in finished:
-                        i, part = fut.result()
-                        parts[i] = part
-                    poll(sum(bounds[j][1] for j in parts))
-            finally:
-                stop.set()
-                for fut in pending:
-                    fut.cancel()
-    return [np.concatenate([parts[i][k] for i in range(len(bounds))]) for k in range(3)]
+    parts = run_chunks(work, chunk_bounds(n_windows, _CHUNK_WINDOWS), threads=threads, cancel=cancel,
+                       progress=progress, what="radon_velocity", unit="windows")
+    return [np.concatenate([part[k] for part in parts]) for k in range(3)]
 
 
 def local_dispersion(velocity_clean, *, span: int) -> float:

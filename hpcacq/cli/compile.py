@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ..analyses.registry import ALIASES
 from ._common import UsageFailure, library_errors
 
 __all__ = ["compile_kernels"]
@@ -19,7 +20,7 @@ __all__ = ["compile_kernels"]
                    "else __pycache__ beside the kernels.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, allow_dash=True), default=None,
               help="Also write the report as JSON to this file ('-' for stdout, no table).")
-@click.option("--analysis", "analyses", multiple=True, type=click.Choice(["velocity", "diameter"]),
+@click.option("--analysis", "analyses", multiple=True, type=click.Choice(list(ALIASES)),
               help="Only the kernels of this analysis (repeatable; default all).")
 @click.option("-v", "--verbose", is_flag=True, default=False, help="List every kernel signature.")
 def compile_kernels(cache_dir: str | None, json_path: str | None, analyses: tuple[str, ...], verbose: bool) -> int:
@@ -50,8 +51,7 @@ def compile_kernels(cache_dir: str | None, json_path: str | None, analyses: tupl
     from ..jobs.precompile import precompile
 
     with library_errors():
-        names = {"velocity": "radon_velocity", "diameter": "diameter"}
-        report = precompile(cache_dir, analyses=tuple(names[a] for a in analyses) or None)
+        report = precompile(cache_dir, analyses=tuple(dict.fromkeys(ALIASES[a] for a in analyses)) or None)
     data: dict[str, Any] = report.as_dict()
     if json_path is not None:
         text = json.dumps(data, indent=2)

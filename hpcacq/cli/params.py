@@ -14,12 +14,13 @@ from typing import Any
 
 import click
 
+from ..analyses.registry import ALIASES
 from ._common import library_errors
 
 __all__ = ["params", "parameter_table", "ANALYSIS_OF", "OPTION_OF", "unit_of"]
 
 #: CLI analysis names -> registry names.
-ANALYSIS_OF = {"velocity": "radon_velocity", "radon_velocity": "radon_velocity", "diameter": "diameter"}
+ANALYSIS_OF = dict(ALIASES)
 #: Parameters with their own `hpcacq run` option (the others are given as --param NAME=VALUE).
 OPTION_OF = {"dx_um": "--dx-um", "dt_s": "--dt-s", "window_lines": "--window-lines", "window_rows": "--window-rows",
              "method": "--method", "polarity": "--polarity"}

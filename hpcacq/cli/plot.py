@@ -6,6 +6,7 @@ import re
 
 import click
 
+from ..analyses.registry import ALIASES
 from ._common import UsageFailure, library_errors
 
 __all__ = ["plot"]
@@ -38,7 +39,7 @@ def _time_range(ctx, param, value: str | None) -> tuple[float, float] | None:
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Image to write: .png (or .pdf, .svg).")
 @click.option("--summary", "overview", is_flag=True, help="One row per file instead of one file's kymograph.")
-@click.option("--analysis", type=click.Choice(["velocity", "radon_velocity", "diameter"]), default=None,
+@click.option("--analysis", type=click.Choice(list(ALIASES)), default=None,
               help="Which analysis to draw (default: every one of FILE; the most frequent with --summary).")
 @click.option("--channel", type=click.IntRange(min=0), default=None, help="Only this channel (0-based).")
 @click.option("--roi-id", type=int, default=None, help="Only this ROI id.")

@@ -8,13 +8,13 @@ from typing import Any
 
 import click
 
+from ..analyses.registry import ALIASES, REGISTRY, label_of
 from ._common import UsageFailure, is_rank0, library_errors, load_toml, parse_value
 
 __all__ = ["run", "parse_time_limit", "build_config"]
 
-ANALYSIS_NAMES = {"velocity": "radon_velocity", "radon_velocity": "radon_velocity", "diameter": "diameter"}
-_ANALYSIS_OF_OPTION = {"window_lines": "radon_velocity", "window_rows": "diameter",
-                       "method": "diameter", "polarity": "diameter"}
+ANALYSIS_NAMES = dict(ALIASES)  # every name --analysis accepts -> registered name
+_ANALYSIS_OF_OPTION = {option: entry.name for entry in REGISTRY.values() for option in entry.cli_options}
 #: Defaults shown by `run --help` without importing the analyses (numba); a test checks they match.
 HELP_DEFAULTS = {"window_lines": 16, "window_rows": 5, "method": "halfmax", "polarity": "bright"}
 _HMS = re.compile(r"^(?:(\d+)-)?(\d+):(\d{1,2}):(\d{1,2})$")
@@ -92,7 +92,7 @@ def _analysis_params(values: dict[str, Any], analysis: str) -> dict[str, Any]:
             continue
         if wanted != analysis:
             flag = "--" + name.replace("_", "-")
-            raise UsageFailure(f"{flag} applies to --analysis {'velocity' if wanted == 'radon_velocity' else wanted}, "
+            raise UsageFailure(f"{flag} applies to --analysis {label_of(wanted)}, "
                                f"not {analysis}; remove it or use --param")
         params[name] = values[name]
     return params
@@ -208,7 +208,7 @@ class _Display:
 @click.argument("inputs", nargs=-1, type=click.Path())
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="HDF5 results file to write.")
 @click.option("--analysis", type=click.Choice(sorted(ANALYSIS_NAMES)), default="velocity", show_default=True,
-              help="velocity = Radon streak angle (mm/s); diameter = vessel width (um).")
+              help="; ".join(f"{e.label} = {e.description}" for e in REGISTRY.values()) + ".")
 @click.option("--channel", type=click.IntRange(min=0), default=0, show_default=True, help="Channel, 0-based.")
 @click.option("--roi", type=click.Choice(["new", "existing"]), default="new", show_default=True,
               help="new: the whole image (stored as ROI 0); existing: the ROI --roi-id of each file's kymflow sidecar.")

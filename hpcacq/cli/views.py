@@ -6,12 +6,13 @@ import collections
 
 import click
 
+from ..analyses.registry import HEADLINE
 from ._common import library_errors
 
 __all__ = ["info", "summary", "MEASUREMENT"]
 
 #: The column whose per-file median `hpcacq summary` shows, per analysis.
-MEASUREMENT = {"radon_velocity": "velocity_clean_mm_s", "diameter": "diameter_um"}
+MEASUREMENT = dict(HEADLINE)
 
 
 @click.command()

@@ -30,7 +30,7 @@ from ..errors import AnalysisCancelled, InputError, ParameterError
 
 __all__ = ["DEFAULT_SHARE", "READ_BLOCK_BYTES", "check_cancel", "check_read_options", "ENV_MAX_MEMORY", "MemoryNeed", "check_memory", "default_memory_bound",
            "describe_not_regular", "format_bytes", "node_memory_bytes", "open_regular", "parse_size",
-           "resolve_memory_bound", "working_bytes_per_pixel"]
+           "resolve_memory_bound"]
 
 ENV_MAX_MEMORY = "HPCACQ_MAX_MEMORY"
 READ_BLOCK_BYTES = 64 << 20  # large files are read in blocks of this size, polling cancellation between them
@@ -38,19 +38,6 @@ DEFAULT_SHARE = 0.5  # of the node's memory, shared by its ranks
 _UNITS = {"": 1, "B": 1, "K": 1e3, "KB": 1e3, "KIB": 2**10, "M": 1e6, "MB": 1e6, "MIB": 2**20,
           "G": 1e9, "GB": 1e9, "GIB": 2**30, "T": 1e12, "TB": 1e12, "TIB": 2**40}
 _SIZE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?\d+)?)\s*([A-Za-z]*|%)\s*$")
-
-# Bytes per pixel of the analysed channel that an analysis holds besides the file's own
-# pixels: a float64 copy of the ROI (8), its finiteness mask (1) and the per-line
-# work arrays (measured: see docs/ARCHITECTURE.md, "Memory bound").
-_WORKING = {"radon_velocity": 10.0, "diameter": 12.0}
-_DEFAULT_WORKING = 18.0
-
-
-def working_bytes_per_pixel(analysis: str | None) -> float:
-    """Extra bytes per pixel of one channel an analysis needs beyond the file's pixels."""
-    if analysis is None:
-        return 0.0
-    return _WORKING.get(str(analysis), _DEFAULT_WORKING)
 
 
 def format_bytes(n: float) -> str:

@@ -15,6 +15,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from ..analyses.registry import ANALYSIS_NAMES
+
 __all__ = ["BatchFileOutcome", "RoiBatchMode", "AnalysisBatchKind", "BatchFileResult", "FileDetails",
            "BatchAnalysisStrategy"]
 
@@ -62,11 +64,10 @@ class RoiBatchMode(_ValueEnum):
 RoiBatchMode._LEGACY = {"existing": "ANALYZE_EXISTING_ROI", "new": "ADD_NEW_ROI"}
 
 
-class AnalysisBatchKind(_ValueEnum):
-    """The analyses a batch can run (values are the registry names)."""
-
-    RADON_VELOCITY = "radon_velocity"
-    DIAMETER = "diameter"
+#: The analyses a batch can run: one member per registered analysis, its name upper-cased.
+AnalysisBatchKind = _ValueEnum("AnalysisBatchKind", [(name.upper(), name) for name in ANALYSIS_NAMES],
+                               module=__name__, qualname="AnalysisBatchKind")
+AnalysisBatchKind.__doc__ = "The analyses a batch can run (values are the registry names)."
 
 
 @dataclass
@@ -107,7 +108,7 @@ class BatchFileResult:
     file_path : str
         The input file.
     analysis_name : str
-        ``"radon_velocity"`` or ``"diameter"`` (``"unknown"`` when a foreign strategy raised).
+        A registered analysis name (``"unknown"`` when a foreign strategy raised).
     channel : int
         0-based channel analysed (-1 when unknown).
     roi_id : int or None

@@ -49,7 +49,8 @@ class JobConfig:
         other sequence becomes a tuple.
     output : str
         HDF5 results file (written by rank 0 only).
-    analysis : {"radon_velocity", "diameter"}
+    analysis : str
+        A registered analysis name (:data:`hpcacq.analyses.registry.ANALYSIS_NAMES`).
     channel : int
         0-based channel.
     roi_mode : RoiBatchMode

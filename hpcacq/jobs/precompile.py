@@ -27,23 +27,8 @@ from dataclasses import dataclass, field
 from ..errors import ParameterError
 
 __all__ = ["KernelEntry", "PrecompileReport", "precompile", "warm_up", "kernel_dispatchers", "cache_stats",
-           "current_cache_dir", "WORKLOAD"]
+           "current_cache_dir", "workload"]
 
-#: (analysis name, detection parameters) run by :func:`precompile`: every option that
-#: selects different kernels. Units are stand-ins (they do not change the signatures).
-WORKLOAD: tuple[tuple[str, dict], ...] = (
-    ("radon_velocity", {"score": "variance"}),
-    ("radon_velocity", {"score": "path_normalized"}),
-    ("diameter", {"method": "halfmax", "binning": "mean", "polarity": "bright"}),
-    ("diameter", {"method": "halfmax", "binning": "median", "polarity": "dark"}),
-    ("diameter", {"method": "fit", "binning": "mean", "polarity": "bright"}),
-    ("diameter", {"method": "fit", "binning": "median", "polarity": "dark"}),
-    ("diameter", {"method": "gradient", "binning": "mean", "polarity": "bright", "motion_gating": True,
-                  "post_filter_lines": 3}),
-    ("diameter", {"method": "gradient", "binning": "median", "polarity": "dark", "stride": 2}),
-    ("diameter", {"method": "halfmax", "stride": 2, "threshold_mode": "absolute", "threshold_value": 100.0}),
-    ("diameter", {"method": "fit", "stride": 2}),
-)
 #: dtypes of the blocks given to the analyses (what the readers return for microscope files).
 DTYPES = ("uint8", "uint16", "float32", "float64")
 
@@ -96,6 +81,18 @@ class PrecompileReport:
                 "kernels": [vars(k) for k in self.kernels]}
 
 
+def workload(analyses: tuple[str, ...] | None = None) -> tuple[tuple[str, dict], ...]:
+    """(analysis name, detection parameters) run by :func:`precompile`: each registered analysis' ``WARMUP``.
+
+    Together they select every kernel signature a run uses. Units are stand-ins (they do
+    not change the signatures). Imports the analyses (Numba).
+    """
+    from ..analyses.registry import ANALYSES
+
+    return tuple((name, dict(options)) for name in (analyses or tuple(ANALYSES))
+                 for options in ANALYSES[name].warmup)
+
+
 def current_cache_dir() -> str:
     """The folder numba caches into in this process ('' = ``__pycache__`` beside the sources)."""
     import numba
@@ -104,19 +101,22 @@ def current_cache_dir() -> str:
 
 
 def kernel_dispatchers() -> dict[str, object]:
-    """``"module.function"`` -> numba dispatcher for every jitted function of ``hpcacq.kernels``."""
+    """``"module.function"`` -> numba dispatcher of ``hpcacq.kernels`` and of the registered analysis modules."""
     from numba.core.registry import CPUDispatcher
 
     from .. import kernels
+    from ..analyses.registry import REGISTRY
 
+    modules = [f"{kernels.__name__}.{info.name}" for info in pkgutil.iter_modules(kernels.__path__)
+               if not info.name.startswith("_")]
+    modules += [entry.module for entry in REGISTRY.values()]
     found = {}
-    for info in pkgutil.iter_modules(kernels.__path__):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{kernels.__name__}.{info.name}")
+    for module_name in modules:
+        module = importlib.import_module(module_name)
+        info_name = module_name.rsplit(".", 1)[1]
         for attr, value in vars(module).items():
             if isinstance(value, CPUDispatcher) and getattr(value, "__module__", "") == module.__name__:
-                found[f"{info.name}.{attr}"] = value
+                found[f"{info_name}.{attr}"] = value
     return dict(sorted(found.items()))
 
 
@@ -130,7 +130,7 @@ def cache_stats() -> dict[str, tuple[int, int]]:
 
 
 def _blocks():
-    """Small synthetic blocks (velocity streaks; a bright vessel) in every dtype of :data:`DTYPES`."""
+    """Small synthetic blocks (``"streaks"`` of flow; a bright ``"vessel"``) in every dtype of :data:`DTYPES`."""
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -139,8 +139,8 @@ def _blocks():
     velocity = velocity + rng.normal(0, 20, velocity.shape)
     x = np.arange(48)[None, :]
     vessel = 200 + 1500 * ((x > 14) & (x < 32)) + rng.normal(0, 20, (64, 48))
-    return {dtype: {"radon_velocity": np.clip(velocity, 0, 255 if dtype == "uint8" else 65535).astype(dtype),
-                    "diameter": np.clip(vessel, 0, 255 if dtype == "uint8" else 65535).astype(dtype)}
+    return {dtype: {"streaks": np.clip(velocity, 0, 255 if dtype == "uint8" else 65535).astype(dtype),
+                    "vessel": np.clip(vessel, 0, 255 if dtype == "uint8" else 65535).astype(dtype)}
             for dtype in DTYPES}
 
 
@@ -152,7 +152,7 @@ def _index_files(cache_dir: str) -> int:
 
 def precompile(cache_dir: str | os.PathLike | None = None, *,
                analyses: tuple[str, ...] | None = None) -> PrecompileReport:
-    """Compile (or load from the cache) every kernel signature of :data:`WORKLOAD`.
+    """Compile (or load from the cache) every kernel signature of :func:`workload`.
 
     Parameters
     ----------
@@ -173,9 +173,9 @@ def precompile(cache_dir: str | os.PathLike | None = None, *,
         ``cache_dir`` differs from the folder numba uses in this process.
     """
     start = time.perf_counter()
-    from ..analyses.registry import build_params, get_spec
+    from ..analyses.registry import ANALYSIS_NAMES, build_params, get_spec
 
-    names = {name for name, _ in WORKLOAD}
+    names = set(ANALYSIS_NAMES)
     wanted = names if analyses is None else set(analyses)
     if not wanted or wanted - names:
         raise ParameterError(f"analyses={sorted(wanted)!r}: choose among {sorted(names)}")
@@ -188,12 +188,10 @@ def precompile(cache_dir: str | os.PathLike | None = None, *,
     before = cache_stats()
     start = time.perf_counter()
     for blocks in _blocks().values():
-        for name, options in WORKLOAD:
-            if name not in wanted:
-                continue
+        for name, options in workload(tuple(n for n in ANALYSIS_NAMES if n in wanted)):
             spec = get_spec(name)
             params = build_params(name, options, dx_um=0.3, dt_s=0.001)
-            spec.run(blocks[name], params, row_offset=0, threads=1, cancel=None, progress=None)
+            spec.run(blocks[spec.entry.warmup_block], params, row_offset=0, threads=1, cancel=None, progress=None)
     seconds = time.perf_counter() - start
     after = cache_stats()
     entries = []
@@ -205,7 +203,7 @@ def precompile(cache_dir: str | os.PathLike | None = None, *,
             entries.append(KernelEntry(name, signatures, compiled, loaded))
     cache = used or os.path.dirname(importlib.import_module("hpcacq.kernels").__file__) + os.sep + "__pycache__"
     return PrecompileReport(cache_dir=cache, seconds=seconds, import_s=import_s, kernels=entries,
-                            index_files=_index_files(cache))
+                            index_files=_index_files(used or os.path.dirname(os.path.dirname(cache))))
 
 
 def warm_up(analysis: str, detection_params: dict | None = None) -> bool:
@@ -213,8 +211,9 @@ def warm_up(analysis: str, detection_params: dict | None = None) -> bool:
 
     The driver calls this on every rank before its first file, so the kernels' loading
     cost and the objects it creates are not part of any file. Returns False (and does
-    nothing else) when the block is not valid for these parameters; the first real
-    file then loads the kernels.
+    nothing else) when the block is not valid for these parameters (the first real file
+    then loads the kernels), or when the analysis declares no warm-up workload
+    (``AnalysisSpec.warmup``: it has no kernels to load).
     """
     import numpy as np
 
@@ -222,9 +221,11 @@ def warm_up(analysis: str, detection_params: dict | None = None) -> bool:
 
     try:
         spec = get_spec(analysis)
+        if not spec.warmup:
+            return False
         params = build_params(analysis, dict(detection_params or {}), dx_um=0.3, dt_s=0.001)
         window = int(getattr(params, "window_lines", 16))
-        block = _blocks()["float64"][analysis]
+        block = _blocks()["float64"][spec.entry.warmup_block if spec.entry else "streaks"]
         if block.shape[0] < 4 * window:
             block = np.tile(block, (-(-4 * window // block.shape[0]), 1))
         spec.run(block, params, row_offset=0, threads=1, cancel=None, progress=None)

@@ -291,7 +291,7 @@ class BatchStrategy:
                                      "units on this image object instead")
             return image_or_path
         start = time.perf_counter()
-        from ..io.limits import working_bytes_per_pixel
+        from ..analyses.registry import working_bytes_per_pixel
 
         image = AcqImage.open(image_or_path, dx_um=self.dx_um, dt_s=self.dt_s, **(self.read_options or {}),
                               working_bytes_per_pixel=working_bytes_per_pixel(self.analysis_name), cancel=cancel)
@@ -362,8 +362,19 @@ class DiameterBatchStrategy(BatchStrategy):
         return _threads(self.threads_per_file, bool(self.use_threads), self.max_workers, "max_workers")
 
 
-_STRATEGIES = {AnalysisBatchKind.RADON_VELOCITY: RadonVelocityBatchStrategy,
-               AnalysisBatchKind.DIAMETER: DiameterBatchStrategy}
+_STRATEGIES: dict[Any, type[BatchStrategy]] = {cls.kind: cls for cls in (RadonVelocityBatchStrategy,
+                                                                         DiameterBatchStrategy)}
+
+
+def _strategy_class(kind: Any) -> type[BatchStrategy]:
+    """The strategy class of ``kind``: its own, else a plain one made once from the registry."""
+    if kind not in _STRATEGIES:
+        name = "".join(part.title() for part in kind.value.split("_")) + "BatchStrategy"
+        cls = type(name, (BatchStrategy,), {"__module__": __name__, "__qualname__": name,
+                                            "__annotations__": {}, "kind": kind, "analysis_name": kind.value,
+                                            "__doc__": f"{kind.value!r} on one ROI per file; see :class:`BatchStrategy`."})
+        _STRATEGIES[kind] = dataclass(frozen=True, kw_only=True)(cls)
+    return _STRATEGIES[kind]
 
 
 def strategy_for(analysis: str | AnalysisBatchKind, **options: Any) -> BatchStrategy:
@@ -373,4 +384,4 @@ def strategy_for(analysis: str | AnalysisBatchKind, **options: Any) -> BatchStra
     except ValueError:
         get_spec(analysis)  # raises ParameterError listing the valid names
         raise ParameterError(f"analysis {analysis!r} has no batch strategy") from None
-    return _STRATEGIES[kind](**options)
+    return _strategy_class(kind)(**options)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..analyses.base import AnalysisResult
+from ..analyses.registry import ALIASES, HEADLINE, REGISTRY
 from ..errors import HpcacqError, InputError, ParameterError
 from ..results import iter_results, read_manifest
 from ..results.records import file_fingerprint, path_text
@@ -24,9 +25,9 @@ __all__ = ["ANALYSIS_NAMES", "MEASUREMENT", "Trace", "Kymograph", "FilePlotData"
            "choose_file", "file_plot_data", "summary_rows", "block_mean", "doubtful_notes"]
 
 #: Names accepted for ``analysis`` -> stored analysis name.
-ANALYSIS_NAMES = {"velocity": "radon_velocity", "radon_velocity": "radon_velocity", "diameter": "diameter"}
+ANALYSIS_NAMES = dict(ALIASES)
 #: The column summarised per file (median, quartiles) for each analysis.
-MEASUREMENT = {"radon_velocity": "velocity_clean_mm_s", "diameter": "diameter_um"}
+MEASUREMENT = dict(HEADLINE)
 
 
 @dataclass
@@ -69,13 +70,13 @@ class FilePlotData:
 
 
 def normalize_analysis(name: str | None) -> str | None:
-    """``"velocity"`` -> ``"radon_velocity"``; None stays None; unknown names are an error."""
+    """A label or registered name -> registered name (registry ``ALIASES``); None stays None; unknown: error."""
     if name is None:
         return None
     try:
         return ANALYSIS_NAMES[name]
     except KeyError:
-        raise ParameterError(f"no such analysis {name!r}; choose one of: velocity, diameter") from None
+        raise ParameterError(f"no such analysis {name!r}; choose one of: {', '.join(ANALYSIS_NAMES)}") from None
 
 
 def choose_file(rows: list[dict], file: str | os.PathLike | None) -> str:
@@ -129,7 +130,7 @@ def _traces(results: str, file: str, rows: list[dict], analysis, channel, roi_id
         raise InputError(f"{file!r} has no OK {what} in these results; it has: {_describe(rows)}")
     traces = [Trace(info, result) for info, result in iter_results(results, file)
               if (info["analysis"], info["channel"], info["roi_id"]) in wanted]
-    order = {"radon_velocity": 0, "diameter": 1}
+    order = {name: i for i, name in enumerate(REGISTRY)}
     return sorted(traces, key=lambda t: (order.get(t.info["analysis"], 9), t.info["channel"], t.info["roi_id"] or 0))
 
 
@@ -212,7 +213,7 @@ def file_plot_data(results: str | os.PathLike, file: str | os.PathLike | None = 
     ----------
     results : path of an hpcacq results file (.h5)
     file : input path as stored, group name, base name; None: the first file (by path) with an OK analysis
-    analysis : ``"velocity"``/``"radon_velocity"``, ``"diameter"`` or None (all)
+    analysis : a name of :data:`ANALYSIS_NAMES` (label or registered name) or None (all)
     channel, roi_id : keep only analyses of this 0-based channel / ROI id (None: all)
     time_range : (t0_s, t1_s) seconds from the first line, or None (everything)
     max_columns : the kymograph is block-averaged over time to at most this many columns

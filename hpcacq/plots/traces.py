@@ -15,6 +15,7 @@ import warnings
 
 import numpy as np
 
+from ..analyses.registry import HEADLINE, label_of
 from .data import Trace
 
 __all__ = ["draw_trace", "draw_flags", "draw_edges", "robust_limits", "FLAG_STYLES", "UNIT_TEXT"]
@@ -107,7 +108,7 @@ def draw_flags(ax, trace: Trace, *, time_range=None) -> None:
                     markersize=size, markeredgewidth=0.8, alpha=0.7,
                     **({"markerfacecolor": "none"} if marker in "osD" else {}))
     ax.set_yticks(range(len(bits)), labels, fontsize=7)
-    ax.set_ylim(len(bits) - 0.5, -0.5)
+    ax.set_ylim(max(len(bits), 1) - 0.5, -0.5)
     ax.tick_params(axis="y", length=0)
     ax.grid(True, axis="x", color="0.92", linewidth=0.6)
     ax.set_ylabel("flagged", fontsize=8)
@@ -133,17 +134,19 @@ def draw_trace(ax, trace: Trace, *, time_range=None, max_points: int = 2000) -> 
         ax.set_ylabel(f"velocity ({unit})")
         summary, name = _median_text(clean, unit) + " cleaned", "velocity"
     else:
-        raw = np.asarray(columns["diameter_um"], dtype=float)[keep]
-        unit = UNIT_TEXT.get(trace.result.units.get("diameter_um", "um"), "µm")
-        ax.plot(t, raw, color="tab:blue", linewidth=0.5, alpha=0.7, label="diameter_um (NaN: gap)")
+        column, name = HEADLINE.get(info["analysis"], "diameter_um"), label_of(info["analysis"])
+        raw = np.asarray(columns[column], dtype=float)[keep]
+        stored_unit = trace.result.units.get(column, "um")
+        unit = UNIT_TEXT.get(stored_unit, stored_unit)
+        ax.plot(t, raw, color="tab:blue", linewidth=0.5, alpha=0.7, label=f"{column} (NaN: gap)")
         alone = _isolated(raw)
         if alone.any():  # a value between two NaNs draws no line segment: show it as a dot
             ax.plot(t[alone], raw[alone], linestyle="none", marker=".", markersize=2, color="tab:blue")
         tm, med, k = _block_median_curve(t, raw, max_points // 4)
         if k > 1:
             ax.plot(tm, med, color="black", linewidth=1.0, label=f"median of {k} lines")
-        ax.set_ylabel(f"diameter ({unit})")
-        summary, name = _median_text(raw, unit), "diameter"
+        ax.set_ylabel(f"{name} ({unit})")
+        summary = _median_text(raw, unit)
     limits = robust_limits(raw)
     ax.set_ylim(*limits)
     _draw_off_scale(ax, t, raw, limits)

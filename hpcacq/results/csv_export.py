@@ -135,7 +135,7 @@ class _Table:
 def _window_columns(meta: dict, result: Any, n: int, r0: int) -> dict[str, np.ndarray]:
     params = result.params
     index = np.arange(n, dtype=np.int64)
-    if meta["analysis"] == "radon_velocity" and "window_lines" in params:
+    if "window_lines" in params:  # velocity windows overlap by 3/4
         lines = int(params["window_lines"])
         first = r0 + index * max(1, lines // 4)
     else:

@@ -30,7 +30,7 @@ class AnalysisRecord:
     Attributes
     ----------
     analysis : str
-        Registered analysis name (``"radon_velocity"``, ``"diameter"``).
+        Registered analysis name (:data:`hpcacq.analyses.registry.ANALYSIS_NAMES`).
     channel : int
         0-based channel.
     roi_id : int or None

@@ -20,7 +20,6 @@ import numpy as np
 from hpcacq.analyses import registry
 from hpcacq.analyses.base import AnalysisResult
 from hpcacq.errors import AnalysisCancelled, ParameterError
-from hpcacq.jobs import precompile
 
 __all__ = ["FAKE_CALLS", "FakeParams", "fake_run", "install_fakes", "remove_fakes", "write_images"]
 
@@ -62,30 +61,19 @@ def fake_run(image2d, params, *, row_offset=0, threads=1, cancel=None, progress=
     )
 
 
-_REAL_WARM_UP = precompile.warm_up
-
-
-def _no_warm_up(analysis, detection_params=None) -> bool:
-    """The stand-in has no kernels to load: the driver's warm-up does nothing (and is not a call)."""
-    return False
-
-
 def install_fakes() -> None:
     """Register the stand-in as both 'radon_velocity' and 'diameter' (same exclusive group).
 
-    The driver's kernel warm-up is switched off too: it would run the stand-in once more per
-    rank (a call in ``FAKE_CALLS``, its delays) where the real analyses load their kernels.
+    Its spec declares no warm-up workload (no kernels), so the driver's warm-up does not run it.
     """
     for name in ("radon_velocity", "diameter"):
         registry.ANALYSES._cache[name] = registry.AnalysisSpec(name, FakeParams, fake_run)
-    precompile.warm_up = _no_warm_up
 
 
 def remove_fakes() -> None:
     """Forget the stand-in: the next lookup imports the real analyses again."""
     for name in ("radon_velocity", "diameter"):
         registry.ANALYSES._cache.pop(name, None)
-    precompile.warm_up = _REAL_WARM_UP
 
 
 def write_images(folder: Path, n: int, *, lines=200, pixels=16, seed=0) -> list[str]:

@@ -1,0 +1,140 @@
+"""Summed intensity of each line of the ROI (acqstore's ``sum_intensity`` trace).
+
+One value per line (row) of the ROI block ``(n_lines, n_pixels)``: the sum of its pixels
+(``sum_intensity``, counts) and that sum divided by the ROI's width (``mean_intensity``,
+counts per pixel), which makes ROIs of different widths comparable. Time runs down the
+rows (``time_s`` = (row_offset + line) * dt_s); space across the columns.
+
+It measures the ROI's brightness, not its geometry, so it belongs to no exclusive group:
+it coexists with velocity or diameter on the same (channel, ROI). This module is the
+whole analysis: kernel, parameters and the names the registry reads (``UNITS``,
+``FLAG_BITS``, ``WARMUP``); the registry's line is in :mod:`hpcacq.analyses.registry`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from ..errors import InputError, ParameterError
+from ..kernels._jit import JIT_OPTIONS
+from .base import AnalysisResult
+from .runtime import chunk_bounds, require_unit, run_chunks
+
+__all__ = ["SumIntensityParams", "sum_intensity", "line_sums", "UNITS", "FLAG_BITS", "WARMUP"]
+
+UNITS = {"time_s": "s", "sum_intensity": "counts", "mean_intensity": "counts/px"}
+FLAG_BITS: dict[str, int] = {}  # every line has a sum: nothing to flag
+WARMUP: tuple[dict, ...] = ({},)
+_CHUNK_LINES = 262144  # lines per chunk: the cancel/progress granularity (~10 ms of work)
+
+
+@numba.njit(**JIT_OPTIONS)
+def line_sums(block, first, count):  # pragma: no cover - compiled
+    """Sum of each line ``first .. first+count-1`` of ``block`` (n_lines, n_pixels), in float64."""
+    out = np.empty(count, dtype=np.float64)
+    n_pixels = block.shape[1]
+    for i in range(count):
+        total = 0.0
+        for j in range(n_pixels):
+            total += block[first + i, j]
+        out[i] = total
+    return out
+
+
+def _unit(name: str, value, hint: str) -> float:
+    require_unit(name, value, hint)
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ParameterError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+    if not math.isfinite(value) or value <= 0:
+        raise ParameterError(f"{name} must be positive and finite, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class SumIntensityParams:
+    """Validated parameters of the summed-intensity analysis.
+
+    Attributes
+    ----------
+    dx_um : float
+        Micrometres per pixel (stored with the result; the sums do not use it).
+    dt_s : float
+        Seconds per line; gives ``time_s``.
+    """
+
+    dx_um: float
+    dt_s: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dx_um", _unit("dx_um", self.dx_um, "give the pixel size in micrometres"))
+        object.__setattr__(self, "dt_s", _unit("dt_s", self.dt_s, "give the line period in seconds"))
+
+
+def _check_image(image) -> np.ndarray:
+    arr = np.asarray(image)
+    if arr.ndim != 2:
+        raise InputError(f"sum_intensity needs a 2-D block (n_lines, n_pixels), got shape {arr.shape}; "
+                         "pick one channel (image[c]) and cut the ROI first")
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool) or np.iscomplexobj(arr):
+        raise InputError(f"image must hold real numbers, got dtype {arr.dtype}")
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise InputError(f"the block {arr.shape} is empty; choose an ROI of at least one line and one pixel")
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise InputError(f"image has {int(bad.sum())} NaN/inf pixel(s) (first at line {row}, pixel {col}); "
+                         "replace them (e.g. np.nan_to_num) or choose an ROI without them")
+    return arr
+
+
+def sum_intensity(image, *, dx_um: float, dt_s: float, row_offset: int = 0, threads: int = 1,
+                  cancel: Callable[[], bool] | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> AnalysisResult:
+    """Summed and mean intensity of every line of an ROI block.
+
+    Parameters
+    ----------
+    image : array_like, shape (n_lines, n_pixels)
+        The ROI block; rows are lines (time), columns pixels (space). Any real dtype.
+    dx_um, dt_s : float, keyword-only
+        Micrometres per pixel and seconds per line (None raises MissingUnitsError).
+    row_offset : int, keyword-only
+        Line of the image where the block starts (``time_s`` counts from the image's first line).
+    threads : int, keyword-only
+        Threads over chunks of lines (the answer does not depend on it).
+    cancel : callable, optional
+        Polled between chunks; True raises :class:`~hpcacq.errors.AnalysisCancelled`.
+    progress : callable, optional
+        ``progress(done_lines, n_lines)`` between chunks.
+
+    Returns
+    -------
+    AnalysisResult
+        Columns ``time_s`` (s), ``sum_intensity`` (counts), ``mean_intensity`` (counts/px),
+        one row per line.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> r = sum_intensity(np.array([[1, 2], [3, 5]]), dx_um=0.5, dt_s=0.001)
+    >>> r.columns["sum_intensity"].tolist(), r.columns["mean_intensity"].tolist()
+    ([3.0, 8.0], [1.5, 4.0])
+    """
+    params = SumIntensityParams(dx_um=dx_um, dt_s=dt_s)
+    block = _check_image(image)
+    n_lines, n_pixels = block.shape
+    parts = run_chunks(lambda start, stop: line_sums(block, start, stop - start),
+                       chunk_bounds(n_lines, _CHUNK_LINES), threads=int(threads), cancel=cancel,
+                       progress=progress, what="sum_intensity", unit="lines")
+    sums = np.concatenate(parts)
+    time_s = (int(row_offset) + np.arange(n_lines, dtype=np.float64)) * params.dt_s
+    columns = {"time_s": time_s, "sum_intensity": sums, "mean_intensity": sums / n_pixels}
+    summary = {"median_mean_intensity": float(np.median(columns["mean_intensity"])), "n_lines": float(n_lines)}
+    return AnalysisResult(analysis="sum_intensity", params={"dx_um": params.dx_um, "dt_s": params.dt_s},
+                          columns=columns, units=dict(UNITS), flag_bits=dict(FLAG_BITS), summary=summary)
