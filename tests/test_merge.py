@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from hpcacq.cli import cli
 from hpcacq.errors import ParameterError
 from hpcacq.results import ResultsWriter, iter_results, read_manifest
-from hpcacq.results._bench import velocity_record
+from hpcacq.bench.records import velocity_record
 
 
 class _Outcome:

@@ -20,7 +20,7 @@ from hpcacq.analyses.base import AnalysisResult
 from hpcacq.errors import InputError, ParameterError
 from hpcacq.results import (AnalysisRecord, FileRecord, ResultsWriter, file_fingerprint, group_name,
                             iter_results, read_job_attrs, read_manifest)
-from hpcacq.results._bench import velocity_record
+from hpcacq.bench.records import velocity_record
 
 FAST = {"fsync": False}
 HOSTILE = [
@@ -80,7 +80,8 @@ def test_round_trip_is_bit_identical_with_units_params_and_plain_h5py_layout(tmp
     back = {info["file"]: (info, result) for info, result in iter_results(out)}
     info, result = back[velocity.file_path]
     assert_same_result(velocity.records[0].result, result)
-    assert info["roi_bounds"] == (0, 8000, 0, 38) and (info["channel"], info["roi_id"]) == (0, 1)
+    # 500 windows of 16 lines starting every 4 lines: 2012 lines
+    assert info["roi_bounds"] == (0, 2012, 0, 38) and (info["channel"], info["roi_id"]) == (0, 1)
     info, result = back["/d/cap.tif"]
     assert_same_result(diameter.records[0].result, result)
     assert result.params["bounds"] == [1, 2] and np.isnan(result.summary["fraction_flagged"])
@@ -318,7 +319,7 @@ CRASH_SCRIPT = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {root!r})
     from hpcacq.results import ResultsWriter
-    from hpcacq.results._bench import velocity_record
+    from hpcacq.bench.records import velocity_record
 
     def say(paths):
         for p in paths:
@@ -412,7 +413,7 @@ def test_writer_throughput_against_plain_h5py(tmp_path, capsys):
     writer.close()
     total = n / (time.perf_counter() - start)
     with capsys.disabled():
-        print(f"\nresults writer (7497 rows x 6 columns): {ours:.0f} files/s, {total:.0f} with consolidation; "
+        print(f"\nresults writer (7497 rows x 7 columns): {ours:.0f} files/s, {total:.0f} with consolidation; "
               f"same layout in one plain h5py file: {plain:.0f} files/s")
     assert len(read_manifest(tmp_path / "out.h5")) == n
     assert ours > plain / 3

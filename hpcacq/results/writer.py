@@ -22,12 +22,13 @@ from typing import Any, Callable, Iterable, Iterator
 import h5py
 
 from ..errors import ParameterError
+from ..versions import software_versions
 import numpy as np
 
 from .layout import (columns_to_rows, create_manifest, manifest_rows, manifest_slices, n_column_rows,
                      rows_to_columns, to_json, write_file_group, write_manifest_columns)
 from .index import DoneIndex, GroupIndex
-from .records import FileRecord, group_name, software_versions
+from .records import FileRecord, group_name
 from .keep import keep_analyses, tag_rows
 from .salvage import (OutputError, check_removable, ensure_space, output_error, read_root, record_bytes,
                       set_aside)
