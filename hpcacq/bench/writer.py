@@ -22,6 +22,7 @@ __all__ = ["main"]
 def main(n_files: int = 400, folder: str | None = None) -> None:
     """Write ``n_files`` records into ``FOLDER/bench.h5`` (a new temporary folder by default); print files/s."""
     folder = folder or tempfile.mkdtemp(prefix="hpcacq-bench-")
+    os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, "bench.h5")
     records = [velocity_record(i) for i in range(min(n_files, 32))]
     start = time.perf_counter()
