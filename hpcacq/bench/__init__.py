@@ -4,8 +4,8 @@
   JSON record of docs/BENCH.md);
 - :mod:`.rank`: what runs inside one benchmark rank (``python -m hpcacq.bench.rank``);
 - :mod:`.writer`: HDF5 writer throughput (``python -m hpcacq.bench.writer``);
-- :mod:`.records`: FileRecords shaped like real velocity results, for the writer
-  benchmark and the tests.
+- :mod:`.records`: FileRecords shaped like real velocity and diameter results, for the
+  writer benchmark and the tests.
 
 Imports run ``cli -> bench -> jobs -> ...``: nothing outside ``cli`` imports this package.
 """

@@ -1,10 +1,11 @@
-"""FileRecords shaped like real velocity results, without running the analysis.
+"""FileRecords shaped like real velocity and diameter results, without running the analyses.
 
 The writer benchmark (:mod:`hpcacq.bench.writer`) and the results tests need many records
-quickly. The column names, units, flag bits and parameters are the Radon velocity
-analysis's own (:mod:`hpcacq.analyses.velocity`), so what is written is what a real job
-writes; only the numbers are random. ``tests/test_bench_records.py`` checks the record
-against a real :func:`~hpcacq.analyses.velocity.radon_velocity` result.
+quickly. The column names, units, flag bits and parameters are the analyses' own
+(:mod:`hpcacq.analyses.velocity`, :mod:`hpcacq.analyses.diameter`), so what is written is
+what a real job writes; only the numbers are random. ``tests/test_bench_records.py``
+checks the records against real :func:`~hpcacq.analyses.velocity.radon_velocity` and
+:func:`~hpcacq.analyses.diameter.vessel_diameter` results.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ from dataclasses import asdict
 import numpy as np
 
 from ..analyses.base import AnalysisResult, ok_message
+from ..analyses.diameter import FLAG_BITS as DIAMETER_FLAG_BITS
+from ..analyses.diameter import UNITS as DIAMETER_UNITS
+from ..analyses.diameter import DiameterParams
 from ..analyses.velocity import FLAG_BITS, UNITS, RadonParams, window_times_s
 from ..results.records import AnalysisRecord, FileRecord
 
-__all__ = ["velocity_record", "VELOCITY_DTYPES", "DX_UM", "DT_S", "N_PIXELS"]
+__all__ = ["velocity_record", "diameter_record", "VELOCITY_DTYPES", "DX_UM", "DT_S", "N_PIXELS"]
 
 #: Column dtypes of a real velocity result (float64 unless named here).
 VELOCITY_DTYPES = {"flags": np.int32, "background": np.int8}
@@ -74,3 +78,49 @@ def velocity_record(index: int, n_rows: int = 7497, rng: np.random.Generator | N
     return FileRecord(file_path=f"/data/mouse 1/file_{index:06d}.tif", fingerprint={"size": 1000 + index,
                       "mtime_ns": 10**18 + index, "sha256": None}, records=[record], rank=index % 4,
                       host="node1", timings={"read_s": 0.1, "analyse_s": 0.5, "total_s": 0.6}, n_lines=n_lines)
+
+
+def diameter_record(path: str, *, outcome: str = "OK", seed: int = 0, n_rows: int = 257) -> FileRecord:
+    """A FileRecord of one vessel diameter analysis of ``path`` (channel 1, ROI 2), OK or not.
+
+    Parameters
+    ----------
+    path : str
+        The input file's path.
+    outcome : str
+        ``"OK"`` holds a result with the analysis's columns, units, flag bits and
+        parameters (``dx_um`` = 0.4 µm, ``dt_s`` = 2 ms, defaults otherwise; halfmax, so
+        ``fit_quality`` is NaN); any other outcome holds no result and the message
+        ``"<outcome>: why"``.
+    seed : int
+        Seeds the numbers.
+    n_rows : int
+        Analysed lines (rows of every column).
+
+    Returns
+    -------
+    FileRecord
+        Rank 3 on host ``node7``, fingerprint sha256 ``"ab" * 32``, timings
+        ``read_s`` 0.1 s and ``total_s`` 0.4 s; the summary's ``fraction_flagged`` is NaN
+        (what an empty ROI gives), so NaN summaries are stored too.
+    """
+    rng = np.random.default_rng(seed)
+    params = DiameterParams(dx_um=0.4, dt_s=0.002)
+    left, right = rng.normal(10.0, 1.0, n_rows), rng.normal(30.0, 1.0, n_rows)
+    flags = np.zeros(n_rows, dtype=np.int32)
+    for bit in DIAMETER_FLAG_BITS.values():
+        flags |= (bit * (rng.random(n_rows) < 0.05)).astype(flags.dtype)
+    columns = {"time_s": np.arange(n_rows) * params.dt_s, "left_px": left, "right_px": right,
+               "diameter_px": right - left, "left_um": left * params.dx_um, "right_um": right * params.dx_um,
+               "diameter_um": (right - left) * params.dx_um, "fit_quality": np.full(n_rows, np.nan), "flags": flags}
+    columns = {name: columns[name] for name in DIAMETER_UNITS}
+    result = AnalysisResult("diameter", asdict(params), columns, dict(DIAMETER_UNITS),
+                            flag_bits=dict(DIAMETER_FLAG_BITS),
+                            summary={"median_diameter_um": float(np.median(columns["diameter_um"])),
+                                     "fraction_flagged": float("nan")})
+    ok = outcome == "OK"
+    record = AnalysisRecord("diameter", 1, 2, (0, n_rows, 3, 60), outcome,
+                            ok_message(result) if ok else f"{outcome}: why", asdict(params), result if ok else None,
+                            0.25)
+    return FileRecord(path, {"size": 12, "mtime_ns": 34, "sha256": "ab" * 32}, [record], rank=3, host="node7",
+                      timings={"read_s": 0.1, "total_s": 0.4}, n_lines=n_rows)
