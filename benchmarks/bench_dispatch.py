@@ -49,10 +49,8 @@ class CountingWriter:
 
 
 def _record_classes():
-    try:
-        from hpcacq.results import AnalysisRecord, FileRecord
-    except ImportError:  # hpcacq.results not complete yet: records.py has the classes
-        from hpcacq.results.records import AnalysisRecord, FileRecord
+    from hpcacq.results import AnalysisRecord, FileRecord
+
     return AnalysisRecord, FileRecord
 
 

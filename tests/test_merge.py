@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from hpcacq.bench.records import velocity_record
 from hpcacq.cli import cli
 from hpcacq.errors import ParameterError
 from hpcacq.results import ResultsWriter, iter_results, read_manifest
-from hpcacq.results._bench import velocity_record
 
 
 class _Outcome:

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from hpcacq.analyses.base import AnalysisResult
+from hpcacq.bench.records import diameter_record, velocity_record
 from hpcacq.errors import InputError, ParameterError
 from hpcacq.results import (
     AnalysisRecord,
@@ -28,7 +29,6 @@ from hpcacq.results import (
     read_job_attrs,
     read_manifest,
 )
-from hpcacq.results._bench import velocity_record
 
 FAST = {"fsync": False}
 HOSTILE = [
@@ -43,26 +43,6 @@ HOSTILE = [
     "/" + "long" * 80 + ".tif",
     "/data/nul-free $(rm -rf ~) `x` *.tif",
 ]
-
-
-def diameter_record(path: str, *, outcome: str = "OK", seed: int = 0) -> FileRecord:
-    """A diameter-shaped record with NaNs (fit_quality for halfmax) and int flags."""
-    rng = np.random.default_rng(seed)
-    n = 257
-    columns = {"time_s": np.arange(n) * 0.002, "left_px": rng.normal(10, 1, n), "right_px": rng.normal(30, 1, n),
-               "diameter_px": rng.normal(20, 1, n), "diameter_um": rng.normal(8, 1, n),
-               "fit_quality": np.full(n, np.nan), "flags": rng.integers(0, 8, n).astype(np.int32)}
-    units = {"time_s": "s", "left_px": "px", "right_px": "px", "diameter_px": "px", "diameter_um": "um",
-             "fit_quality": "1", "flags": "1"}
-    params = {"window_rows": 5, "method": "halfmax", "polarity": "bright", "dx_um": 0.4, "dt_s": 0.002,
-              "bounds": (1, 2)}
-    result = AnalysisResult("diameter", params, columns, units, flag_bits={"no_edge": 1, "saturated": 4},
-                            summary={"median_diameter_um": 8.0, "fraction_flagged": float("nan")})
-    ok = outcome == "OK"
-    record = AnalysisRecord("diameter", 1, 2, (0, n, 3, 60), outcome, "" if ok else f"{outcome}: why",
-                            params, result if ok else None, 0.25)
-    return FileRecord(path, {"size": 12, "mtime_ns": 34, "sha256": "ab" * 32}, [record], rank=3, host="node7",
-                      timings={"read_s": 0.1, "total_s": 0.4}, n_lines=n)
 
 
 def assert_same_result(a: AnalysisResult, b: AnalysisResult) -> None:
@@ -88,17 +68,18 @@ def test_round_trip_is_bit_identical_with_units_params_and_plain_h5py_layout(tmp
     back = {info["file"]: (info, result) for info, result in iter_results(out)}
     info, result = back[velocity.file_path]
     assert_same_result(velocity.records[0].result, result)
-    assert info["roi_bounds"] == (0, 8000, 0, 38) and (info["channel"], info["roi_id"]) == (0, 1)
+    # 500 windows of 16 lines starting every 4 lines: 2012 lines
+    assert info["roi_bounds"] == (0, 2012, 0, 38) and (info["channel"], info["roi_id"]) == (0, 1)
     info, result = back["/d/cap.tif"]
     assert_same_result(diameter.records[0].result, result)
-    assert result.params["bounds"] == [1, 2] and np.isnan(result.summary["fraction_flagged"])
+    assert result.params["threshold_value"] is None and np.isnan(result.summary["fraction_flagged"])
     with h5py.File(out, "r") as f:  # the layout documented in docs/HDF5.md, with plain h5py
         group = f["files"][group_name("/d/cap.tif")]
         assert group.attrs["path"] == "/d/cap.tif" and group.attrs["rank"] == 3 and group.attrs["host"] == "node7"
         assert group.attrs["sha256"] == "ab" * 32 and group.attrs["timing_total_s"] == 0.4
         ana = group["roi_2/diameter_ch1"]
         assert ana["diameter_um"].attrs["units"] == "um" and ana["flags"].dtype == np.int32
-        assert ana.attrs["param_method"] == "halfmax" and ana.attrs["flag_bit_saturated"] == 4
+        assert ana.attrs["param_method"] == "halfmax" and ana.attrs["flag_bit_no_contrast"] == 4
         assert json.loads(group.attrs["versions_json"])["h5py"] == h5py.version.version
         assert f.attrs["layout"] == "consolidated" and f.attrs["version_numpy"] == np.__version__
     job = read_job_attrs(out)
@@ -326,7 +307,7 @@ CRASH_SCRIPT = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {root!r})
     from hpcacq.results import ResultsWriter
-    from hpcacq.results._bench import velocity_record
+    from hpcacq.bench.records import velocity_record
 
     def say(paths):
         for p in paths:
@@ -420,7 +401,7 @@ def test_writer_throughput_against_plain_h5py(tmp_path, capsys):
     writer.close()
     total = n / (time.perf_counter() - start)
     with capsys.disabled():
-        print(f"\nresults writer (7497 rows x 6 columns): {ours:.0f} files/s, {total:.0f} with consolidation; "
+        print(f"\nresults writer (7497 rows x 7 columns): {ours:.0f} files/s, {total:.0f} with consolidation; "
               f"same layout in one plain h5py file: {plain:.0f} files/s")
     assert len(read_manifest(tmp_path / "out.h5")) == n
     assert ours > plain / 3

@@ -19,9 +19,9 @@ import h5py
 import numpy as np
 import pytest
 
+from hpcacq.bench.records import velocity_record
 from hpcacq.cli import main
 from hpcacq.results import ResultsWriter, iter_results, read_manifest
-from hpcacq.results._bench import velocity_record
 
 FAST = {"fsync": False}
 ROOT = Path(__file__).resolve().parents[1]

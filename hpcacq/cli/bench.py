@@ -73,7 +73,7 @@ def bench(layouts: tuple[str, ...], inputs: tuple[str, ...], n_files: int, n_lin
       hpcacq bench --layout 1x1 --layout 2x1 --layout 1x2 --json bench.json
       hpcacq bench --inputs data/ --layout 1x1 --reference
     """
-    from ..jobs.bench import BenchOptions, format_table, run_bench
+    from ..bench.run import BenchOptions, format_table, run_bench
 
     params = _parse_params(param)
     log_to = sys.stderr if json_path == "-" else sys.stdout

@@ -31,8 +31,9 @@ from ..errors import HpcacqError
 from .batch import FileJob, FilePool
 from .cancel import CancelSource
 from .config import EXIT_USAGE, JobConfig, JobSummary, summarize
+from .local_link import LocalLink
 from .progress import RELAY_EVERY_S, BoardRelay, FileBoard, JobProgress
-from .resources import Backoff, cores_per_rank, launched_under_mpi, mpi_world_rank, plan_threads
+from .resources import cores_per_rank, launched_under_mpi, mpi_world_rank, plan_threads
 from .resume import StampedJob, already_done, canonical_path, job_options
 from .strategies import WHOLE_IMAGE_ROI_ID
 
@@ -210,13 +211,13 @@ def _coordinate(link: Any, queue: _Todo, local: _RankPool, tally: _Tally, source
                 log: Log) -> None:
     """Rank 0 (or the only process): hand out files, run its own share, write everything."""
     finished: set[int] = set()
-    n_workers = 0 if link is None else link.size - 1
+    n_workers = len(link.workers)
     told_workers = False
-    backoff = Backoff(min_s=0.05, max_s=0.05) if link is None else link.backoff()
+    backoff = link.backoff()
     while True:
-        active = link is not None and _handle_workers(link, queue, tally, source, finished)
+        active = _handle_workers(link, queue, tally, source, finished)
         if source.event.is_set():
-            if link is not None and not told_workers:
+            if link.workers and not told_workers:
                 log(f"cancelling: {source.reason}")
                 link.tell_workers("cancel", source.reason)
                 told_workers = True
@@ -383,7 +384,7 @@ def _make_job(config: JobConfig, event: threading.Event, *, cores: int, n_files:
 def _run_root(config: JobConfig, link: Any, source: CancelSource, log: Log, on_file_result, job_factory,
               writer_factory, watch: tuple | None = None) -> JobSummary:
     start = time.perf_counter()
-    size = 1 if link is None else link.size
+    size = link.size
     try:
         writer = _open_writer(config, writer_factory, size)
         for note in getattr(writer, "notes", None) or []:  # what resume salvaged of a damaged output
@@ -394,17 +395,11 @@ def _run_root(config: JobConfig, link: Any, source: CancelSource, log: Log, on_f
             writer.close()
             raise
     except (HpcacqError, OSError) as exc:
-        if link is not None:
-            from .mpi_comm import relayed
-
-            link.tell_workers("error", exc)
-            raise relayed(exc) from exc
-        raise
-    if link is not None:
-        link.tell_workers("start", len(todo))
-    cores = cores_per_rank(ranks_on_node=1 if link is None else link.ranks_on_node)
+        raise link.relay_error(exc)  # noqa: B904 - the same exception, told to every rank first
+    link.tell_workers("start", len(todo))
+    cores = cores_per_rank(ranks_on_node=link.ranks_on_node)
     job, slots = _make_job(config, source.event, cores=cores, n_files=max(1, len(todo) // size), rank=0,
-                           host=None if link is None else link.host, job_factory=job_factory)
+                           host=link.host, job_factory=job_factory)
     log(f"{len(todo)} files on {size} rank(s), {slots} file(s) at a time x {job.strategy.threads_per_file} "
         f"thread(s) each on rank 0")
     tally = _Tally(writer, log, on_file_result, bool(config.progress), len(todo), on_output_error=source.cancel)
@@ -412,7 +407,7 @@ def _run_root(config: JobConfig, link: Any, source: CancelSource, log: Log, on_f
     on_progress, every_s = watch or (None, 1.0)
     progress = JobProgress(on_progress, n_total=len(todo), board=board, counts=lambda: (tally.n_done, tally.n_lines),
                            link=link, every_s=every_s)
-    local = _RankPool(job, slots, board=board, ticker=progress.tick if watch or link else None)
+    local = _RankPool(job, slots, board=board, ticker=progress.tick)
     try:
         _coordinate(link, todo, local, tally, source, log)
     finally:
@@ -427,8 +422,7 @@ def _run_root(config: JobConfig, link: Any, source: CancelSource, log: Log, on_f
     summary = summarize(tally.outcomes.elements(), n_lines=tally.n_lines, elapsed_s=time.perf_counter() - start,
                         n_resumed=n_resumed, cancelled=source.event.is_set(), cancel_reason=source.reason,
                         output_error=None if output_error is None else str(output_error))
-    if link is not None:
-        link.tell_workers("summary", summary)
+    link.tell_workers("summary", summary)
     return summary
 
 
@@ -492,7 +486,7 @@ def execute_job(config: JobConfig, *, log: Log | None = None, on_file_result: Ca
     watch = None if on_progress is None else (on_progress, progress_every_s)
     with CancelSource(stop_file=config.stop_file, time_limit_s=config.time_limit_s) as source:
         if not use_mpi:
-            return _run_root(config, None, source, log, on_file_result, job_factory, writer_factory, watch)
+            return _run_root(config, LocalLink(), source, log, on_file_result, job_factory, writer_factory, watch)
         from . import mpi_comm
 
         link = mpi_comm.Link()

@@ -96,6 +96,11 @@ class Link:
         for dest in self.workers:
             self.send_down(dest, kind, payload)
 
+    def relay_error(self, exc: BaseException) -> BaseException:
+        """Send rank 0's setup error to every worker (each raises it too); ``exc``, marked :func:`relayed`."""
+        self.tell_workers("error", exc)
+        return relayed(exc)
+
     def wait_down(self) -> tuple[str, Any]:
         """The next message from rank 0, polling with sleeps (no spinning core)."""
         backoff = self.backoff()

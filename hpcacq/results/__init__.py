@@ -9,8 +9,9 @@ Layout and crash-safety design: docs/HDF5.md. Public API::
         ...
 """
 
+from ..versions import software_versions
 from .reader import iter_results, read_job_attrs, read_manifest
-from .records import AnalysisRecord, FileRecord, file_fingerprint, group_name, software_versions
+from .records import AnalysisRecord, FileRecord, file_fingerprint, group_name
 from .writer import MODES, ResultsWriter
 
 __all__ = ["ResultsWriter", "MODES", "AnalysisRecord", "FileRecord", "file_fingerprint", "group_name",

@@ -21,10 +21,10 @@ import h5py
 import numpy as np
 
 from ..errors import InputError, ParameterError
+from ..versions import software_versions
 from .keep import ROW_ATTR, row_json
 from .layout import read_manifest_columns, write_manifest
 from .reader import _open
-from .records import software_versions
 from .store import commit, open_h5, utc_now, write_root_attrs
 
 __all__ = ["merge_results", "MergeReport"]

@@ -7,17 +7,15 @@ pickle these records cheaply.
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import os
-import platform
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..analyses.base import AnalysisResult
 
-__all__ = ["AnalysisRecord", "FileRecord", "file_fingerprint", "group_name", "software_versions",
-           "OUTCOMES", "path_text"]
+__all__ = ["AnalysisRecord", "FileRecord", "file_fingerprint", "group_name", "OUTCOMES",
+           "path_text"]
 
 #: Outcome strings (values of ``hpcacq.jobs.batch.BatchFileOutcome``).
 OUTCOMES = ("OK", "FAILED", "CANCELLED", "SKIPPED_MISSING_ROI", "SKIPPED_CONFLICT")
@@ -155,22 +153,3 @@ def group_name(path: Any) -> str:
     safe = _UNSAFE.sub("_", base).strip("._") or "file"
     digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]
     return f"{safe[:40]}-{digest}"
-
-
-def _version(distribution: str) -> str:
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def software_versions() -> dict[str, str]:
-    """Versions stored with every result: hpcacq, numpy, numba, h5py, HDF5 and Python."""
-    import h5py
-    import numpy
-
-    from .. import __version__
-
-    return {"hpcacq": __version__, "numpy": numpy.__version__, "numba": _version("numba"),
-            "h5py": h5py.version.version, "hdf5": h5py.version.hdf5_version,
-            "python": platform.python_version()}

@@ -24,6 +24,7 @@ import h5py
 import numpy as np
 
 from ..errors import ParameterError
+from ..versions import software_versions
 from .index import DoneIndex, GroupIndex
 from .keep import keep_analyses, tag_rows
 from .layout import (
@@ -37,7 +38,7 @@ from .layout import (
     write_file_group,
     write_manifest_columns,
 )
-from .records import FileRecord, group_name, software_versions
+from .records import FileRecord, group_name
 from .salvage import OutputError, check_removable, ensure_space, output_error, read_root, record_bytes, set_aside
 from .storable import failed_copy
 from .store import (

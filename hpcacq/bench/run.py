@@ -5,7 +5,7 @@ Every measurement runs in child processes, so the benchmark controls what each o
 
 1. JIT: ``hpcacq compile`` into an empty Numba cache folder (cold compile), then again in
    a second process (warm start: loading the same kernels from the cache).
-2. Each layout: ``[mpiexec -n R] python [-m mpi4py] -m hpcacq.jobs.bench_rank layout``,
+2. Each layout: ``[mpiexec -n R] python [-m mpi4py] -m hpcacq.bench.rank layout``,
    which runs :func:`hpcacq.jobs.driver.execute_job` (the driver of ``hpcacq run``) on the
    corpus with that warm cache; the child gets ``SLURM_CPUS_PER_TASK=T`` (the driver sizes
    each rank's pool from it) and, when ``R*T`` fits, a CPU affinity of ``R*T`` cores, so
@@ -21,7 +21,6 @@ resident memory of every rank and parallel efficiency against the one-worker lay
 from __future__ import annotations
 
 import datetime as _dt
-import importlib.metadata
 import json
 import os
 import platform
@@ -37,9 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError, ParameterError
+from ..versions import software_versions
 
-__all__ = ["BenchOptions", "parse_layout", "find_mpiexec", "machine_info", "software_versions", "run_bench",
-           "format_table", "SCHEMA"]
+__all__ = ["BenchOptions", "parse_layout", "find_mpiexec", "machine_info", "run_bench", "format_table",
+           "SCHEMA"]
 
 SCHEMA = "hpcacq-bench/1"
 _LAYOUT = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
@@ -125,39 +125,6 @@ def machine_info() -> dict:
     return {"hostname": socket.gethostname(), "cpu_model": _cpu_model(), "n_cpus": os.cpu_count() or 1,
             "n_cpus_usable": usable, "mem_total_gib": _mem_total_gib(), "os": platform.platform(),
             "load_avg_start": list(os.getloadavg())}
-
-
-def _dist_version(name: str) -> str | None:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _git_commit() -> tuple[str | None, bool | None]:
-    root = Path(__file__).resolve().parents[2]
-    if not (root / ".git").exists():
-        return None, None
-    try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=10).stdout.strip() or None
-        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                                capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None, None
-    return commit, bool(status.strip())
-
-
-def software_versions() -> dict:
-    """Versions of Python, numpy, numba, h5py/HDF5, mpi4py, MPICH, hpcacq and the git commit."""
-    import h5py
-
-    from .. import __version__
-
-    commit, dirty = _git_commit()
-    return {"python": platform.python_version(), "numpy": _dist_version("numpy"), "numba": _dist_version("numba"),
-            "h5py": h5py.version.version, "hdf5": h5py.version.hdf5_version, "mpi4py": _dist_version("mpi4py"),
-            "mpich": _dist_version("mpich"), "hpcacq": __version__, "git_commit": commit, "git_dirty": dirty}
 
 
 # ------------------------------------------------------------------ child processes
@@ -255,7 +222,7 @@ def _run_layout(name: str, inputs: list[str], options: BenchOptions, cache_dir: 
                        "progress": False},
             "result": str(workdir / f"layout_{name}.result.json")}
     spec_path.write_text(json.dumps(spec), encoding="utf-8")
-    command = [sys.executable, "-m", "hpcacq.jobs.bench_rank", "layout", str(spec_path)]
+    command = [sys.executable, "-m", "hpcacq.bench.rank", "layout", str(spec_path)]
     if ranks > 1:
         command = [find_mpiexec(), "-n", str(ranks), sys.executable, "-m", "mpi4py", *command[1:]]
     env = _child_env(cache_dir, threads)
@@ -283,14 +250,14 @@ def _run_reference(inputs: list[str], options: BenchOptions, cache_dir: str, wor
     spec = {"file": inputs[0], "windows": options.reference_windows,
             "window_lines": int(options.params.get("window_lines", 16)), "result": str(workdir / "reference.result.json")}
     spec_path.write_text(json.dumps(spec), encoding="utf-8")
-    _run_child([sys.executable, "-m", "hpcacq.jobs.bench_rank", "reference", str(spec_path)],
+    _run_child([sys.executable, "-m", "hpcacq.bench.rank", "reference", str(spec_path)],
                _child_env(cache_dir), "reference timing", preexec=_pin(1))
     return json.loads(Path(spec["result"]).read_text(encoding="utf-8"))
 
 
 def _corpus(options: BenchOptions, workdir: Path, log: Log) -> tuple[list[str], str]:
     if options.inputs:
-        from .inputs import expand_inputs
+        from ..jobs.inputs import expand_inputs
 
         return list(expand_inputs(options.inputs)), "user"
     from ..synth.corpus import read_truth, write_corpus
@@ -364,7 +331,7 @@ def run_bench(options: BenchOptions, *, log: Log | None = None, argv: list[str] 
         "duration_s": (_dt.datetime.now(_dt.timezone.utc) - started).total_seconds(),
         "command": list(argv) if argv is not None else list(sys.argv),
         "machine": machine,
-        "versions": software_versions(),
+        "versions": software_versions(full=True),
         "parameters": {
             "analysis": options.analysis, "params": dict(options.params), "corpus": corpus_kind,
             "n_files": len(inputs), "n_lines": n_lines, "n_pixels": n_pixels, "dtype": dtype,

@@ -1,13 +1,13 @@
 """The measuring side of ``hpcacq bench``: code that runs inside the benchmark's child processes.
 
-``python -m hpcacq.jobs.bench_rank layout SPEC.json`` (under ``mpiexec ... -m mpi4py`` for
+``python -m hpcacq.bench.rank layout SPEC.json`` (under ``mpiexec ... -m mpi4py`` for
 several ranks) runs one job through :func:`hpcacq.jobs.driver.execute_job`, the driver of
 ``hpcacq run``, with the real reader, analysis and :class:`~hpcacq.results.ResultsWriter`;
 the only addition is a clock around the writer's calls. Rank 0 collects each file's
 timings (read, analysis, total) from the FileRecords, every rank measures its peak
 resident memory, and rank 0 writes the figures to ``SPEC["result"]`` as JSON.
 
-``python -m hpcacq.jobs.bench_rank reference SPEC.json`` times the scikit-image reference
+``python -m hpcacq.bench.rank reference SPEC.json`` times the scikit-image reference
 of the Radon method on a sample of windows of one file against the kernel on all windows.
 """
 
@@ -54,10 +54,10 @@ class TimedWriter:
 
 def run_layout(spec: dict) -> dict | None:
     """Run the job of ``spec["config"]`` on this rank; rank 0 returns (and writes) the figures."""
+    from ..jobs.config import JobConfig
+    from ..jobs.driver import execute_job
+    from ..jobs.resources import launched_under_mpi
     from ..results import ResultsWriter
-    from .config import JobConfig
-    from .driver import execute_job
-    from .resources import launched_under_mpi
 
     values = dict(spec["config"])
     config = JobConfig(**{**values, "inputs": tuple(values["inputs"])})
@@ -134,10 +134,10 @@ def run_reference(spec: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m hpcacq.jobs.bench_rank {layout,reference} SPEC.json``."""
+    """``python -m hpcacq.bench.rank {layout,reference} SPEC.json``."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 2 or argv[0] not in ("layout", "reference"):
-        print("usage: python -m hpcacq.jobs.bench_rank {layout,reference} SPEC.json", file=sys.stderr)
+        print("usage: python -m hpcacq.bench.rank {layout,reference} SPEC.json", file=sys.stderr)
         return 2
     with open(argv[1], encoding="utf-8") as handle:
         spec = json.load(handle)
