@@ -42,7 +42,7 @@ def run_chunks(work: Callable[[int, int], Any], bounds: Sequence[tuple[int, int]
         ``progress(done, total)`` in ``unit`` at the same moments.
     what, unit : str, keyword-only
         The analysis and what the chunks count, for the cancel message
-        (``"radon_velocity"``, ``"windows"``).
+        (the registered name and ``"windows"`` or ``"lines"``).
 
     Raises
     ------
