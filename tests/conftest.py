@@ -10,22 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from helpers.realdata import find_realdata
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _find_realdata() -> Path | None:
-    candidates = [
-        os.environ.get("HPCACQ_REALDATA"),
-        ROOT.parent / "shared" / "realdata",
-        Path("/work/shared/realdata"),
-    ]
-    for cand in candidates:
-        if cand and (Path(cand) / "capillary1").is_dir():
-            return Path(cand)
-    return None
-
-
-REALDATA = _find_realdata()
+REALDATA = find_realdata()
 
 
 @pytest.fixture(scope="session")

@@ -46,8 +46,10 @@ from pathlib import Path
 
 import pytest
 
+from helpers.realdata import find_realdata
+
 REPO = Path(__file__).resolve().parents[1]
-REALDATA = Path(os.environ.get("HPCACQ_REALDATA", REPO.parent / "shared" / "realdata")).resolve()
+REALDATA = find_realdata() or (REPO.parent / "shared" / "realdata").resolve()
 DOCS = ("README.md", "docs/CLI.md")
 SHELL_FENCES = {"", "bash", "sh", "shell", "console"}
 NOT_RUN = re.compile(r"#\s*not run:\s*(.+)$")

@@ -24,7 +24,9 @@ from hpcacq.errors import InputError
 from hpcacq.io import read_acquisition
 from hpcacq.results.reader import iter_results, read_manifest
 
-FORMATS = Path(__file__).resolve().parents[1].parent / "shared" / "realdata" / "formats"
+from helpers.realdata import find_realdata
+
+FORMATS = (find_realdata() or Path(__file__).resolve().parents[1].parent / "shared" / "realdata") / "formats"
 
 
 def hpcacq(capsys, *args) -> tuple[int, str, str]:
