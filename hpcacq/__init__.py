@@ -22,8 +22,8 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # what type checkers and editors see; at run time the names load lazily
     from .analyses.base import AnalysisResult
-    from .analyses.diameter import DiameterParams, vessel_diameter
-    from .analyses.velocity import RadonParams, radon_velocity
+    from .analyses.diameter import DiameterOptions, vessel_diameter
+    from .analyses.velocity import RadonOptions, radon_velocity
     from .analysis_set import BaseAnalysis, DiameterAnalysis, RadonVelocityAnalysis
     from .errors import AnalysisCancelled, AnalysisExclusionError
     from .io.readers import read_acquisition
@@ -68,9 +68,9 @@ _LAZY = {
     "AcqImageList": "hpcacq.jobs.acq_list",
     "AnalysisResult": "hpcacq.analyses.base",
     "radon_velocity": "hpcacq.analyses.velocity",
-    "RadonParams": "hpcacq.analyses.velocity",
+    "RadonOptions": "hpcacq.analyses.velocity",
     "vessel_diameter": "hpcacq.analyses.diameter",
-    "DiameterParams": "hpcacq.analyses.diameter",
+    "DiameterOptions": "hpcacq.analyses.diameter",
     "read_acquisition": "hpcacq.io.readers",
     "BatchFileOutcome": "hpcacq.jobs.batch",
     "BatchFileResult": "hpcacq.jobs.batch",

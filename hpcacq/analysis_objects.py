@@ -10,17 +10,19 @@ keeps them.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from . import checks
 from .analyses.acqstore_params import acqstore_defaults, acqstore_schema, build_any
 from .analyses.base import AnalysisResult
 from .errors import AnalysisCancelled, ParameterError
 
 __all__ = ["AnalysisKey", "AnalysisRunContext", "BaseAnalysis", "RadonVelocityAnalysis", "DiameterAnalysis",
-           "SumIntensityAnalysis", "ANALYSIS_CLASSES", "PRIMARY_KYMOGRAPH", "key_of"]
+           "SumIntensityAnalysis", "ANALYSIS_CLASSES", "PRIMARY_KYMOGRAPH", "key_of", "check_given_units"]
 
 #: acqstore's exclusive group of the two analyses: an ROI lies along a vessel (velocity) or across it (diameter).
 PRIMARY_KYMOGRAPH = "primary_kymograph"
@@ -89,6 +91,15 @@ class AnalysisRunContext:
         return progress
 
 
+def check_given_units(given: Mapping[str, float], *, dx_um: float | None, dt_s: float | None) -> None:
+    """Units given in ``detection_params`` must equal the image's (where the image's are known)."""
+    for unit, value in (("dx_um", dx_um), ("dt_s", dt_s)):
+        if value is not None and unit in given and given[unit] != value:
+            raise ParameterError(
+                f"detection_params gives {unit}={given[unit]} but the image has {unit}={value}; set units on "
+                f"the image (AcqImage.open(path, {unit}=...)), not in detection_params")
+
+
 def _default_threads(enabled: bool, count: Any, name: str) -> int:
     if not enabled:
         return 1
@@ -108,10 +119,12 @@ class BaseAnalysis:
         0-based channel.
     roi_id : int, keyword-only
         ROI analysed.
-    detection_params : dict, params object or None, keyword-only
+    detection_params : dict, options object or None, keyword-only
         In hpcacq's or acqstore's vocabulary (see :mod:`hpcacq.analyses.acqstore_params`);
         checked now (an unknown name raises :class:`~hpcacq.errors.UnknownParameterError`,
-        a KeyError).
+        a KeyError). An options object (``RadonOptions``, ...) is used as it is.
+    dx_um, dt_s : float or None, keyword-only
+        The image's units when known: units given in ``detection_params`` must equal them.
 
     Attributes
     ----------
@@ -119,6 +132,8 @@ class BaseAnalysis:
     detection_params : dict
         As given (the vocabulary it was given in).
     vocabulary : {"hpcacq", "acqstore"}
+    options : frozen dataclass
+        The validated options (``RadonOptions``, ``DiameterOptions``, ...), built once.
     result : hpcacq.analyses.base.AnalysisResult or None
         The table once run.
     """
@@ -131,25 +146,34 @@ class BaseAnalysis:
         self.key = AnalysisKey(self.analysis_name, channel, roi_id)
         self.detection_params = dict(detection_params) if isinstance(detection_params, Mapping) else (
             {} if detection_params is None else detection_params)
-        self.vocabulary, self.hpcacq_params = self._validated(detection_params, dx_um, dt_s)
+        self.vocabulary, self.options, self.given_units = self._validated(detection_params)
+        check_given_units(self.given_units, dx_um=dx_um, dt_s=dt_s)
         self.result: AnalysisResult | None = None
         self.summary: dict = {}
         self.threads: int | None = None  # set by set_execution_options; None: the run context's
 
-    def _validated(self, detection_params: Any, dx_um, dt_s) -> tuple[str, dict]:
-        """Check now (stand-in units while the image's are unknown); hpcacq's names -> values."""
-        given = dict(detection_params) if isinstance(detection_params, Mapping) else None
-        if dx_um is None or dt_s is None:
-            stand_in = {k: v for k, v in given.items() if k not in _UNITS} if given is not None else detection_params
-            vocabulary, params = build_any(self.analysis_name, stand_in, dx_um=1.0, dt_s=1.0)
-        else:
-            vocabulary, params = build_any(self.analysis_name, detection_params, dx_um=dx_um, dt_s=dt_s)
-        values = {f: getattr(params, f) for f in params.__dataclass_fields__ if f not in _UNITS}
-        if given is None and detection_params is not None:  # a params object carries its units
-            values.update({k: getattr(detection_params, k) for k in _UNITS})
-        elif given:
-            values.update({k: v for k, v in given.items() if k in _UNITS})
-        return vocabulary, values
+    def _validated(self, detection_params: Any) -> tuple[str, Any, dict[str, float]]:
+        """Check now: (vocabulary, options object, units given in ``detection_params``).
+
+        An options object is taken as it is (a job builds one and passes it to every file).
+        """
+        if detection_params is not None and not isinstance(detection_params, Mapping):
+            vocabulary, options = build_any(self.analysis_name, detection_params)
+            return vocabulary, options, {}
+        values = dict(detection_params or {})
+        units = {}
+        for name in _UNITS:
+            value = values.pop(name, None)
+            if value is not None:
+                units[name] = checks.positive(name, value, "or leave it out: the image's units apply")
+        vocabulary, options = build_any(self.analysis_name, values)
+        return vocabulary, options, units
+
+    @property
+    def hpcacq_params(self) -> dict[str, Any]:
+        """The options in hpcacq's names, plus ``dx_um``/``dt_s`` when ``detection_params`` gave them."""
+        return {**{f.name: getattr(self.options, f.name) for f in dataclasses.fields(self.options)},
+                **self.given_units}
 
     @classmethod
     def get_detection_schema(cls) -> tuple:
@@ -166,8 +190,7 @@ class BaseAnalysis:
         """Check ``params`` (either vocabulary); UnknownParameterError (a KeyError) or ParameterError."""
         if not isinstance(params, Mapping):
             raise ParameterError(f"detection_params must be a dict, got {type(params).__name__}")
-        stand_in = {k: v for k, v in params.items() if k not in _UNITS}
-        build_any(cls.analysis_name, stand_in, dx_um=1.0, dt_s=1.0)
+        build_any(cls.analysis_name, {k: v for k, v in params.items() if k not in _UNITS})
 
     def to_json_dict(self) -> dict[str, Any]:
         """Identity, detection parameters and summary, JSON-ready."""
@@ -178,7 +201,7 @@ class BaseAnalysis:
     def load_json_dict(self, record: Mapping[str, Any]) -> None:
         """Take detection parameters (checked) and summary from a :meth:`to_json_dict` record."""
         params = dict(record.get("detection_params", {}))
-        self.vocabulary, self.hpcacq_params = self._validated(params, None, None)
+        self.vocabulary, self.options, self.given_units = self._validated(params)
         self.detection_params = params
         self.summary = dict(record.get("summary", {}))
 

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from .analyses.base import AnalysisResult
-from .analyses.registry import build_params, get_spec
+from .analyses.options import Units, stored_params
+from .analyses.registry import get_spec
 from .analysis_objects import (
     ANALYSIS_CLASSES,
     PRIMARY_KYMOGRAPH,
@@ -25,6 +26,7 @@ from .analysis_objects import (
     BaseAnalysis,
     DiameterAnalysis,
     RadonVelocityAnalysis,
+    check_given_units,
 )
 from .analysis_objects import (
     key_of as _key_of,
@@ -216,16 +218,26 @@ class AcqAnalysisSet:
                 f"{' / '.join(_UNITS_HINT[m] for m in missing)} on the command line")
         return float(dx_um), float(dt_s)
 
-    def params(self, key: Any) -> Any:
-        """The validated hpcacq params object of ``key``, with the image's current units.
+    def units(self, key: Any) -> Units:
+        """The :class:`~hpcacq.analyses.options.Units` analysis ``key`` runs with: the image's current ones.
 
-        Raises MissingUnitsError naming the options when ``dx_um`` or ``dt_s`` is unknown.
+        Raises MissingUnitsError naming the options when ``dx_um`` or ``dt_s`` is unknown,
+        ParameterError when the analysis' ``detection_params`` gave other units.
         """
         analysis = self.get_required(key)
         if self._provider is None:
             raise ParameterError(f"{self.source_path}: this analysis set has no data provider")
         dx_um, dt_s = self._units()
-        return build_params(analysis.key.analysis_name, analysis.hpcacq_params, dx_um=dx_um, dt_s=dt_s)
+        check_given_units(analysis.given_units, dx_um=dx_um, dt_s=dt_s)
+        return Units(dx_um, dt_s)
+
+    def options(self, key: Any) -> Any:
+        """The validated options object of analysis ``key`` (``RadonOptions``, ...), as it was built."""
+        return self.get_required(key).options
+
+    def params(self, key: Any) -> dict[str, Any]:
+        """The parameters a result of ``key`` stores: ``dx_um``, ``dt_s`` (the image's) and every option."""
+        return stored_params(self.options(key), self.units(key))
 
     def _row_offset(self, roi_id: Any) -> int:
         rois = getattr(_image_like(self._provider), "rois", None)
@@ -247,11 +259,11 @@ class AcqAnalysisSet:
         """
         context = context or AnalysisRunContext()
         analysis = self.get_required(key)
-        params = self.params(analysis.key)
+        units = self.units(analysis.key)
         context.raise_if_cancelled()
         block = self._provider.get_roi_image(channel=analysis.key.channel, roi_id=analysis.key.roi_id)
         result = get_spec(analysis.key.analysis_name).run(
-            np.asarray(block), params, row_offset=self._row_offset(analysis.key.roi_id),
+            np.asarray(block), analysis.options, units, row_offset=self._row_offset(analysis.key.roi_id),
             threads=analysis.threads or context.threads,
             cancel=context.is_cancelled if context.cancel_callback is not None else None,
             progress=context.chunk_progress(),

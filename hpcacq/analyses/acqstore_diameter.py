@@ -1,10 +1,10 @@
-"""acqstore's diameter detection parameters, and their translation to :class:`DiameterParams`.
+"""acqstore's diameter detection parameters, and their translation to :class:`DiameterOptions`.
 
 acqstore (a GUI/batch tool whose API hpcacq offers) describes a diameter analysis with a
 flat ``detection_params`` mapping. :data:`ACQSTORE_DIAMETER_SCHEMA` lists every name
 acqstore accepts, with acqstore's default, the values it allows, what it does, and the
-:class:`~hpcacq.analyses.diameter.DiameterParams` field that does the same in hpcacq.
-:func:`diameter_params_from_acqstore` turns such a mapping into ``DiameterParams``
+:class:`~hpcacq.analyses.diameter.DiameterOptions` field that does the same in hpcacq.
+:func:`diameter_params_from_acqstore` turns such a mapping into ``DiameterOptions``
 keyword arguments; through this API acqstore's defaults apply (for example a 3-line
 median post filter and, for ``gradient_edges``, motion gating), while hpcacq's own API
 keeps hpcacq's defaults.
@@ -66,7 +66,7 @@ class AcqstoreParam:
     meaning : str
         What it does.
     hpcacq : str
-        The ``DiameterParams`` field it maps to (and how).
+        The ``DiameterOptions`` field it maps to (and how).
     """
 
     name: str
@@ -169,7 +169,7 @@ def _ranges(p: dict[str, Any]) -> None:
 
 
 def diameter_params_from_acqstore(detection_params: Mapping[str, Any]) -> dict[str, Any]:
-    """``DiameterParams`` keyword arguments (without ``dx_um``/``dt_s``) for acqstore's parameters.
+    """``DiameterOptions`` keyword arguments (without ``dx_um``/``dt_s``) for acqstore's parameters.
 
     Parameters
     ----------
@@ -180,7 +180,7 @@ def diameter_params_from_acqstore(detection_params: Mapping[str, Any]) -> dict[s
     Returns
     -------
     dict
-        Keyword arguments for :class:`~hpcacq.analyses.diameter.DiameterParams` /
+        Keyword arguments for :class:`~hpcacq.analyses.diameter.DiameterOptions` /
         :func:`~hpcacq.analyses.diameter.vessel_diameter`: ``window_rows``, ``stride``,
         ``binning``, ``polarity``, ``method``, ``gradient_sigma_px``,
         ``gradient_min_strength``, ``motion_gating``, ``max_edge_shift_um``,

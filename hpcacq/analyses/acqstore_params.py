@@ -125,33 +125,34 @@ def candidate_params(name: str, detection_params: Mapping[str, Any] | None,
     return out
 
 
-def build_any(name: str, detection_params: Any, *, dx_um: float, dt_s: float) -> tuple[str, Any]:
-    """Validate ``detection_params`` in either vocabulary and build hpcacq's params object.
+def build_any(name: str, detection_params: Any) -> tuple[str, Any]:
+    """Validate ``detection_params`` in either vocabulary and build hpcacq's options object.
 
     Returns
     -------
-    (vocabulary, params) : (str, frozen dataclass)
-        ``"hpcacq"`` or ``"acqstore"``, and e.g. a :class:`RadonParams`.
+    (vocabulary, options) : (str, frozen dataclass)
+        ``"hpcacq"`` or ``"acqstore"``, and e.g. a :class:`RadonOptions` (an options
+        object given is returned as it is).
 
     Raises
     ------
     ParameterError
-        As :func:`candidate_params` and :func:`hpcacq.analyses.registry.build_params`.
+        As :func:`candidate_params` and :func:`hpcacq.analyses.registry.build_options`.
     """
-    from .registry import build_params, get_spec
+    from .registry import build_options, get_spec
 
     spec = get_spec(name)
     if detection_params is not None and not isinstance(detection_params, Mapping):
-        return "hpcacq", build_params(name, detection_params, dx_um=dx_um, dt_s=dt_s)
+        return "hpcacq", build_options(name, detection_params)
     first_error = None
-    for vocabulary, values in candidate_params(name, detection_params, hpcacq_field_names(spec.params_cls)):
+    for vocabulary, values in candidate_params(name, detection_params, hpcacq_field_names(spec.options_cls)):
         try:
-            return vocabulary, build_params(name, values, dx_um=dx_um, dt_s=dt_s)
+            return vocabulary, build_options(name, values)
         except ParameterError as exc:
             first_error = first_error or exc
     raise first_error
 
 
-def hpcacq_field_names(params_cls: type) -> tuple[str, ...]:
-    """Field names of an hpcacq parameters dataclass."""
-    return tuple(f.name for f in dataclasses.fields(params_cls))
+def hpcacq_field_names(options_cls: type) -> tuple[str, ...]:
+    """Field names of an hpcacq options dataclass and the units (``dx_um``, ``dt_s``)."""
+    return tuple(f.name for f in dataclasses.fields(options_cls)) + _UNITS

@@ -1,4 +1,4 @@
-"""acqstore's detection parameters of the Radon velocity analysis, mapped onto :class:`RadonParams`.
+"""acqstore's detection parameters of the Radon velocity analysis, mapped onto :class:`RadonOptions`.
 
 acqstore's ``RadonVelocityAnalysis`` has one detection parameter, ``window_width``: the
 number of lines (time samples) per Radon window, default 64, one of 16, 64 or 128. It is
@@ -84,7 +84,7 @@ def check_acqstore_values(analysis: str, schema: tuple[AcqstoreParam, ...], valu
 
 
 def radon_params_from_acqstore(detection_params: Mapping[str, Any] | None) -> dict[str, Any]:
-    """hpcacq :class:`~hpcacq.analyses.velocity.RadonParams` keyword arguments from acqstore's.
+    """hpcacq :class:`~hpcacq.analyses.velocity.RadonOptions` keyword arguments from acqstore's.
 
     Parameters
     ----------

@@ -1,17 +1,13 @@
-"""What every analysis returns, and the checks shared by all parameter objects."""
+"""What every analysis returns."""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ..errors import ParameterError
-
-__all__ = ["AnalysisResult", "ok_message", "params_from_mapping"]
+__all__ = ["AnalysisResult", "ok_message"]
 
 
 @dataclass
@@ -23,8 +19,8 @@ class AnalysisResult:
     analysis : str
         Registered analysis name (a key of :data:`hpcacq.analyses.registry.REGISTRY`).
     params : dict
-        The validated parameters (``dataclasses.asdict`` of the frozen params object),
-        including ``dx_um`` and ``dt_s``.
+        The parameters of the run: ``dx_um``, ``dt_s``, then every option
+        (:func:`hpcacq.analyses.options.stored_params`).
     columns : dict of str -> 1-D ndarray
         Equal-length columns; the first is ``time_s`` (seconds from the first line of
         the image, not of the ROI). Flags are an integer bit mask column ``flags``.
@@ -67,19 +63,3 @@ def ok_message(result: AnalysisResult | None) -> str:
     """
     warnings = list(result.warnings) if result is not None else []
     return "ok" if not warnings else "ok; doubtful: " + "; ".join(warnings)
-
-
-def params_from_mapping(cls: type, values: Mapping[str, Any]):
-    """Build the frozen parameters dataclass ``cls`` from ``values``.
-
-    Unknown names raise :class:`ParameterError` listing the valid ones, so a typo in a
-    job file or on the command line never passes silently.
-    """
-    valid = tuple(f.name for f in dataclasses.fields(cls))
-    unknown = sorted(set(values) - set(valid))
-    if unknown:
-        raise ParameterError(
-            f"unknown parameter(s) {', '.join(map(repr, unknown))} for {cls.__name__}; "
-            f"valid names are: {', '.join(valid)}"
-        )
-    return cls(**dict(values))

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["CLEAN_METHODS", "clean_trace", "clean_local", "clean_kymflow", "local_median"]
+from .velocity_options import CLEAN_METHODS
 
-CLEAN_METHODS = ("local", "kymflow", "kymflow_3pt")
+__all__ = ["CLEAN_METHODS", "clean_trace", "clean_local", "clean_kymflow", "local_median"]
 
 
 def _nan_medfilt(v: np.ndarray, size: int) -> np.ndarray:

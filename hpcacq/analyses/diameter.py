@@ -46,23 +46,20 @@ with both edges, and fewer than half make the result doubtful (``result.warnings
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError, ParameterError
-from .base import AnalysisResult, params_from_mapping
-from .runtime import chunk_bounds, require_unit, run_chunks
+from .. import checks
+from ..errors import InputError
+from .base import AnalysisResult
+from .diameter_options import BINNINGS, METHODS, POLARITIES, THRESHOLD_MODES, DiameterOptions
+from .options import Units, options_from_mapping
+from .runtime import chunk_bounds, run_chunks
 
-__all__ = ["DiameterParams", "vessel_diameter", "FLAG_BITS", "METHODS", "BINNINGS", "POLARITIES",
+__all__ = ["DiameterOptions", "vessel_diameter", "run_block", "FLAG_BITS", "METHODS", "BINNINGS", "POLARITIES",
            "THRESHOLD_MODES", "MIN_PIXELS", "WARMUP"]
 
-METHODS = ("halfmax", "fit", "gradient")
-BINNINGS = ("mean", "median")
-POLARITIES = ("bright", "dark")
-THRESHOLD_MODES = ("halfmax", "absolute")
 #: Option sets whose runs compile every kernel signature a diameter run uses (``hpcacq compile``).
 WARMUP = (
     {"method": "halfmax", "binning": "mean", "polarity": "bright"},
@@ -82,175 +79,6 @@ FLAG_BITS = {"left_edge_missing": 1, "right_edge_missing": 2, "no_contrast": 4,
 UNITS = {"time_s": "s", "left_px": "px", "right_px": "px", "diameter_px": "px", "left_um": "um",
          "right_um": "um", "diameter_um": "um", "fit_quality": "1", "flags": "1"}
 _CHUNK_LINES = {"halfmax": 65536, "fit": 4096, "gradient": 16384}  # at most ~0.02-0.1 s of work per chunk
-
-
-def _number(name: str, value, hint: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ParameterError(f"{name} must be a number, got {value!r} ({type(value).__name__}); {hint}")
-    if not math.isfinite(value):
-        raise ParameterError(f"{name} must be finite, got {value!r}; {hint}")
-    return float(value)
-
-
-def _unit(name: str, value, hint: str) -> None:
-    require_unit(name, value, hint)
-    if _number(name, value, hint) <= 0:
-        raise ParameterError(f"{name} must be positive, got {value!r}; {hint}")
-
-
-def _choice(name: str, value, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ParameterError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
-
-
-def _integer(name: str, value, minimum: int, hint: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ParameterError(f"{name} must be an integer >= {minimum}, got {value!r}; {hint}")
-    return int(value)
-
-
-@dataclass(frozen=True)
-class DiameterParams:
-    """Validated parameters of the vessel diameter analysis.
-
-    Attributes
-    ----------
-    dx_um : float
-        Micrometres per pixel (axis 1), > 0.
-    dt_s : float
-        Seconds per line (axis 0), > 0.
-    window_rows : int
-        Odd number of lines binned around each line (default 5, as kymflow); clipped to
-        the lines that exist at the block's first and last lines.
-    binning : {"mean", "median"}
-        How the ``window_rows`` lines are combined.
-    method : {"halfmax", "fit"}
-        Sub-pixel half-maximum edges, or a top-hat * Gaussian profile fit (see module doc).
-    polarity : {"bright", "dark"}
-        ``"bright"``: bright lumen on a dark background (fluorescent plasma, default);
-        ``"dark"``: dark lumen on a bright background (the profile is flipped).
-    baseline_percentile, peak_percentile : float
-        Percentiles (0-100) of the binned profile taken as background and lumen levels
-        (default 10 and 100, i.e. the maximum; kymflow uses 10 and 90); the threshold is
-        half-way between them.
-    max_iter : int
-        Largest number of Levenberg-Marquardt steps per line (fit only, default 50).
-    min_fit_r2 : float
-        Fits with R^2 below this are flagged ``fit_poor`` (fit only, default 0.9).
-    stride : int
-        Analyse every ``stride``-th line only (lines 0, stride, 2 stride, ... of the block;
-        default 1 = every line). Each analysed line is binned with its own neighbours, so
-        the rows are exactly the ``stride=1`` rows at those lines.
-    threshold_mode : {"halfmax", "absolute"}
-        ``method="halfmax"`` only: threshold half-way between baseline and peak (default),
-        or the fixed intensity ``threshold_value``.
-    threshold_value : float or None
-        Absolute threshold, in the image's intensity units (of the binned profile): the
-        lumen is where the profile is >= it (``polarity="bright"``) or <= it (``"dark"``).
-        Required with ``threshold_mode="absolute"``.
-    gradient_sigma_px : float
-        ``method="gradient"``: sigma (pixels, >= 0; 0 = no smoothing) of the Gaussian that
-        smooths the binned profile before its derivative is taken (default 1.5).
-    gradient_min_strength : float
-        ``method="gradient"``: an edge whose derivative peak is below this (intensity units
-        per pixel, >= 0) is not trusted: NaN and flagged ``weak_edge`` (default 0: off).
-    motion_gating : bool
-        Reject an edge that moved more than ``max_edge_shift_um``, or both edges when the
-        diameter changed more than ``max_diameter_change_um`` or the centre moved more than
-        ``max_center_shift_um``, from the last accepted line (limits are per analysed line,
-        times the number of analysed lines since that line). Rejected edges are NaN and
-        flagged ``motion_rejected``. Default False.
-    max_edge_shift_um, max_diameter_change_um, max_center_shift_um : float
-        The motion-gating limits in micrometres per analysed line (>= 0, default 2.0 each).
-    post_filter_lines : int
-        Odd length (in analysed lines) of a running median of the diameter, reported in
-        the extra columns ``diameter_filtered_px`` / ``diameter_filtered_um``; NaN lines
-        stay NaN and are left out of their neighbours' medians. 1 = off (default).
-
-    Build one from a dict with ``params_from_mapping(DiameterParams, {...})``.
-    """
-
-    dx_um: float
-    dt_s: float
-    window_rows: int = 5
-    binning: str = "mean"
-    method: str = "halfmax"
-    polarity: str = "bright"
-    baseline_percentile: float = 10.0
-    peak_percentile: float = 100.0
-    max_iter: int = 50
-    min_fit_r2: float = 0.9
-    stride: int = 1
-    threshold_mode: str = "halfmax"
-    threshold_value: float | None = None
-    gradient_sigma_px: float = 1.5
-    gradient_min_strength: float = 0.0
-    motion_gating: bool = False
-    max_edge_shift_um: float = 2.0
-    max_diameter_change_um: float = 2.0
-    max_center_shift_um: float = 2.0
-    post_filter_lines: int = 1
-
-    def __post_init__(self) -> None:
-        _unit("dx_um", self.dx_um, "give the pixel size in micrometres, e.g. dx_um=0.284")
-        _unit("dt_s", self.dt_s, "give the line period in seconds, e.g. dt_s=0.00117")
-        w = _integer("window_rows", self.window_rows, 1, "use an odd number of lines such as 1, 3 or 5")
-        if w % 2 == 0:
-            raise ParameterError(f"window_rows must be odd (centred on the line), got {w}; use {w - 1} or {w + 1}")
-        object.__setattr__(self, "window_rows", w)
-        _choice("binning", self.binning, BINNINGS)
-        _choice("method", self.method, METHODS)
-        _choice("polarity", self.polarity, POLARITIES)
-        q_lo = _number("baseline_percentile", self.baseline_percentile, "e.g. 10")
-        q_hi = _number("peak_percentile", self.peak_percentile, "e.g. 100")
-        if not 0.0 <= q_lo < q_hi <= 100.0:
-            raise ParameterError(
-                f"need 0 <= baseline_percentile < peak_percentile <= 100, got {q_lo} and {q_hi}; "
-                f"kymflow uses 10 and 90")
-        object.__setattr__(self, "baseline_percentile", q_lo)
-        object.__setattr__(self, "peak_percentile", q_hi)
-        object.__setattr__(self, "max_iter", _integer("max_iter", self.max_iter, 1, "e.g. 50"))
-        r2 = _number("min_fit_r2", self.min_fit_r2, "e.g. 0.9")
-        if r2 > 1.0:
-            raise ParameterError(f"min_fit_r2 must be <= 1 (R^2 never exceeds 1), got {r2}")
-        object.__setattr__(self, "min_fit_r2", r2)
-        self._check_options()
-
-    def _check_options(self) -> None:
-        """Validate the stride, threshold, gradient, motion-gating and post-filter options."""
-        object.__setattr__(self, "stride", _integer("stride", self.stride, 1, "e.g. 1 (every line) or 10"))
-        _choice("threshold_mode", self.threshold_mode, THRESHOLD_MODES)
-        if self.threshold_mode == "absolute":
-            if self.method != "halfmax":
-                raise ParameterError(f"threshold_mode='absolute' applies to method='halfmax', not {self.method!r}")
-            if self.threshold_value is None:
-                raise ParameterError("threshold_mode='absolute' needs threshold_value= (intensity of the lumen edge)")
-        elif self.threshold_value is not None:
-            raise ParameterError("threshold_value is used only with threshold_mode='absolute'; set that too, "
-                                 "or leave threshold_value out")
-        if self.threshold_value is not None:
-            object.__setattr__(self, "threshold_value",
-                               _number("threshold_value", self.threshold_value, "an intensity, e.g. 500"))
-        for name, hint in (("gradient_sigma_px", "e.g. 1.5 (0 = no smoothing)"),
-                           ("gradient_min_strength", "intensity per pixel, e.g. 0 (off)"),
-                           ("max_edge_shift_um", "e.g. 2.0"), ("max_diameter_change_um", "e.g. 2.0"),
-                           ("max_center_shift_um", "e.g. 2.0")):
-            value = _number(name, getattr(self, name), hint)
-            if value < 0:
-                raise ParameterError(f"{name} must be >= 0, got {value!r}; {hint}")
-            object.__setattr__(self, name, value)
-        if not isinstance(self.motion_gating, (bool, np.bool_)):
-            raise ParameterError(f"motion_gating must be True or False, got {self.motion_gating!r}")
-        object.__setattr__(self, "motion_gating", bool(self.motion_gating))
-        k = _integer("post_filter_lines", self.post_filter_lines, 1, "an odd number such as 1 (off), 3 or 5")
-        if k % 2 == 0:
-            raise ParameterError(f"post_filter_lines must be odd (centred on the line), got {k}; use {k - 1} or {k + 1}")
-        object.__setattr__(self, "post_filter_lines", k)
-
-    @classmethod
-    def from_mapping(cls, values) -> DiameterParams:
-        """Build from a dict, rejecting unknown names (see ``params_from_mapping``)."""
-        return params_from_mapping(cls, values)
 
 
 def _check_image(image, method: str) -> np.ndarray:
@@ -278,7 +106,7 @@ def _check_image(image, method: str) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.float64)
 
 
-def _kernel_call(block: np.ndarray, params: DiameterParams) -> Callable[[int, int], tuple]:
+def _kernel_call(block: np.ndarray, params: DiameterOptions) -> Callable[[int, int], tuple]:
     """work(start, stop) -> (left, right, r2, flags[, left_strength, right_strength]) for lines [start, stop)."""
     from ..kernels import diameter as kern
 
@@ -345,7 +173,7 @@ def vessel_diameter(image, *, dx_um: float, dt_s: float, window_rows: int = 5, m
     progress : callable or None, keyword-only
         ``progress(done_lines, total_lines)``, called between chunks.
     **options
-        Further :class:`DiameterParams` fields (``binning``, ``baseline_percentile``,
+        Further :class:`DiameterOptions` fields (``binning``, ``baseline_percentile``,
         ``peak_percentile``, ``max_iter``, ``min_fit_r2``, ``stride``, ``threshold_mode``,
         ``threshold_value``, ``gradient_sigma_px``, ``gradient_min_strength``,
         ``motion_gating``, ``max_edge_shift_um``, ``max_diameter_change_um``,
@@ -383,10 +211,25 @@ def vessel_diameter(image, *, dx_um: float, dt_s: float, window_rows: int = 5, m
     >>> float(result.summary["median_diameter_um"])
     6.0
     """
-    params = params_from_mapping(DiameterParams, dict(dx_um=dx_um, dt_s=dt_s, window_rows=window_rows,
-                                                      method=method, polarity=polarity, **options))
-    threads = _integer("threads", threads, 1, "e.g. threads=2")
-    row_offset = _integer("row_offset", row_offset, 0, "the ROI's first row")
+    units = Units(dx_um, dt_s)
+    options = options_from_mapping(DiameterOptions, dict(window_rows=window_rows, method=method, polarity=polarity,
+                                                         **options))
+    return run_block(image, options, units, row_offset=row_offset, threads=threads, cancel=cancel,
+                     progress=progress)
+
+
+def run_block(image, options: DiameterOptions, units: Units, *, row_offset: int = 0, threads: int = 1,
+              cancel: Callable[[], bool] | None = None,
+              progress: Callable[[int, int], None] | None = None) -> AnalysisResult:
+    """Edges and diameter of an ROI block with validated options and units: the body of :func:`vessel_diameter`.
+
+    What a job runs on every file (``AnalysisSpec.run``): ``options`` is the job's one
+    :class:`DiameterOptions`, ``units`` the file's :class:`~hpcacq.analyses.options.Units`.
+    Arguments, result and errors as :func:`vessel_diameter`.
+    """
+    params = options
+    threads = checks.integer("threads", threads, 1, "e.g. threads=2")
+    row_offset = checks.integer("row_offset", row_offset, 0, "the ROI's first row")
     block = _check_image(image, params.method)
     work = _kernel_call(block, params)
     n_lines = block.shape[0]
@@ -397,4 +240,4 @@ def vessel_diameter(image, *, dx_um: float, dt_s: float, window_rows: int = 5, m
     outputs = _run_chunks(work, n_lines, chunk, threads, cancel, progress)
     from .diameter_quality import assemble_result
 
-    return assemble_result(params, outputs, row_offset, units=UNITS, flag_bits=FLAG_BITS)
+    return assemble_result(params, units, outputs, row_offset, units=UNITS, flag_bits=FLAG_BITS)

@@ -9,24 +9,27 @@ fewer than :data:`MIN_FRACTION_WITH_EDGES` of the analysed lines have both edges
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
 
 from .base import AnalysisResult
+from .options import Units, stored_params
 
 __all__ = ["MIN_FRACTION_WITH_EDGES", "assemble_result", "gate_and_filter", "edge_summary", "edge_warnings"]
 
 MIN_FRACTION_WITH_EDGES = 0.5  # fewer lines with both edges than this: the file is doubtful
 
 
-def gate_and_filter(params, left: np.ndarray, right: np.ndarray, flags: np.ndarray) -> dict[str, np.ndarray]:
+def gate_and_filter(params, dx_um: float, left: np.ndarray, right: np.ndarray,
+                    flags: np.ndarray) -> dict[str, np.ndarray]:
     """Apply motion gating (in place on ``left``, ``right``, ``flags``) and the post filter.
 
     Parameters
     ----------
-    params : DiameterParams
+    params : DiameterOptions
+    dx_um : float
+        Micrometres per pixel (the gating limits are in um).
     left, right : ndarray, float64
         Edges (pixels) of the analysed lines, in time order.
     flags : ndarray, int32
@@ -39,9 +42,9 @@ def gate_and_filter(params, left: np.ndarray, right: np.ndarray, flags: np.ndarr
     from ..kernels.diameter_series import motion_gate, running_median
 
     if params.motion_gating:
-        motion_gate(left, right, flags, max_edge_shift_px=params.max_edge_shift_um / params.dx_um,
-                    max_diameter_change_px=params.max_diameter_change_um / params.dx_um,
-                    max_center_shift_px=params.max_center_shift_um / params.dx_um)
+        motion_gate(left, right, flags, max_edge_shift_px=params.max_edge_shift_um / dx_um,
+                    max_diameter_change_px=params.max_diameter_change_um / dx_um,
+                    max_center_shift_px=params.max_center_shift_um / dx_um)
     if params.post_filter_lines > 1:
         return {"diameter_filtered_px": running_median(right - left, size=params.post_filter_lines)}
     return {}
@@ -73,28 +76,29 @@ def edge_warnings(summary: dict[str, float], n_lines: int) -> list[str]:
     return [text]
 
 
-def assemble_result(params, outputs: list[np.ndarray], row_offset: int, *, units: dict[str, str],
+def assemble_result(params, scale: Units, outputs: list[np.ndarray], row_offset: int, *, units: dict[str, str],
                     flag_bits: dict[str, int]) -> AnalysisResult:
     """The diameter :class:`AnalysisResult` from the per-line kernel outputs (in line order).
 
     ``outputs`` = ``[left, right, r2, flags]`` (+ ``[left_strength, right_strength]`` for
     ``method="gradient"``); motion gating and the post filter run here, then the summary
-    and the warnings are made.
+    and the warnings are made. ``params`` are the :class:`DiameterOptions`, ``scale`` the
+    file's :class:`~hpcacq.analyses.options.Units`.
     """
     left, right, r2, flags = outputs[:4]
-    extra = gate_and_filter(params, left, right, flags)
+    extra = gate_and_filter(params, scale.dx_um, left, right, flags)
     n = len(left)
     diameter = right - left
     columns = {
-        "time_s": (row_offset + params.stride * np.arange(n)) * params.dt_s,
+        "time_s": (row_offset + params.stride * np.arange(n)) * scale.dt_s,
         "left_px": left, "right_px": right, "diameter_px": diameter,
-        "left_um": left * params.dx_um, "right_um": right * params.dx_um,
-        "diameter_um": diameter * params.dx_um, "fit_quality": r2, "flags": flags.astype(np.int32),
+        "left_um": left * scale.dx_um, "right_um": right * scale.dx_um,
+        "diameter_um": diameter * scale.dx_um, "fit_quality": r2, "flags": flags.astype(np.int32),
     }
     units = dict(units)
     if "diameter_filtered_px" in extra:
         columns["diameter_filtered_px"] = extra["diameter_filtered_px"]
-        columns["diameter_filtered_um"] = extra["diameter_filtered_px"] * params.dx_um
+        columns["diameter_filtered_um"] = extra["diameter_filtered_px"] * scale.dx_um
         units.update(diameter_filtered_px="px", diameter_filtered_um="um")
     if params.method == "gradient":
         columns["left_strength"], columns["right_strength"] = outputs[4], outputs[5]
@@ -103,12 +107,12 @@ def assemble_result(params, outputs: list[np.ndarray], row_offset: int, *, units
     summary = {
         "n_lines": float(n),
         "median_diameter_px": float(np.median(diameter[ok])) if ok.any() else math.nan,
-        "median_diameter_um": float(np.median(diameter[ok])) * params.dx_um if ok.any() else math.nan,
+        "median_diameter_um": float(np.median(diameter[ok])) * scale.dx_um if ok.any() else math.nan,
         "fraction_flagged": float(np.mean(flags != 0)) if n else math.nan,
         "fraction_nan": float(np.mean(~ok)) if n else math.nan,
     }
     if params.method == "fit":
         summary["median_fit_quality"] = float(np.nanmedian(r2)) if np.isfinite(r2).any() else math.nan
     summary.update(edge_summary(diameter, flags, flag_bits["motion_rejected"]))
-    return AnalysisResult(analysis="diameter", params=dataclasses.asdict(params), columns=columns, units=units,
+    return AnalysisResult(analysis="diameter", params=stored_params(params, scale), columns=columns, units=units,
                           flag_bits=dict(flag_bits), summary=summary, warnings=edge_warnings(summary, n))

@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # the registry imports neither numpy nor numba: listing analy
     from .base import AnalysisResult
 
 __all__ = ["AnalysisEntry", "AnalysisSpec", "REGISTRY", "ANALYSES", "ANALYSIS_NAMES", "ALIASES", "HEADLINE",
-           "resolve", "label_of", "get_spec", "build_params", "working_bytes_per_pixel"]
+           "resolve", "label_of", "get_spec", "build_options", "working_bytes_per_pixel"]
 
 ROI_GEOMETRY = "primary_kymograph"  # acqstore's name of the group
 
@@ -32,13 +32,18 @@ class AnalysisEntry:
     name : str
         Registered name, stored in results (``"radon_velocity"``).
     module : str
-        Module holding the parameters class, the run function and ``UNITS``, ``FLAG_BITS``
+        Module holding the run body, the public keyword function and ``UNITS``, ``FLAG_BITS``
         and ``WARMUP`` (the option sets whose kernels ``hpcacq compile`` warms).
-    params : str
-        Name of the frozen parameters dataclass in ``module``.
+    options : str
+        ``"module:Class"`` of the frozen options dataclass, in a module that imports
+        neither NumPy nor Numba (the CLI builds its options from the fields' metadata).
     func : str
         Name of the public keyword function ``func(image, *, dx_um, dt_s, ..., row_offset,
         threads, cancel, progress) -> AnalysisResult`` in ``module``.
+    run : str
+        Name of the run body ``run(block, options, units, *, row_offset, threads, cancel,
+        progress) -> AnalysisResult`` in ``module`` (``func`` builds options and units
+        and calls it).
     label : str
         Short name on the command line and in plots (``"velocity"``).
     headline : str
@@ -47,8 +52,6 @@ class AnalysisEntry:
         Unit of ``headline``.
     exclusive_group : str or None
         Analyses of one group exclude each other on one (channel, ROI); None: coexists.
-    cli_options : tuple of str
-        Parameters with a dedicated ``hpcacq run`` option (``--window-lines``).
     warmup_block : str
         Synthetic block the warm-up runs on: ``"streaks"`` (flow) or ``"vessel"``.
     description : str
@@ -63,13 +66,13 @@ class AnalysisEntry:
 
     name: str
     module: str
-    params: str
+    options: str
     func: str
     label: str
     headline: str
     headline_unit: str
     exclusive_group: str | None = ROI_GEOMETRY
-    cli_options: tuple[str, ...] = ()
+    run: str = "run_block"
     warmup_block: str = "streaks"
     description: str = ""
     working_bytes: float = 18.0
@@ -80,6 +83,11 @@ class AnalysisEntry:
         """Every name the user may type: the label and the registered name."""
         return tuple(dict.fromkeys((self.label, self.name)))
 
+    def options_cls(self) -> type:
+        """The options dataclass (imports its light module only: no NumPy, no Numba)."""
+        module, _, name = self.options.partition(":")
+        return getattr(importlib.import_module(module), name)
+
 
 @dataclass(frozen=True)
 class AnalysisSpec:
@@ -89,12 +97,14 @@ class AnalysisSpec:
     ----------
     name : str
         Registered name (a key of :data:`REGISTRY`).
-    params_cls : type
-        Frozen parameters dataclass (``RadonParams``, ``DiameterParams``) holding every
-        scientific option plus ``dx_um`` and ``dt_s``.
+    options_cls : type
+        Frozen options dataclass (``RadonOptions``, ``DiameterOptions``) holding every
+        scientific option, without the units of a file.
     run : callable
-        ``run(image2d, params, *, row_offset, threads, cancel, progress) -> AnalysisResult``
-        where ``image2d`` is the ROI block (n_lines, n_pixels) and ``row_offset`` its r0.
+        ``run(image2d, options, units, *, row_offset, threads, cancel, progress) -> AnalysisResult``
+        where ``image2d`` is the ROI block (n_lines, n_pixels), ``options`` an
+        ``options_cls`` (used as it is), ``units`` the file's
+        :class:`~hpcacq.analyses.options.Units` and ``row_offset`` the block's r0.
     exclusive_group : str or None
         Analyses of one group exclude each other on the same (channel, ROI):
         velocity wants an ROI along a vessel, diameter one across it.
@@ -109,7 +119,7 @@ class AnalysisSpec:
     """
 
     name: str
-    params_cls: type
+    options_cls: type
     run: Callable[..., AnalysisResult]
     exclusive_group: str | None = ROI_GEOMETRY
     units: Mapping[str, str] = dataclasses.field(default_factory=dict)
@@ -118,36 +128,19 @@ class AnalysisSpec:
     entry: AnalysisEntry | None = None
 
 
-def _params_kwargs(params: Any) -> dict[str, Any]:
-    return {f.name: getattr(params, f.name) for f in dataclasses.fields(params)}
-
-
-def _runner(module_name: str, func_name: str) -> Callable[..., AnalysisResult]:
-    def run(image2d, params, *, row_offset=0, threads=1, cancel=None, progress=None) -> AnalysisResult:
-        func = getattr(importlib.import_module(module_name), func_name)
-        return func(
-            image2d, **_params_kwargs(params), row_offset=row_offset, threads=threads,
-            cancel=cancel, progress=progress,
-        )
-
-    run.__name__ = f"run_{func_name}"
-    run.__doc__ = f"Run ``{module_name}.{func_name}`` on an ROI block with a validated params object."
-    return run
-
-
 #: The registered analyses, one line each (adding an analysis: its module and one line here).
 REGISTRY: dict[str, AnalysisEntry] = {e.name: e for e in (
-    AnalysisEntry("radon_velocity", "hpcacq.analyses.velocity", "RadonParams", "radon_velocity", "velocity",
-                  "velocity_clean_mm_s", "mm/s", cli_options=("window_lines",),
+    AnalysisEntry("radon_velocity", "hpcacq.analyses.velocity", "hpcacq.analyses.velocity_options:RadonOptions",
+                  "radon_velocity", "velocity", "velocity_clean_mm_s", "mm/s",
                   description="Radon streak angle (mm/s)", working_bytes=10.0,
                   acqstore=("hpcacq.analyses.acqstore_radon", "RADON_SCHEMA", "radon_params_from_acqstore")),
-    AnalysisEntry("diameter", "hpcacq.analyses.diameter", "DiameterParams", "vessel_diameter", "diameter",
-                  "diameter_um", "um", cli_options=("window_rows", "method", "polarity"), warmup_block="vessel",
+    AnalysisEntry("diameter", "hpcacq.analyses.diameter", "hpcacq.analyses.diameter_options:DiameterOptions",
+                  "vessel_diameter", "diameter", "diameter_um", "um", warmup_block="vessel",
                   description="vessel width (um)", working_bytes=12.0,
                   acqstore=("hpcacq.analyses.acqstore_diameter", "ACQSTORE_DIAMETER_SCHEMA",
                             "diameter_params_from_acqstore")),
-    AnalysisEntry("sum_intensity", "hpcacq.analyses.sum_intensity", "SumIntensityParams", "sum_intensity",
-                  "sum_intensity", "mean_intensity", "counts/px", exclusive_group=None, warmup_block="vessel",
+    AnalysisEntry("sum_intensity", "hpcacq.analyses.sum_intensity", "hpcacq.analyses.options:NoOptions",
+                  "sum_intensity", "sum_intensity", "mean_intensity", "counts/px", exclusive_group=None, warmup_block="vessel",
                   description="summed intensity of each line (counts)", working_bytes=10.0),
 )}
 ANALYSIS_NAMES: tuple[str, ...] = tuple(REGISTRY)
@@ -202,8 +195,8 @@ class _LazySpecs(Mapping[str, AnalysisSpec]):
             module = importlib.import_module(entry.module)
             self._cache[name] = AnalysisSpec(
                 name=name,
-                params_cls=getattr(module, entry.params),
-                run=_runner(entry.module, entry.func),
+                options_cls=entry.options_cls(),
+                run=getattr(module, entry.run),
                 exclusive_group=entry.exclusive_group,
                 units=dict(getattr(module, "UNITS", {})),
                 flag_bits=dict(getattr(module, "FLAG_BITS", {})),
@@ -232,54 +225,35 @@ def get_spec(name: str) -> AnalysisSpec:
     return ANALYSES[name]
 
 
-def _as_mapping(name: str, spec: AnalysisSpec, detection_params: Any) -> dict[str, Any]:
-    if detection_params is None:
-        return {}
-    if isinstance(detection_params, spec.params_cls):
-        return _params_kwargs(detection_params)
-    if not isinstance(detection_params, Mapping):
-        raise ParameterError(
-            f"detection_params for {name!r} must be a dict (or a {spec.params_cls.__name__}), "
-            f"got {type(detection_params).__name__}"
-        )
-    return dict(detection_params)
-
-
-def build_params(name: str, detection_params: Any = None, *, dx_um: float, dt_s: float):
-    """Validate ``detection_params`` for analysis ``name`` and build its frozen params.
+def build_options(name: str, detection_params: Any = None) -> Any:
+    """Validate ``detection_params`` (hpcacq's names) for analysis ``name`` and build its frozen options.
 
     Parameters
     ----------
     name : str
         Registered analysis name.
-    detection_params : dict, params object or None
-        Scientific options (e.g. ``{"window_lines": 32}``); unknown names are rejected.
-        ``dx_um``/``dt_s`` may appear only if equal to the image's.
-    dx_um : float, keyword-only
-        Micrometres per pixel of the image.
-    dt_s : float, keyword-only
-        Seconds per line of the image.
+    detection_params : dict, options object or None
+        Scientific options (e.g. ``{"window_lines": 32}``); unknown names and units
+        (``dx_um``, ``dt_s``: they belong to a file) are rejected. An object of the
+        analysis' options class is returned as it is (already validated).
 
     Raises
     ------
     ParameterError
-        Unknown analysis, unknown parameter name, invalid value, or units that disagree
-        with the image's.
+        Unknown analysis, unknown parameter name, a unit, or an invalid value.
     """
-    from .base import params_from_mapping
+    from .options import options_from_mapping
 
     spec = get_spec(name)
-    values = _as_mapping(name, spec, detection_params)
-    for unit, value in (("dx_um", dx_um), ("dt_s", dt_s)):
-        given = values.get(unit)
-        if given is not None and given != value:
-            raise ParameterError(
-                f"detection_params gives {unit}={given} but the image has {unit}={value}; set units on "
-                f"the image (AcqImage.open(path, {unit}=...)), not in detection_params"
-            )
-        values[unit] = value
+    if isinstance(detection_params, spec.options_cls):
+        return detection_params
+    if detection_params is not None and not isinstance(detection_params, Mapping):
+        raise ParameterError(
+            f"detection_params for {name!r} must be a dict (or a {spec.options_cls.__name__}), "
+            f"got {type(detection_params).__name__}"
+        )
     try:
-        return params_from_mapping(spec.params_cls, values)
+        return options_from_mapping(spec.options_cls, dict(detection_params or {}))
     except ParameterError:
         raise
     except (TypeError, ValueError) as exc:

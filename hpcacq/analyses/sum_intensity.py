@@ -13,19 +13,19 @@ whole analysis: kernel, parameters and the names the registry reads (``UNITS``,
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numba
 import numpy as np
 
-from ..errors import InputError, ParameterError
+from .. import checks
+from ..errors import InputError
 from ..kernels._jit import JIT_OPTIONS
 from .base import AnalysisResult
-from .runtime import chunk_bounds, require_unit, run_chunks
+from .options import NoOptions, Units, stored_params
+from .runtime import chunk_bounds, run_chunks
 
-__all__ = ["SumIntensityParams", "sum_intensity", "line_sums", "UNITS", "FLAG_BITS", "WARMUP"]
+__all__ = ["SumIntensityOptions", "sum_intensity", "run_block", "line_sums", "UNITS", "FLAG_BITS", "WARMUP"]
 
 UNITS = {"time_s": "s", "sum_intensity": "counts", "mean_intensity": "counts/px"}
 FLAG_BITS: dict[str, int] = {}  # every line has a sum: nothing to flag
@@ -46,33 +46,8 @@ def line_sums(block, first, count):  # pragma: no cover - compiled
     return out
 
 
-def _unit(name: str, value, hint: str) -> float:
-    require_unit(name, value, hint)
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ParameterError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
-    if not math.isfinite(value) or value <= 0:
-        raise ParameterError(f"{name} must be positive and finite, got {value!r}")
-    return float(value)
-
-
-@dataclass(frozen=True)
-class SumIntensityParams:
-    """Validated parameters of the summed-intensity analysis.
-
-    Attributes
-    ----------
-    dx_um : float
-        Micrometres per pixel (stored with the result; the sums do not use it).
-    dt_s : float
-        Seconds per line; gives ``time_s``.
-    """
-
-    dx_um: float
-    dt_s: float
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "dx_um", _unit("dx_um", self.dx_um, "give the pixel size in micrometres"))
-        object.__setattr__(self, "dt_s", _unit("dt_s", self.dt_s, "give the line period in seconds"))
+#: The analysis has no options: its one options value is the empty :class:`NoOptions`.
+SumIntensityOptions = NoOptions
 
 
 def _check_image(image) -> np.ndarray:
@@ -126,15 +101,23 @@ def sum_intensity(image, *, dx_um: float, dt_s: float, row_offset: int = 0, thre
     >>> r.columns["sum_intensity"].tolist(), r.columns["mean_intensity"].tolist()
     ([3.0, 8.0], [1.5, 4.0])
     """
-    params = SumIntensityParams(dx_um=dx_um, dt_s=dt_s)
+    return run_block(image, NoOptions(), Units(dx_um, dt_s), row_offset=row_offset, threads=threads,
+                     cancel=cancel, progress=progress)
+
+
+def run_block(image, options: NoOptions, units: Units, *, row_offset: int = 0, threads: int = 1,
+              cancel: Callable[[], bool] | None = None,
+              progress: Callable[[int, int], None] | None = None) -> AnalysisResult:
+    """The sums of an ROI block with validated units: the body of :func:`sum_intensity` (``AnalysisSpec.run``)."""
+    threads = checks.integer("threads", threads, 1, "e.g. threads=2")
     block = _check_image(image)
     n_lines, n_pixels = block.shape
     parts = run_chunks(lambda start, stop: line_sums(block, start, stop - start),
-                       chunk_bounds(n_lines, _CHUNK_LINES), threads=int(threads), cancel=cancel,
+                       chunk_bounds(n_lines, _CHUNK_LINES), threads=threads, cancel=cancel,
                        progress=progress, what="sum_intensity", unit="lines")
     sums = np.concatenate(parts)
-    time_s = (int(row_offset) + np.arange(n_lines, dtype=np.float64)) * params.dt_s
+    time_s = (int(row_offset) + np.arange(n_lines, dtype=np.float64)) * units.dt_s
     columns = {"time_s": time_s, "sum_intensity": sums, "mean_intensity": sums / n_pixels}
     summary = {"median_mean_intensity": float(np.median(columns["mean_intensity"])), "n_lines": float(n_lines)}
-    return AnalysisResult(analysis="sum_intensity", params={"dx_um": params.dx_um, "dt_s": params.dt_s},
+    return AnalysisResult(analysis="sum_intensity", params=stored_params(options, units),
                           columns=columns, units=dict(UNITS), flag_bits=dict(FLAG_BITS), summary=summary)

@@ -13,17 +13,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..errors import AnalysisCancelled, InputError, ParameterError
-from .base import AnalysisResult, params_from_mapping
-from .runtime import chunk_bounds, require_unit, run_chunks
+from .. import checks
+from ..errors import AnalysisCancelled, InputError
+from .base import AnalysisResult
+from .options import Units, options_from_mapping, stored_params
+from .runtime import chunk_bounds, run_chunks
+from .velocity_options import SCORES, RadonOptions
 
 __all__ = [
-    "RadonParams",
+    "RadonOptions",
     "radon_velocity",
+    "run_block",
     "clean_velocity",
     "window_times_s",
     "FLAG_BITS",
@@ -37,10 +40,9 @@ __all__ = [
     "ANGLE_EDGE",
 ]
 
-from .cleaning import CLEAN_METHODS, clean_kymflow, clean_trace, local_median
+from .cleaning import clean_kymflow, clean_trace, local_median
 from .velocity_quality import (
     ANGLE_EDGE,
-    BACKGROUND_MODES,
     CLEAN_REJECTED,
     FLAG_BITS,
     LOW_SEPARABILITY,
@@ -55,151 +57,9 @@ from .velocity_quality import (
 
 UNITS = {"time_s": "s", "theta_deg": "deg", "velocity_mm_s": "mm/s",
          "velocity_clean_mm_s": "mm/s", "separability": "1", "flags": "1", "background": "1"}
-SCORES = ("variance", "path_normalized")
 #: Option sets whose runs compile every kernel signature a velocity run uses (``hpcacq compile``).
 WARMUP = ({"score": "variance"}, {"score": "path_normalized"})
 _CHUNK_WINDOWS = 512  # windows per chunk: ~0.05-0.2 s of work, the cancel/progress granularity
-
-
-def _positive_finite(name: str, value, hint: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ParameterError(f"{name} must be a number, got {value!r} ({type(value).__name__}); {hint}")
-    if not math.isfinite(value) or value <= 0:
-        raise ParameterError(f"{name} must be positive and finite, got {value!r}; {hint}")
-
-
-@dataclass(frozen=True)
-class RadonParams:
-    """Validated parameters of the Radon velocity analysis.
-
-    Attributes
-    ----------
-    dx_um : float
-        Micrometres per pixel (axis 1), > 0.
-    dt_s : float
-        Seconds per line (axis 0), > 0.
-    window_lines : int
-        Lines per window, a multiple of 4 (default 16, as kymflow); windows start every
-        ``window_lines // 4`` lines.
-    min_separability : float
-        Windows whose separability (variance at the best angle / mean variance over the
-        coarse angles) is below this get the ``low_separability`` flag and are NaN in
-        ``velocity_clean_mm_s`` (default 1.5, calibrated in docs/QUALITY.md; Drew et al.'s
-        3 flags most good windows of narrow real scans).
-    clean : {"local", "kymflow", "kymflow_3pt"}
-        Cleaning recipe for ``velocity_clean_mm_s`` (see :mod:`hpcacq.analyses.cleaning`):
-        ``"local"`` (default) removes values far from their neighbours' median and keeps
-        slow changes; ``"kymflow"`` is kymflow's current +-clean_sd SD cut and 5-point
-        median, ``"kymflow_3pt"`` its older 3-point one.
-    clean_sd : float
-        SD cut of the kymflow recipes (default 2, as kymflow).
-    clean_span_s : float
-        Time span of the neighbourhood of the ``"local"`` recipe, seconds (default 0.15;
-        at least 7 windows): shorter than a stall or a physiological slow-down, longer
-        than a spike.
-    clean_mad : float
-        Cut of the ``"local"`` recipe in robust SDs (1.4826 MAD) (default 4).
-    background : {"auto", "none", "always"}
-        Static background removal before the angle search (each column's running mean
-        over ``background_lines`` lines is subtracted). ``"auto"`` (default) re-analyses
-        only the windows whose plain best angle is 0 (locked on structure that does not
-        move), so every other window is kymflow's number; ``"none"`` is kymflow's plain
-        search; ``"always"`` searches every window on the background-removed block.
-        ``"auto"`` also searches every window on the background-removed block when the
-        static background holds at least ``static_fraction`` of the block's variance
-        (walls, bright spots or uneven illumination dominate; no kymflow reference file
-        comes near: 0.01-0.28).
-    background_lines : int
-        Length of the running mean, lines (default 4096; 0 = each column's mean over
-        the whole ROI). Much longer than a stall, so stopped cells stay visible.
-    static_fraction : float
-        ``1 - var(block - background) / var(block)`` from which ``"auto"`` removes the
-        background from every window (default 0.5).
-    stall_separability : float
-        A window still at angle 0 after background removal is a trusted stall (0 mm/s)
-        when its separability is at least this (default 3).
-    stall_min_s : float
-        ... and when such windows follow each other for at least this long, seconds
-        (default 0.1; at least 3 windows).
-    edge_deg : float
-        Windows whose best angle is within this of 90 degrees (but not 90) get the
-        ``angle_edge`` flag (default 1, i.e. faster than tan(89 deg) = 57 px per line).
-    score : {"variance", "path_normalized"}
-        ``"variance"`` (default) scores an angle by the variance of its projection, as
-        kymflow and Drew et al. In a window wider than it is tall, paths at steeper angles
-        are longer and gain variance, which biases slow speeds upward (about +3.5% at
-        0.3 px/line with W=16 on 38 pixels). ``"path_normalized"`` divides each angle's
-        variance by the projection energy of a uniform window at that angle, which removes
-        that gain: the median velocity is then within 0.5% of the truth from 0.3 to 5
-        px/line at W=16 (see tests/test_velocity.py).
-
-    Build one from a dict with ``params_from_mapping(RadonParams, {...})``.
-    """
-
-    dx_um: float
-    dt_s: float
-    window_lines: int = 16
-    min_separability: float = 1.5
-    clean_sd: float = 2.0
-    score: str = "variance"
-    clean: str = "local"
-    clean_span_s: float = 0.15
-    clean_mad: float = 4.0
-    background: str = "auto"
-    background_lines: int = 4096
-    static_fraction: float = 0.5
-    stall_separability: float = 3.0
-    stall_min_s: float = 0.1
-    edge_deg: float = 1.0
-
-    def __post_init__(self) -> None:
-        for unit, hint in (("dx_um", "give the pixel size in micrometres, e.g. dx_um=0.284"),
-                           ("dt_s", "give the line period in seconds, e.g. dt_s=0.00117")):
-            require_unit(unit, getattr(self, unit), hint)
-            _positive_finite(unit, getattr(self, unit), hint)
-        w = self.window_lines
-        if isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 4 or w % 4:
-            raise ParameterError(
-                f"window_lines must be a positive multiple of 4 (e.g. 16 or 32), got {w!r}; "
-                f"windows advance by window_lines // 4 lines"
-            )
-        object.__setattr__(self, "window_lines", int(w))
-        _positive_finite("clean_sd", self.clean_sd, "e.g. clean_sd=2.0")
-        _positive_finite("clean_mad", self.clean_mad, "e.g. clean_mad=4.0")
-        if self.clean not in CLEAN_METHODS:
-            raise ParameterError(f"clean must be one of {', '.join(map(repr, CLEAN_METHODS))}, got {self.clean!r}")
-        if self.background not in BACKGROUND_MODES:
-            raise ParameterError(
-                f"background must be one of {', '.join(map(repr, BACKGROUND_MODES))}, got {self.background!r}")
-        _positive_finite("clean_span_s", self.clean_span_s, "e.g. clean_span_s=0.15")
-        value = self.background_lines
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-            raise ParameterError(f"background_lines must be an integer >= 0 (0: whole ROI), got {value!r}")
-        object.__setattr__(self, "background_lines", int(value))
-        for name in ("stall_separability", "edge_deg", "static_fraction", "stall_min_s"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-                    or not math.isfinite(value) or value < 0:
-                raise ParameterError(f"{name} must be a finite number >= 0, got {value!r}")
-        if self.score not in SCORES:
-            raise ParameterError(f"score must be one of {', '.join(map(repr, SCORES))}, got {self.score!r}")
-        if isinstance(self.min_separability, bool) or not isinstance(
-                self.min_separability, (int, float, np.integer, np.floating)) \
-                or not math.isfinite(self.min_separability) or self.min_separability < 0:
-            raise ParameterError(
-                f"min_separability must be a finite number >= 0, got {self.min_separability!r}; "
-                f"1.5 is the default (docs/QUALITY.md), 0 disables the flag"
-            )
-
-    @property
-    def step_lines(self) -> int:
-        """Lines between the starts of consecutive windows."""
-        return self.window_lines // 4
-
-    @classmethod
-    def from_mapping(cls, values) -> RadonParams:
-        """Build from a dict, rejecting unknown names (see ``params_from_mapping``)."""
-        return params_from_mapping(cls, values)
 
 
 def window_times_s(n_windows: int, *, window_lines: int, dt_s: float, row_offset: int = 0) -> np.ndarray:
@@ -299,22 +159,23 @@ def _background_pass(block, params, theta, separability, threads, cancel, progre
     return theta, separability, reanalysed, static
 
 
-def _assemble(params: RadonParams, theta, separability, row_offset, *, plain_zero, reanalysed) -> AnalysisResult:
+def _assemble(params: RadonOptions, units: Units, theta, separability, row_offset, *, plain_zero,
+              reanalysed) -> AnalysisResult:
     n = len(theta)
     flags, stall = window_flags(theta, separability, plain_zero=plain_zero, reanalysed=reanalysed,
                                 min_separability=params.min_separability,
                                 stall_separability=params.stall_separability, edge_deg=params.edge_deg,
-                                stall_windows=max(3, math.ceil(params.stall_min_s / (params.step_lines * params.dt_s))))
+                                stall_windows=max(3, math.ceil(params.stall_min_s / (params.step_lines * units.dt_s))))
     with np.errstate(over="ignore", invalid="ignore"):
-        velocity = (params.dx_um / params.dt_s) * np.tan(np.deg2rad(theta)) / 1000.0
+        velocity = (units.dx_um / units.dt_s) * np.tan(np.deg2rad(theta)) / 1000.0
     velocity[(flags & THETA_90) != 0] = np.nan
     velocity[stall] = 0.0  # tan(180 deg) is -1.2e-16, not 0
     trusted = np.where(flags == 0, velocity, np.nan)
-    span = max(7, int(round(params.clean_span_s / (params.step_lines * params.dt_s))))
+    span = max(7, int(round(params.clean_span_s / (params.step_lines * units.dt_s))))
     clean = clean_trace(trusted, method=params.clean, n_sd=params.clean_sd, span=span, n_mad=params.clean_mad)
     flags[np.isfinite(trusted) & ~np.isfinite(clean)] |= CLEAN_REJECTED
     columns = {
-        "time_s": window_times_s(n, window_lines=params.window_lines, dt_s=params.dt_s, row_offset=row_offset),
+        "time_s": window_times_s(n, window_lines=params.window_lines, dt_s=units.dt_s, row_offset=row_offset),
         "theta_deg": theta, "velocity_mm_s": velocity, "velocity_clean_mm_s": clean,
         "separability": separability, "flags": flags, "background": reanalysed.astype(np.int8),
     }
@@ -323,7 +184,7 @@ def _assemble(params: RadonParams, theta, separability, row_offset, *, plain_zer
     summary["local_dispersion"] = local_dispersion(clean, span=span)
     summary["fraction_plain_theta_0"] = float(plain_zero.mean()) if n else math.nan
     summary["fraction_background_removed"] = float(reanalysed.mean()) if n else math.nan
-    return AnalysisResult(analysis="radon_velocity", params=asdict(params), columns=columns,
+    return AnalysisResult(analysis="radon_velocity", params=stored_params(params, units), columns=columns,
                           units=dict(UNITS), flag_bits=dict(FLAG_BITS), summary=summary,
                           warnings=file_warnings(summary))
 
@@ -353,7 +214,7 @@ def radon_velocity(image, *, dx_um: float, dt_s: float, window_lines: int = 16, 
     progress : callable or None, keyword-only
         ``progress(done_windows, total_windows)``, called between chunks.
     **options
-        Further :class:`RadonParams` fields (``min_separability``, ``clean``, ``clean_sd``,
+        Further :class:`RadonOptions` fields (``min_separability``, ``clean``, ``clean_sd``,
         ``score``, ``background``, ``background_lines``, ...).
 
     Returns
@@ -390,11 +251,24 @@ def radon_velocity(image, *, dx_um: float, dt_s: float, window_lines: int = 16, 
     >>> round(float(result.summary["median_velocity_mm_s"]), 2)
     1.0
     """
-    params = params_from_mapping(RadonParams, dict(dx_um=dx_um, dt_s=dt_s, window_lines=window_lines, **options))
-    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
-        raise ParameterError(f"threads must be an integer >= 1, got {threads!r}")
-    if isinstance(row_offset, bool) or not isinstance(row_offset, (int, np.integer)) or row_offset < 0:
-        raise ParameterError(f"row_offset must be an integer >= 0 (the ROI's first row), got {row_offset!r}")
+    units = Units(dx_um, dt_s)
+    options = options_from_mapping(RadonOptions, dict(window_lines=window_lines, **options))
+    return run_block(image, options, units, row_offset=row_offset, threads=threads, cancel=cancel,
+                     progress=progress)
+
+
+def run_block(image, options: RadonOptions, units: Units, *, row_offset: int = 0, threads: int = 1,
+              cancel: Callable[[], bool] | None = None,
+              progress: Callable[[int, int], None] | None = None) -> AnalysisResult:
+    """The velocity of an ROI block with validated options and units: the body of :func:`radon_velocity`.
+
+    What a job runs on every file (``AnalysisSpec.run``): ``options`` is the job's one
+    :class:`RadonOptions`, ``units`` the file's :class:`~hpcacq.analyses.options.Units`.
+    Arguments, result and errors as :func:`radon_velocity`.
+    """
+    params = options
+    threads = checks.integer("threads", threads, 1, "e.g. threads=2")
+    row_offset = checks.integer("row_offset", row_offset, 0, "the ROI's first row")
     block = _check_image(image)
     from ..kernels.radon import window_count
 
@@ -404,10 +278,11 @@ def radon_velocity(image, *, dx_um: float, dt_s: float, window_lines: int = 16, 
             f"the block has {block.shape[0]} lines but one window needs {params.window_lines}; "
             f"use a taller ROI or a smaller window_lines (multiple of 4)"
         )
-    theta, separability, _ = _run_chunks(block, params, n_windows, int(threads), cancel, progress)
+    theta, separability, _ = _run_chunks(block, params, n_windows, threads, cancel, progress)
     plain_zero = np.mod(theta, 180.0) == 0.0
-    theta, separability, reanalysed, static = _background_pass(block, params, theta, separability, int(threads),
+    theta, separability, reanalysed, static = _background_pass(block, params, theta, separability, threads,
                                                                cancel, progress)
-    result = _assemble(params, theta, separability, int(row_offset), plain_zero=plain_zero, reanalysed=reanalysed)
+    result = _assemble(params, units, theta, separability, row_offset, plain_zero=plain_zero,
+                       reanalysed=reanalysed)
     result.summary["static_fraction"] = static
     return result

@@ -37,6 +37,8 @@ import math
 
 import numpy as np
 
+from .velocity_options import BACKGROUND_MODES
+
 __all__ = [
     "THETA_90", "LOW_SEPARABILITY", "CLEAN_REJECTED", "THETA_0", "STATIC_BACKGROUND", "ANGLE_EDGE",
     "FLAG_BITS", "BACKGROUND_MODES", "remove_background", "window_flags", "quality_summary",
@@ -51,7 +53,6 @@ STATIC_BACKGROUND = 16
 ANGLE_EDGE = 32
 FLAG_BITS = {"theta_90": THETA_90, "low_separability": LOW_SEPARABILITY, "clean_rejected": CLEAN_REJECTED,
              "theta_0": THETA_0, "static_background": STATIC_BACKGROUND, "angle_edge": ANGLE_EDGE}
-BACKGROUND_MODES = ("auto", "none", "always")
 # a file is doubtful when fewer than this fraction of its windows are trusted
 MIN_TRUSTED_FRACTION = 0.5
 # ... or when more than this fraction of its windows read 0 (static) without being stalls

@@ -10,15 +10,14 @@ checks the records against real :func:`~hpcacq.analyses.velocity.radon_velocity`
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import numpy as np
 
 from ..analyses.base import AnalysisResult, ok_message
 from ..analyses.diameter import FLAG_BITS as DIAMETER_FLAG_BITS
 from ..analyses.diameter import UNITS as DIAMETER_UNITS
-from ..analyses.diameter import DiameterParams
-from ..analyses.velocity import FLAG_BITS, UNITS, RadonParams, window_times_s
+from ..analyses.diameter import DiameterOptions
+from ..analyses.options import Units, stored_params
+from ..analyses.velocity import FLAG_BITS, UNITS, RadonOptions, window_times_s
 from ..results.records import AnalysisRecord, FileRecord
 
 __all__ = ["velocity_record", "diameter_record", "VELOCITY_DTYPES", "DX_UM", "DT_S", "N_PIXELS"]
@@ -29,14 +28,14 @@ VELOCITY_DTYPES = {"flags": np.int32, "background": np.int8}
 DX_UM, DT_S, N_PIXELS = 0.5, 0.001, 38
 
 
-def _velocity_columns(n_rows: int, params: RadonParams, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def _velocity_columns(n_rows: int, params: dict, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Random but consistent columns: velocity from the angle, NaN where flagged in the clean trace."""
     theta = rng.uniform(-80.0, 80.0, n_rows)
-    velocity = (params.dx_um / params.dt_s) * np.tan(np.deg2rad(theta)) / 1000.0
+    velocity = (params["dx_um"] / params["dt_s"]) * np.tan(np.deg2rad(theta)) / 1000.0
     flags = np.zeros(n_rows, dtype=VELOCITY_DTYPES["flags"])
     for bit in FLAG_BITS.values():  # each window gets a random subset of the real bits
         flags |= (bit * (rng.random(n_rows) < 0.1)).astype(flags.dtype)
-    columns = {"time_s": window_times_s(n_rows, window_lines=params.window_lines, dt_s=params.dt_s),
+    columns = {"time_s": window_times_s(n_rows, window_lines=params["window_lines"], dt_s=params["dt_s"]),
                "theta_deg": theta, "velocity_mm_s": velocity,
                "velocity_clean_mm_s": np.where(flags == 0, velocity, np.nan),
                "separability": 1.0 + rng.exponential(2.0, n_rows),
@@ -66,15 +65,15 @@ def velocity_record(index: int, n_rows: int = 7497, rng: np.random.Generator | N
         and parameters (``dx_um`` = 0.5 µm, ``dt_s`` = 1 ms, defaults otherwise).
     """
     rng = rng or np.random.default_rng(index)
-    params = RadonParams(dx_um=DX_UM, dt_s=DT_S)
+    params = stored_params(RadonOptions(), Units(DX_UM, DT_S))
     columns = _velocity_columns(n_rows, params, rng)
-    n_lines = (n_rows - 1) * (params.window_lines // 4) + params.window_lines
+    n_lines = (n_rows - 1) * (params["window_lines"] // 4) + params["window_lines"]
     summary = {"n_windows": float(n_rows),
                "median_velocity_mm_s": float(np.nanmedian(columns["velocity_clean_mm_s"]))}
-    result = AnalysisResult(analysis="radon_velocity", params=asdict(params), columns=columns, units=dict(UNITS),
+    result = AnalysisResult(analysis="radon_velocity", params=dict(params), columns=columns, units=dict(UNITS),
                             flag_bits=dict(FLAG_BITS), summary=summary)
     record = AnalysisRecord(analysis="radon_velocity", channel=0, roi_id=1, roi_bounds=(0, n_lines, 0, N_PIXELS),
-                            outcome="OK", message=ok_message(result), params=asdict(params), result=result, elapsed_s=0.5)
+                            outcome="OK", message=ok_message(result), params=dict(params), result=result, elapsed_s=0.5)
     return FileRecord(file_path=f"/data/mouse 1/file_{index:06d}.tif", fingerprint={"size": 1000 + index,
                       "mtime_ns": 10**18 + index, "sha256": None}, records=[record], rank=index % 4,
                       host="node1", timings={"read_s": 0.1, "analyse_s": 0.5, "total_s": 0.6}, n_lines=n_lines)
@@ -105,22 +104,23 @@ def diameter_record(path: str, *, outcome: str = "OK", seed: int = 0, n_rows: in
         (what an empty ROI gives), so NaN summaries are stored too.
     """
     rng = np.random.default_rng(seed)
-    params = DiameterParams(dx_um=0.4, dt_s=0.002)
+    units = Units(dx_um=0.4, dt_s=0.002)
+    params = stored_params(DiameterOptions(), units)
     left, right = rng.normal(10.0, 1.0, n_rows), rng.normal(30.0, 1.0, n_rows)
     flags = np.zeros(n_rows, dtype=np.int32)
     for bit in DIAMETER_FLAG_BITS.values():
         flags |= (bit * (rng.random(n_rows) < 0.05)).astype(flags.dtype)
-    columns = {"time_s": np.arange(n_rows) * params.dt_s, "left_px": left, "right_px": right,
-               "diameter_px": right - left, "left_um": left * params.dx_um, "right_um": right * params.dx_um,
-               "diameter_um": (right - left) * params.dx_um, "fit_quality": np.full(n_rows, np.nan), "flags": flags}
+    columns = {"time_s": np.arange(n_rows) * units.dt_s, "left_px": left, "right_px": right,
+               "diameter_px": right - left, "left_um": left * units.dx_um, "right_um": right * units.dx_um,
+               "diameter_um": (right - left) * units.dx_um, "fit_quality": np.full(n_rows, np.nan), "flags": flags}
     columns = {name: columns[name] for name in DIAMETER_UNITS}
-    result = AnalysisResult("diameter", asdict(params), columns, dict(DIAMETER_UNITS),
+    result = AnalysisResult("diameter", dict(params), columns, dict(DIAMETER_UNITS),
                             flag_bits=dict(DIAMETER_FLAG_BITS),
                             summary={"median_diameter_um": float(np.median(columns["diameter_um"])),
                                      "fraction_flagged": float("nan")})
     ok = outcome == "OK"
     record = AnalysisRecord("diameter", 1, 2, (0, n_rows, 3, 60), outcome,
-                            ok_message(result) if ok else f"{outcome}: why", asdict(params), result if ok else None,
+                            ok_message(result) if ok else f"{outcome}: why", dict(params), result if ok else None,
                             0.25)
     return FileRecord(path, {"size": 12, "mtime_ns": 34, "sha256": "ab" * 32}, [record], rank=3, host="node7",
                       timings={"read_s": 0.1, "total_s": 0.4}, n_lines=n_rows)

@@ -37,14 +37,22 @@ _CLI_WORDS = (
      "--roi existing"),
     (re.compile(r"give (dx_um|dt_s) as the strategy's \w+= option, not in detection_params"),
      lambda m: f"give --{m.group(1).replace('_', '-')} VALUE instead of --param {m.group(1)}=VALUE"),
-    (re.compile(r"unknown parameter\(s\) (.+?) for (?:\w+Params|'\w+'); valid names are: (?:dx_um, dt_s, )?(.+)$"),
+    (re.compile(r"unknown parameter\(s\) (.+?) for (?:\w+Options|'\w+'); valid names are: (?:dx_um, dt_s, )?(.+)$"),
      lambda m: f"unknown --param {m.group(1)}; valid names are: {m.group(2)} "
                "(`hpcacq params velocity|diameter` lists them with default, unit and meaning)"),
 )
-#: Analysis parameters with their own `hpcacq run` option.
-_OPTION_OF = {"window_lines": "--window-lines", "window_rows": "--window-rows", "method": "--method",
-              "polarity": "--polarity", "dx_um": "--dx-um", "dt_s": "--dt-s", "roi_id": "--roi-id",
-              "channel": "--channel", "threads": "--threads"}
+#: Job options named alike in the library and on the command line (the analyses' own come from the registry).
+_JOB_OPTIONS = ("dx_um", "dt_s", "roi_id", "channel", "threads")
+
+
+def _option_of(name: str) -> str | None:
+    """The ``hpcacq run`` option of a library name (``window_lines`` -> ``--window-lines``), None if it has none."""
+    from ..analyses.options import cli_fields, cli_name
+    from ..analyses.registry import REGISTRY
+
+    if name in _JOB_OPTIONS or any(f.name == name for e in REGISTRY.values() for f in cli_fields(e.options_cls())):
+        return cli_name(name)
+    return None
 
 
 def _param_names() -> set[str]:
@@ -54,7 +62,7 @@ def _param_names() -> set[str]:
     from ..analyses.registry import ANALYSES
 
     try:
-        return {f.name for spec in ANALYSES.values() for f in dataclasses.fields(spec.params_cls)}
+        return {f.name for spec in ANALYSES.values() for f in dataclasses.fields(spec.options_cls)}
     except Exception:  # noqa: BLE001 - only used to word a message
         return set()
 
@@ -65,8 +73,9 @@ def cli_words(text: str) -> str:
     for pattern, replacement in _CLI_WORDS:
         text = pattern.sub(replacement, text)
     match = re.match(r"^([a-z][a-z0-9_]*)(=| must| is | are )", text)
-    if match and match.group(1) in _OPTION_OF:
-        text = _OPTION_OF[match.group(1)] + (" " if match.group(2) == "=" else "") + text[len(match.group(1)) + (
+    option = _option_of(match.group(1)) if match else None
+    if match and option is not None:
+        text = option + (" " if match.group(2) == "=" else "") + text[len(match.group(1)) + (
             1 if match.group(2) == "=" else 0):]
     elif match and match.group(1) in _param_names():
         text = f"--param {text}" if match.group(2) == "=" else f"--param {match.group(1)}{text[len(match.group(1)):]}"

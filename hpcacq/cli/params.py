@@ -1,33 +1,30 @@
 """``hpcacq params ANALYSIS``: every parameter of an analysis with its default, unit and meaning.
 
-Read from the analysis' frozen parameters dataclass (its fields and defaults) and the
-``Attributes`` section of its numpydoc docstring (the meanings), so a parameter added
-to the dataclass appears here without touching the CLI.
+Read from the analysis' frozen options dataclass: its fields, defaults and each field's
+``metadata["help"]`` (see :func:`hpcacq.analyses.options.option`), after the two units
+of the file (:class:`hpcacq.analyses.options.Units`). A field added to the options
+appears here, and with ``cli=True`` as its own ``hpcacq run`` option, without touching
+the CLI.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
-import re
 from typing import Any
 
 import click
 
+from ..analyses.options import Units, cli_name, help_of
 from ..analyses.registry import ALIASES
 from ._common import library_errors
 
-__all__ = ["params", "parameter_table", "ANALYSIS_OF", "OPTION_OF", "unit_of"]
+__all__ = ["params", "parameter_table", "ANALYSIS_OF", "option_of", "unit_of"]
 
 #: CLI analysis names -> registry names.
 ANALYSIS_OF = dict(ALIASES)
-#: Parameters with their own `hpcacq run` option (the others are given as --param NAME=VALUE).
-OPTION_OF = {"dx_um": "--dx-um", "dt_s": "--dt-s", "window_lines": "--window-lines", "window_rows": "--window-rows",
-             "method": "--method", "polarity": "--polarity"}
 _UNITS = (("_mm_s", "mm/s"), ("_um", "um"), ("_deg", "deg"), ("_px", "px"), ("_pixels", "px"), ("_lines", "lines"),
           ("_rows", "lines"), ("_percentile", "percentile (0-100)"), ("_sd", "standard deviations"),
           ("_r2", "R^2 (0-1)"), ("_iter", "steps"), ("_s", "s"))
-_HEADER = re.compile(r"^(\w+(?:\s*,\s*\w+)*)\s*:\s*(.+)$")
 
 
 def unit_of(name: str) -> str:
@@ -40,51 +37,36 @@ def unit_of(name: str) -> str:
     return "-"
 
 
-def _attribute_docs(cls: type) -> dict[str, tuple[str, str]]:
-    """name -> (type text, meaning) from the ``Attributes`` section of ``cls``'s docstring."""
-    doc = inspect.getdoc(cls) or ""
-    lines = doc.splitlines()
-    try:
-        start = next(i for i, line in enumerate(lines) if line.strip() == "Attributes") + 2
-    except StopIteration:
-        return {}
-    out: dict[str, tuple[str, str]] = {}
-    names: list[str] = []
-    kind, words = "", []
-    for line in lines[start:] + [""]:
-        header = _HEADER.match(line) if not line.startswith(" ") else None
-        if header or (line and not line.startswith(" ")) or (not line.strip() and names and words):
-            for name in names:
-                out[name] = (kind, " ".join(words))
-            names, words = [], []
-            if header:
-                names = [n.strip() for n in header.group(1).split(",")]
-                kind = header.group(2).strip()
-            elif line.strip():
-                break  # the end of the section ("Build one from a dict ...")
-        elif line.strip():
-            words.append(line.strip())
-    return out
+def option_of(field: dataclasses.Field) -> str:
+    """How ``hpcacq run`` takes a field: its own option (units and ``cli=True`` options) or ``--param``."""
+    if field.name in ("dx_um", "dt_s") or field.metadata.get("cli"):
+        return cli_name(field.name)
+    return f"--param {field.name}=VALUE"
+
+
+def _type_text(field: dataclasses.Field) -> str:
+    choices = field.metadata.get("choices")
+    if choices:
+        return "{" + ", ".join(repr(c) for c in choices) + "}"
+    return field.type if isinstance(field.type, str) else getattr(field.type, "__name__", str(field.type))
 
 
 def parameter_table(analysis: str) -> list[dict[str, Any]]:
-    """One dict per parameter of ``analysis``: name, option, type, default, unit, meaning."""
+    """One dict per parameter of ``analysis`` (the units, then the options): name, option, type,
+    default, unit, meaning."""
     from ..analyses.registry import get_spec
 
-    cls = get_spec(ANALYSIS_OF.get(analysis, analysis)).params_cls
-    docs = _attribute_docs(cls)
+    cls = get_spec(ANALYSIS_OF.get(analysis, analysis)).options_cls
     rows = []
-    for f in dataclasses.fields(cls):
+    for f in dataclasses.fields(Units) + dataclasses.fields(cls):
         if f.default is not dataclasses.MISSING:
             default = repr(f.default) if isinstance(f.default, str) else str(f.default)
         elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
             default = repr(f.default_factory())  # type: ignore[misc]
         else:
             default = "from the file (Olympus header or HDF5 attributes)"
-        kind, meaning = docs.get(f.name, (str(f.type), ""))
-        option = OPTION_OF.get(f.name, f"--param {f.name}=VALUE")
-        rows.append({"name": f.name, "option": option, "type": kind, "default": default, "unit": unit_of(f.name),
-                     "meaning": meaning or "(not documented in the parameters class)"})
+        rows.append({"name": f.name, "option": option_of(f), "type": _type_text(f), "default": default,
+                     "unit": unit_of(f.name), "meaning": help_of(f) or "(not documented in the options class)"})
     return rows
 
 

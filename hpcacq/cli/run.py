@@ -4,19 +4,54 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
 
+from ..analyses.options import cli_fields, cli_name, help_of
 from ..analyses.registry import ALIASES, REGISTRY, label_of
 from ._common import UsageFailure, is_rank0, library_errors, load_toml, parse_value
 
 __all__ = ["run", "parse_time_limit", "build_config"]
 
 ANALYSIS_NAMES = dict(ALIASES)  # every name --analysis accepts -> registered name
-_ANALYSIS_OF_OPTION = {option: entry.name for entry in REGISTRY.values() for option in entry.cli_options}
-#: Defaults shown by `run --help` without importing the analyses (numba); a test checks they match.
-HELP_DEFAULTS = {"window_lines": 16, "window_rows": 5, "method": "halfmax", "polarity": "bright"}
+
+
+def _cli_fields() -> dict[str, tuple[Any, list[str]]]:
+    """Option field name -> (its field, the analyses that have it), over the registry (no NumPy imported)."""
+    out: dict[str, tuple[Any, list[str]]] = {}
+    for entry in REGISTRY.values():
+        for f in cli_fields(entry.options_cls()):
+            out.setdefault(f.name, (f, []))[1].append(entry.name)
+    return out
+
+
+_CLI_FIELDS = _cli_fields()
+_ANALYSIS_OF_OPTION = {name: names for name, (_, names) in _CLI_FIELDS.items()}
+#: Defaults `run --help` shows: the options classes' own.
+HELP_DEFAULTS = {name: f.default for name, (f, _) in _CLI_FIELDS.items()}
+
+
+def _click_option(f: Any, analyses: list[str]) -> Callable:
+    """The ``hpcacq run`` option of an options field, from its metadata (help, choices, low, metavar)."""
+    meta = f.metadata
+    if meta.get("choices"):
+        kind: Any = click.Choice(list(meta["choices"]))
+    elif isinstance(f.default, int) and not isinstance(f.default, bool):
+        kind = click.IntRange(min=meta.get("low"))
+    else:
+        kind = type(f.default) if f.default is not None else str
+    labels = "/".join(label_of(name) for name in analyses)
+    return click.option(cli_name(f.name), f.name, type=kind, default=None, metavar=meta.get("metavar"),
+                        help=f"{labels}: {help_of(f)} [default: {f.default}]")
+
+
+def _analysis_options(command: Callable) -> Callable:
+    """Decorate ``command`` with one option per options field marked ``cli=True`` (registry order)."""
+    for f, analyses in reversed(list(_CLI_FIELDS.values())):
+        command = _click_option(f, analyses)(command)
+    return command
 _HMS = re.compile(r"^(?:(\d+)-)?(\d+):(\d{1,2}):(\d{1,2})$")
 
 
@@ -90,10 +125,9 @@ def _analysis_params(values: dict[str, Any], analysis: str) -> dict[str, Any]:
     for name, wanted in _ANALYSIS_OF_OPTION.items():
         if values.get(name) is None:
             continue
-        if wanted != analysis:
-            flag = "--" + name.replace("_", "-")
-            raise UsageFailure(f"{flag} applies to --analysis {label_of(wanted)}, "
-                               f"not {analysis}; remove it or use --param")
+        if analysis not in wanted:
+            raise UsageFailure(f"{cli_name(name)} applies to --analysis {'/'.join(map(label_of, wanted))}, "
+                               f"not {label_of(analysis)}; remove it or use --param")
         params[name] = values[name]
     return params
 
@@ -214,19 +248,7 @@ class _Display:
               help="new: the whole image (stored as ROI 0); existing: the ROI --roi-id of each file's kymflow sidecar.")
 @click.option("--roi-id", type=click.IntRange(min=0), default=None,
               help="ROI id (integer >= 0) for --roi existing; `hpcacq info FILE` lists a file's ROIs.")
-@click.option("--window-lines", type=click.IntRange(min=4), default=None, metavar="N",
-              help=f"velocity: lines per Radon window, a multiple of 4 (>= 4); windows start every N/4 lines. "
-                   f"[default: {HELP_DEFAULTS['window_lines']}]")
-@click.option("--window-rows", type=click.IntRange(min=1), default=None, metavar="N",
-              help=f"diameter: lines averaged around each measured line, odd (>= 1). "
-                   f"[default: {HELP_DEFAULTS['window_rows']}]")
-@click.option("--method", type=click.Choice(["halfmax", "fit", "gradient"]), default=None,
-              help=f"diameter: halfmax = sub-pixel half-maximum edges; fit = blurred top-hat profile fit (narrow "
-                   f"vessels); gradient = steepest rise and fall of the smoothed profile. "
-                   f"[default: {HELP_DEFAULTS['method']}]")
-@click.option("--polarity", type=click.Choice(["bright", "dark"]), default=None,
-              help=f"diameter: lumen brighter (fluorescent plasma) or darker than the background. "
-                   f"[default: {HELP_DEFAULTS['polarity']}]")
+@_analysis_options
 @click.option("--param", multiple=True, metavar="NAME=VALUE",
               help="Any other analysis parameter (repeatable), e.g. --param score=path_normalized. "
                    "--param help (or `hpcacq params velocity|diameter`) lists them with default, unit and meaning.")

@@ -7,15 +7,16 @@ same config from the same command line.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import checks
+from ..analyses.acqstore_params import build_any
 from ..errors import ParameterError
 from .inputs import InputList
-from .strategies import BatchFileOutcome, BatchStrategy, RoiBatchMode, _roi_mode, strategy_for
+from .strategies import BatchFileOutcome, BatchStrategy, RoiBatchMode, _roi_mode, refuse_units, strategy_for
 
 __all__ = ["JobConfig", "JobSummary", "EXIT_OK", "EXIT_SOME_FAILED", "EXIT_USAGE", "EXIT_CANCELLED",
            "EXIT_INTERNAL", "EXIT_OUTPUT", "summarize"]
@@ -26,15 +27,6 @@ EXIT_USAGE = 2
 EXIT_CANCELLED = 3
 EXIT_INTERNAL = 4
 EXIT_OUTPUT = 5  # the output could not be written (full disk, read-only, I/O error): --resume continues
-
-
-def _check_positive(name: str, value: Any, *, integer: bool = False) -> None:
-    if value is None:
-        return
-    kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or not (math.isfinite(value) and value > 0):
-        kind = "an integer >= 1" if integer else "a number > 0"
-        raise ParameterError(f"{name}={value!r} must be {kind} (or None)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,7 +49,8 @@ class JobConfig:
         ADD_NEW_ROI (whole image) or ANALYZE_EXISTING_ROI (needs ``roi_id``).
     roi_id : int or None
     params : dict
-        Detection parameters of the analysis, checked against the registry now.
+        Detection parameters of the analysis as given (hpcacq's or acqstore's names),
+        checked now into ``options``; stored as given in the job's attributes.
     dx_um, dt_s : float or None
         µm per pixel / s per line overriding the files' headers.
     threads : int or None
@@ -80,6 +73,13 @@ class JobConfig:
     max_memory : int, str or None
         Per-rank memory bound (bytes or ``"4G"``, ``"25%"``); None uses
         ``$HPCACQ_MAX_MEMORY`` or half the node's memory per rank (:mod:`hpcacq.io.limits`).
+
+    Attributes
+    ----------
+    options : frozen dataclass
+        The analysis' validated options (``RadonOptions``, ...), built once here from
+        ``params``; every strategy, file and warm-up of this job (on this rank) uses this
+        one object.
     """
 
     inputs: Sequence[str]
@@ -100,6 +100,7 @@ class JobConfig:
     transpose: bool = False
     axes: str | None = None
     max_memory: int | str | None = None
+    options: Any = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
         if isinstance(self.inputs, (str, bytes, os.PathLike)):
@@ -114,16 +115,19 @@ class JobConfig:
                                  "(.tif, .tiff, .npy, .h5, .hdf5); check the paths")
         if self.resume and self.overwrite:
             raise ParameterError("resume and overwrite exclude each other: choose one")
-        _check_positive("threads", self.threads, integer=True)
-        _check_positive("time_limit_s", self.time_limit_s)
+        checks.optional(checks.integer, "threads", self.threads, 1, "or None")
+        checks.optional(checks.positive, "time_limit_s", self.time_limit_s, "or None")
         if self.stop_file is not None:
             object.__setattr__(self, "stop_file", os.fspath(self.stop_file))
-        self.strategy()  # validates analysis, channel, ROI choice, units and params
+        name = getattr(self.analysis, "value", self.analysis)  # a registered name or an AnalysisBatchKind
+        refuse_units(self.params)
+        object.__setattr__(self, "options", build_any(name, self.params)[1])  # the one build of this job
+        self.strategy()  # validates analysis, channel, ROI choice, units and read options
 
     def strategy(self, *, threads_per_file: int = 1) -> BatchStrategy:
         """The batch strategy of this job (raises ParameterError for bad options)."""
         return strategy_for(self.analysis, channel=self.channel, roi_mode=self.roi_mode, roi_id=self.roi_id,
-                            detection_params=self.params, dx_um=self.dx_um, dt_s=self.dt_s,
+                            detection_params=self.params, options=self.options, dx_um=self.dx_um, dt_s=self.dt_s,
                             threads_per_file=threads_per_file,
                             read_options={"transpose": self.transpose, "axes": self.axes,
                                           "max_memory": self.max_memory})

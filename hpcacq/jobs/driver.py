@@ -373,7 +373,7 @@ def _make_job(config: JobConfig, event: threading.Event, *, cores: int, n_files:
     if job_factory is None:
         from .precompile import warm_up
 
-        warm_up(config.analysis, config.params)  # kernels loaded before the first file
+        warm_up(config.analysis, config.options)  # kernels loaded before the first file
     if job_factory is None:  # records carry what resume compares (a custom job stamps its own)
         job = StampedJob(FileJob(strategy, event, rank=rank, host=host))
     else:

@@ -23,7 +23,9 @@ import os
 import pkgutil
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
+from ..analyses.options import Units
 from ..errors import ParameterError
 
 __all__ = ["KernelEntry", "PrecompileReport", "precompile", "warm_up", "kernel_dispatchers", "cache_stats",
@@ -129,6 +131,10 @@ def cache_stats() -> dict[str, tuple[int, int]]:
     return out
 
 
+#: The units of the synthetic blocks of :func:`_blocks` (0.3 um per pixel, 1 ms per line).
+WARMUP_UNITS = Units(dx_um=0.3, dt_s=0.001)
+
+
 def _blocks():
     """Small synthetic blocks (``"streaks"`` of flow; a bright ``"vessel"``) in every dtype of :data:`DTYPES`."""
     import numpy as np
@@ -173,7 +179,7 @@ def precompile(cache_dir: str | os.PathLike | None = None, *,
         ``cache_dir`` differs from the folder numba uses in this process.
     """
     start = time.perf_counter()
-    from ..analyses.registry import ANALYSIS_NAMES, build_params, get_spec
+    from ..analyses.registry import ANALYSIS_NAMES, build_options, get_spec
 
     names = set(ANALYSIS_NAMES)
     wanted = names if analyses is None else set(analyses)
@@ -190,8 +196,8 @@ def precompile(cache_dir: str | os.PathLike | None = None, *,
     for blocks in _blocks().values():
         for name, options in workload(tuple(n for n in ANALYSIS_NAMES if n in wanted)):
             spec = get_spec(name)
-            params = build_params(name, options, dx_um=0.3, dt_s=0.001)
-            spec.run(blocks[spec.entry.warmup_block], params, row_offset=0, threads=1, cancel=None, progress=None)
+            spec.run(blocks[spec.entry.warmup_block], build_options(name, options), WARMUP_UNITS, row_offset=0,
+                     threads=1, cancel=None, progress=None)
     seconds = time.perf_counter() - start
     after = cache_stats()
     entries = []
@@ -206,7 +212,7 @@ def precompile(cache_dir: str | os.PathLike | None = None, *,
                             index_files=_index_files(used or os.path.dirname(os.path.dirname(cache))))
 
 
-def warm_up(analysis: str, detection_params: dict | None = None) -> bool:
+def warm_up(analysis: str, options: Any = None) -> bool:
     """Load (or compile) the kernels of one analysis by running it on a small synthetic block.
 
     The driver calls this on every rank before its first file, so the kernels' loading
@@ -217,18 +223,18 @@ def warm_up(analysis: str, detection_params: dict | None = None) -> bool:
     """
     import numpy as np
 
-    from ..analyses.registry import build_params, get_spec
+    from ..analyses.registry import build_options, get_spec
 
     try:
         spec = get_spec(analysis)
         if not spec.warmup:
             return False
-        params = build_params(analysis, dict(detection_params or {}), dx_um=0.3, dt_s=0.001)
+        params = build_options(analysis, options)  # the job's options object is used as it is
         window = int(getattr(params, "window_lines", 16))
         block = _blocks()["float64"][spec.entry.warmup_block if spec.entry else "streaks"]
         if block.shape[0] < 4 * window:
             block = np.tile(block, (-(-4 * window // block.shape[0]), 1))
-        spec.run(block, params, row_offset=0, threads=1, cancel=None, progress=None)
+        spec.run(block, params, WARMUP_UNITS, row_offset=0, threads=1, cancel=None, progress=None)
     except Exception:  # noqa: BLE001 - only a warm-up: the real files report real problems
         return False
     return True

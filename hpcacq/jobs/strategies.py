@@ -17,7 +17,7 @@ many threads, None -> one per CPU (``os.cpu_count()``).
 
 from __future__ import annotations
 
-import math
+import dataclasses
 import operator
 import os
 import threading
@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from .. import checks
 from ..analyses.acqstore_params import build_any
 from ..analyses.base import ok_message
 from ..analyses.registry import get_spec
@@ -60,12 +61,11 @@ def _describe(exc: BaseException, path: str) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
-def _positive_or_none(name: str, value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
-        raise ParameterError(f"{name}={value!r} must be a number > 0 (or None to read it from the file)")
-    return float(value)
+def refuse_units(detection_params: Any) -> None:
+    """Units belong to the files (or the ``dx_um=``/``dt_s=`` overrides), not to ``detection_params``."""
+    for unit in ("dx_um", "dt_s"):
+        if unit in (detection_params or {}):
+            raise ParameterError(f"give {unit} as the strategy's {unit}= option, not in detection_params")
 
 
 def _roi_mode(value: Any) -> RoiBatchMode:
@@ -99,8 +99,7 @@ def _path_of(image_or_path: Any) -> str:
 def _threads(given: Any, enabled: bool, count: Any, count_name: str) -> int:
     """Threads inside one file from hpcacq's ``threads_per_file`` or acqstore's execution arguments."""
     if given is not None:
-        if isinstance(given, bool) or not isinstance(given, int) or given < 1:
-            raise ParameterError(f"threads_per_file={given!r} must be an integer >= 1")
+        given = checks.integer("threads_per_file", given, 1)
         if count is not None and count != given:
             raise ParameterError(f"threads_per_file={given} and {count_name}={count} disagree; give one of them")
         return given
@@ -108,9 +107,7 @@ def _threads(given: Any, enabled: bool, count: Any, count_name: str) -> int:
         return 1
     if count is None:
         return max(1, os.cpu_count() or 1)
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ParameterError(f"{count_name}={count!r} must be an integer >= 1 (or None for one per CPU)")
-    return count
+    return checks.integer(count_name, count, 1, "or None for one per CPU")
 
 
 #: Id that ``hpcacq run --roi new`` gives the whole-image ROI in every file (kymflow ids start at 1);
@@ -149,7 +146,11 @@ class BatchStrategy:
         The ROI to analyse with ANALYZE_EXISTING_ROI; ignored with ADD_NEW_ROI.
     detection_params : dict or None
         Scientific options, hpcacq's names (``{"window_lines": 32}``) or acqstore's
-        (``{"window_width": 64}``); checked now.
+        (``{"window_width": 64}``); checked now, into ``options``.
+    options : options object or None
+        The validated options of the analysis (``RadonOptions``, ...), used as they are;
+        None: built from ``detection_params`` (a job builds them once, in
+        :class:`~hpcacq.jobs.config.JobConfig`, and every strategy and file reuses them).
     dx_um, dt_s : float or None
         µm per pixel and s per line overriding the files' headers.
     threads_per_file : int or None
@@ -178,6 +179,7 @@ class BatchStrategy:
     roi_mode: RoiBatchMode = RoiBatchMode.ADD_NEW_ROI
     roi_id: int | None = None
     detection_params: dict | None = None
+    options: Any = None
     dx_um: float | None = None
     dt_s: float | None = None
     threads_per_file: int | None = None
@@ -194,8 +196,9 @@ class BatchStrategy:
         object.__setattr__(self, "roi_mode", _roi_mode(self.roi_mode))
         self._check_roi()
         object.__setattr__(self, "threads_per_file", self._execution_threads())
-        object.__setattr__(self, "dx_um", _positive_or_none("dx_um", self.dx_um))
-        object.__setattr__(self, "dt_s", _positive_or_none("dt_s", self.dt_s))
+        for unit in ("dx_um", "dt_s"):
+            object.__setattr__(self, unit, checks.optional(checks.positive, unit, getattr(self, unit),
+                                                           "or None to read it from the file"))
         object.__setattr__(self, "detection_params", self._checked_params())
         from ..io.limits import check_read_options
 
@@ -212,12 +215,14 @@ class BatchStrategy:
                     "give roi_id=... or use RoiBatchMode.ADD_NEW_ROI")
 
     def _checked_params(self) -> dict:
+        """The detection parameters as given; ``options`` built from them unless given."""
         values = dict(self.detection_params or {})
-        for unit in ("dx_um", "dt_s"):
-            if unit in values:
-                raise ParameterError(f"give {unit} as the strategy's {unit}= option, not in detection_params")
-        # Validate now with stand-in units; the real ones come from each file (or overrides).
-        build_any(self.analysis_name, values, dx_um=self.dx_um or 1.0, dt_s=self.dt_s or 1.0)
+        refuse_units(values)
+        if self.options is None:
+            object.__setattr__(self, "options", build_any(self.analysis_name, values)[1])
+        elif not isinstance(self.options, get_spec(self.analysis_name).options_cls):
+            raise ParameterError(f"options for {self.analysis_name!r} must be a "
+                                 f"{get_spec(self.analysis_name).options_cls.__name__}, got {type(self.options).__name__}")
         return values
 
     def reference_params(self) -> dict:
@@ -226,12 +231,8 @@ class BatchStrategy:
         Includes ``dx_um``/``dt_s`` only when they are overridden. Used by resume to
         compare a stored result's parameters with this job's.
         """
-        _, params = build_any(self.analysis_name, self.detection_params, dx_um=self.dx_um or 1.0,
-                              dt_s=self.dt_s or 1.0)
-        values = {name: getattr(params, name) for name in params.__dataclass_fields__}
-        for unit in ("dx_um", "dt_s"):
-            if getattr(self, unit) is None:
-                values.pop(unit)
+        values = {unit: getattr(self, unit) for unit in ("dx_um", "dt_s") if getattr(self, unit) is not None}
+        values.update({f.name: getattr(self.options, f.name) for f in dataclasses.fields(self.options)})
         return values
 
     def _result(self, path: str, outcome: BatchFileOutcome, message: str = "", *, roi_id: Any = None,
@@ -314,17 +315,15 @@ class BatchStrategy:
         target["roi_id"] = roi_id
         image.analysis_set.remove(AnalysisKey(self.analysis_name, self.channel, roi_id))
         analysis = image.analysis_set.create(self.analysis_name, channel=self.channel, roi_id=roi_id,
-                                             detection_params=self.detection_params)
+                                             detection_params=self.options)
         context = AnalysisRunContext(cancel_callback=None if cancel_event is None else cancel_event.is_set,
                                      threads=self.threads_per_file, progress=progress)
         start = time.perf_counter()
         result = image.analysis_set.run_analysis(analysis.key, context=context)
         timings["analyse_s"] = time.perf_counter() - start
-        params = image.analysis_set.params(analysis.key)
         roi = image.rois.get(roi_id)
         return self._result(path, BatchFileOutcome.OK, ok_message(result), roi_id=roi_id, result=result,
-                            roi_bounds=getattr(roi, "bounds", None),
-                            params={n: getattr(params, n) for n in params.__dataclass_fields__},
+                            roi_bounds=getattr(roi, "bounds", None), params=dict(result.params),
                             n_lines=int(getattr(roi, "n_lines", 0)))
 
 
