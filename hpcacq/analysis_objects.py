@@ -165,7 +165,8 @@ class BaseAnalysis:
         for name in _UNITS:
             value = values.pop(name, None)
             if value is not None:
-                units[name] = checks.positive(name, value, "or leave it out: the image's units apply")
+                checks.positive(name, value, "or leave it out: the image's units apply")
+                units[name] = value
         vocabulary, options = build_any(self.analysis_name, values)
         return vocabulary, options, units
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from numbers import Integral, Real
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from .errors import ParameterError
 
@@ -22,7 +22,7 @@ __all__ = ["fail", "number", "positive", "non_negative", "integer", "one_of", "f
 T = TypeVar("T")
 
 
-def fail(name: str, what: str, value: Any, hint: str = "") -> None:
+def fail(name: str, what: str, value: Any, hint: str = "") -> NoReturn:
     """Raise ``ParameterError("<name> must be <what>, got <value!r>; <hint>")``."""
     raise ParameterError(f"{name} must be {what}, got {value!r}" + (f"; {hint}" if hint else ""))
 
@@ -68,7 +68,8 @@ def one_of(name: str, value: Any, choices: Sequence[Any]) -> Any:
 
 def flag(name: str, value: Any) -> bool:
     """True or False (Python or NumPy bool), as a bool."""
-    if not isinstance(value, bool) and type(value).__name__ != "bool_":
+    numpy_bool = type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_")
+    if not isinstance(value, bool) and not numpy_bool:
         fail(name, "True or False", value)
     return bool(value)
 

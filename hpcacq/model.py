@@ -8,7 +8,6 @@ its analyses (:class:`AcqAnalysisSet`), keyed by :class:`AnalysisKey`. Channels 
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from . import checks
 from .analysis_set import (
     AcqAnalysisSet,
     AnalysisKey,
@@ -192,13 +192,10 @@ class AcqImageAnalysisDataProvider:
 
 
 def _check_step(name: str, value: Any, source: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not (
-        math.isfinite(value) and value > 0
-    ):
-        raise ParameterError(f"{source}: {name}={value!r} must be a number > 0 (or None when unknown)")
-    return float(value)
+    try:
+        return checks.optional(checks.positive, name, value, "or None when unknown")
+    except ParameterError as exc:
+        raise ParameterError(f"{source}: {exc}") from None
 
 
 class AcqImage:

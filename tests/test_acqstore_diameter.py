@@ -1,4 +1,4 @@
-"""acqstore's diameter detection parameters map onto DiameterParams with acqstore's defaults."""
+"""acqstore's diameter detection parameters map onto DiameterOptions with acqstore's defaults."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hpcacq.analyses.acqstore_diameter import (
     ACQSTORE_DIAMETER_SCHEMA,
     diameter_params_from_acqstore,
 )
-from hpcacq.analyses.diameter import DiameterParams
+from hpcacq.analyses.diameter import DiameterOptions
 from hpcacq.errors import ParameterError
 
 UNITS = dict(dx_um=0.5, dt_s=0.001)
@@ -24,7 +24,7 @@ def test_schema_names_and_defaults_are_acqstores():
         "gradient_sigma": 1.5, "gradient_kernel": "central_diff", "gradient_min_edge_strength": 0.02,
         "enable_motion_gating": True, "max_edge_shift_um": 2.0, "max_diameter_change_um": 2.0,
         "max_center_shift_um": 2.0, "post_filter_kernel_size": 3}
-    fields = {f.name for f in dataclasses.fields(DiameterParams)}
+    fields = {f.name for f in dataclasses.fields(DiameterOptions)}
     for p in ACQSTORE_DIAMETER_SCHEMA:  # every documented target is a real field (or 'none')
         target = p.hpcacq.split(" ")[0].rstrip(":")
         assert target in fields or target == "none", p
@@ -32,7 +32,7 @@ def test_schema_names_and_defaults_are_acqstores():
 
 def test_defaults_give_acqstores_threshold_width_with_a_3_line_post_filter():
     kw = diameter_params_from_acqstore({})
-    p = DiameterParams(**UNITS, **kw)
+    p = DiameterOptions(**kw)
     assert (p.method, p.polarity, p.binning, p.window_rows, p.stride) == ("halfmax", "bright", "mean", 5, 1)
     assert p.threshold_mode == "halfmax" and p.post_filter_lines == 3
     assert p.motion_gating is False  # acqstore gates gradient_edges only
@@ -48,10 +48,10 @@ def test_every_option_translates():
                   "gradient_sigma_px": 2.0, "gradient_min_strength": 5.0, "motion_gating": True,
                   "max_edge_shift_um": 1.0, "max_diameter_change_um": 1.5, "max_center_shift_um": 0.5,
                   "post_filter_lines": 5}
-    DiameterParams(**UNITS, **kw)
+    DiameterOptions(**kw)
     absolute = diameter_params_from_acqstore({"threshold_mode": "absolute", "threshold_value": 550})
     assert absolute["threshold_mode"] == "absolute" and absolute["threshold_value"] == 550.0
-    assert DiameterParams(**UNITS, **absolute).threshold_value == 550.0
+    assert DiameterOptions(**absolute).threshold_value == 550.0
 
 
 def test_unknown_name_is_a_key_error_naming_the_valid_ones():
@@ -78,7 +78,7 @@ def test_diameter_params_validate_the_new_options():
                 {"threshold_mode": "absolute"}, {"threshold_mode": "absolute", "threshold_value": 1.0, "method": "fit"},
                 {"max_diameter_change_um": -1.0}, {"threshold_mode": "half"}, {"threshold_value": 500.0}):
         with pytest.raises(ParameterError):
-            DiameterParams(**UNITS, **bad)
+            DiameterOptions(**bad)
 
 
 def test_docs_map_every_acqstore_parameter():

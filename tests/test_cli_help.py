@@ -16,11 +16,11 @@ PYTHON_SPEAK = re.compile(r"RoiBatchMode|ADD_NEW_ROI|ANALYZE_EXISTING|mode='|det
                           r"=None|strategy")
 
 
-def _params_classes():
-    from hpcacq.analyses.diameter import DiameterParams
-    from hpcacq.analyses.velocity import RadonParams
+def _options_classes():
+    from hpcacq.analyses.diameter_options import DiameterOptions
+    from hpcacq.analyses.velocity_options import RadonOptions
 
-    return {"velocity": RadonParams, "diameter": DiameterParams}
+    return {"velocity": RadonOptions, "diameter": DiameterOptions}
 
 
 def test_run_help_shows_defaults_and_ranges_of_the_analysis_options():
@@ -32,7 +32,7 @@ def test_run_help_shows_defaults_and_ranges_of_the_analysis_options():
     assert "multiple of 4 (>= 4)" in text and "odd (>= 1)" in text and "x>0" in text
     assert "--param help" in text and "hpcacq params" in text
     # the defaults written in the help are the analyses' own
-    classes = _params_classes()
+    classes = _options_classes()
     defaults = {f.name: f.default for cls in classes.values() for f in dataclasses.fields(cls)}
     assert {name: defaults[name] for name in HELP_DEFAULTS} == HELP_DEFAULTS
 
@@ -42,7 +42,9 @@ def test_params_lists_every_parameter_with_default_unit_and_meaning(analysis):
     result = CliRunner().invoke(cli, ["params", analysis], terminal_width=120)
     assert result.exit_code == 0, result.output
     rows = {row["name"]: row for row in parameter_table(analysis)}
-    for field in dataclasses.fields(_params_classes()[analysis]):
+    from hpcacq.analyses.options import Units
+
+    for field in dataclasses.fields(Units) + dataclasses.fields(_options_classes()[analysis]):
         row = rows.pop(field.name)
         assert row["meaning"] and "not documented" not in row["meaning"], field.name
         assert f"{field.name}  [" in result.output
@@ -55,33 +57,20 @@ def test_params_lists_every_parameter_with_default_unit_and_meaning(analysis):
 
 def test_a_new_parameter_appears_by_itself(monkeypatch):
     from hpcacq.analyses import registry
+    from hpcacq.analyses.options import option
 
     @dataclasses.dataclass(frozen=True)
-    class NewParams:
-        """Parameters.
+    class NewOptions:
+        gap_s: float = option(0.5, "Longest pause tolerated, seconds.")
+        mode: str = option("a", "How.", cli=True, choices=("a", "b"))
 
-        Attributes
-        ----------
-        dx_um : float
-            Micrometres per pixel.
-        gap_s : float
-            Longest pause tolerated, seconds
-            (two lines of text).
-        a, b : int
-            Two at once.
-        """
-
-        dx_um: float
-        gap_s: float = 0.5
-        a: int = 1
-        b: int = 2
-
-    spec = registry.AnalysisSpec(name="new", params_cls=NewParams, run=lambda *a, **k: None)
+    spec = registry.AnalysisSpec(name="new", options_cls=NewOptions, run=lambda *a, **k: None)
     monkeypatch.setattr(registry, "get_spec", lambda name: spec)
     rows = {row["name"]: row for row in parameter_table("new")}
     assert rows["gap_s"] == {"name": "gap_s", "option": "--param gap_s=VALUE", "type": "float", "default": "0.5",
-                             "unit": "s", "meaning": "Longest pause tolerated, seconds (two lines of text)."}
-    assert rows["a"]["meaning"] == rows["b"]["meaning"] == "Two at once."
+                             "unit": "s", "meaning": "Longest pause tolerated, seconds."}
+    assert rows["mode"]["option"] == "--mode" and rows["mode"]["type"] == "{'a', 'b'}"
+    assert list(rows)[:2] == ["dx_um", "dt_s"] and rows["dx_um"]["option"] == "--dx-um"
 
 
 def test_param_help_prints_the_list_and_exits_0(capsys, tmp_path):

@@ -147,9 +147,9 @@ def test_refuses_to_overwrite_a_corpus_unless_asked(weird_tmp_path, standin_gene
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"kind": "flow"}, "unknown corpus kind 'flow'; choose one of: velocity, diameter"),
-    ({"n_files": 0}, "n_files=0 must be an integer >= 1"),
-    ({"dt_s": 0.0}, "dt_s=0.0 must be a number > 0"),
+    ({"kind": "flow"}, "kind must be one of 'velocity', 'diameter', got 'flow'"),
+    ({"n_files": 0}, "n_files must be an integer >= 1, got 0"),
+    ({"dt_s": 0.0}, "dt_s must be a finite number > 0, got 0.0"),
     ({"px_per_line_range": (0.0, 2.0)}, "px_per_line_range"),
     ({"kind": "diameter", "n_pixels": 12}, "n_pixels=12 leaves no room"),
 ])

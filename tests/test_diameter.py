@@ -8,8 +8,8 @@ import threading
 import numpy as np
 import pytest
 
-from hpcacq.analyses.base import params_from_mapping
-from hpcacq.analyses.diameter import FLAG_BITS, DiameterParams, vessel_diameter
+from hpcacq.analyses.diameter import FLAG_BITS, DiameterOptions, vessel_diameter
+from hpcacq.analyses.options import options_from_mapping
 from hpcacq.errors import AnalysisCancelled, InputError, MissingUnitsError, ParameterError
 from hpcacq.synth.diameter import make_vessel_kymograph, vasomotion
 
@@ -270,7 +270,7 @@ def test_cancel_between_chunks_and_progress(threads):
     (np.zeros((10, 20)), {"threshold": 0.5}, ParameterError, "valid names are"),
     (np.zeros((10, 20)), {"threads": 0}, ParameterError, "threads"),
     (np.zeros((10, 20)), {"dx_um": None}, MissingUnitsError, "--dx-um"),
-    (np.zeros((10, 20)), {"dt_s": -1.0}, ParameterError, "positive"),
+    (np.zeros((10, 20)), {"dt_s": -1.0}, ParameterError, "dt_s must be a finite number > 0, got -1.0"),
 ])
 def test_bad_input_is_rejected_with_a_message(image, kwargs, error, match):
     args = dict(UNITS)
@@ -297,22 +297,24 @@ def test_one_bad_pixel_anywhere_is_found_and_huge_finite_values_pass():
     assert np.allclose(result.columns["diameter_px"], 18.0, atol=1.0)
 
 
-def test_params_from_mapping_and_frozen():
-    p = params_from_mapping(DiameterParams, {"dx_um": 0.3, "dt_s": 0.001, "method": "fit", "window_rows": 3})
+def test_options_from_mapping_and_frozen():
+    p = options_from_mapping(DiameterOptions, {"method": "fit", "window_rows": 3})
     assert p.method == "fit" and p.window_rows == 3 and p.polarity == "bright"
     with pytest.raises(dataclasses.FrozenInstanceError):
         p.method = "halfmax"
     with pytest.raises(ParameterError, match="valid names are"):
-        params_from_mapping(DiameterParams, {"dx_um": 0.3, "dt_s": 0.001, "windowrows": 3})
+        options_from_mapping(DiameterOptions, {"windowrows": 3})
 
 
 def test_registry_runs_the_diameter_analysis():
-    from hpcacq.analyses.registry import build_params, get_spec
+    from hpcacq.analyses.options import Units
+    from hpcacq.analyses.registry import build_options, get_spec
 
     spec = get_spec("diameter")
-    params = build_params("diameter", {"method": "fit"}, dx_um=0.5, dt_s=0.001)
+    options = build_options("diameter", {"method": "fit"})
+    assert build_options("diameter", options) is options  # an options object is used as it is
     img = make_vessel_kymograph(30, 40, diameter_px=12.0, psf_sigma_px=1.0)
-    res = spec.run(img, params, row_offset=5, threads=1, cancel=None, progress=None)
+    res = spec.run(img, options, Units(dx_um=0.5, dt_s=0.001), row_offset=5, threads=1, cancel=None, progress=None)
     np.testing.assert_allclose(res.columns["diameter_px"], 12.0, atol=1e-3)
     assert res.columns["time_s"][0] == pytest.approx(0.005)
 

@@ -17,6 +17,7 @@ import pytest
 
 from hpcacq.analyses import registry
 from hpcacq.analyses.base import AnalysisResult
+from hpcacq.analyses.options import Units
 from hpcacq.errors import (
     AnalysisCancelled,
     AnalysisExclusionError,
@@ -29,9 +30,7 @@ from hpcacq.model import AcqImage, AnalysisKey, AnalysisRunContext, Roi
 
 
 @dataclass(frozen=True)
-class FakeParams:
-    dx_um: float
-    dt_s: float
+class FakeOptions:
     window_lines: int = 16
 
     def __post_init__(self):
@@ -40,13 +39,14 @@ class FakeParams:
 
 
 def _fake_run(name):
-    def run(image2d, params, *, row_offset, threads, cancel, progress):
+    def run(image2d, params, units, *, row_offset, threads, cancel, progress):
         if cancel is not None and cancel():
             raise AnalysisCancelled("cancelled")
         if progress is not None:
             progress(1, 1)
-        calls.append(dict(name=name, block=image2d.copy(), params=params, row_offset=row_offset, threads=threads))
-        return AnalysisResult(name, {"dx_um": params.dx_um}, {"time_s": np.arange(3.0)}, {"time_s": "s"})
+        calls.append(dict(name=name, block=image2d.copy(), params=params, units=units, row_offset=row_offset,
+                          threads=threads))
+        return AnalysisResult(name, {"dx_um": units.dx_um}, {"time_s": np.arange(3.0)}, {"time_s": "s"})
 
     return run
 
@@ -58,7 +58,7 @@ calls: list[dict] = []
 def fake_analyses(monkeypatch):
     calls.clear()
     for name in registry.ANALYSIS_NAMES:
-        spec = registry.AnalysisSpec(name, FakeParams, _fake_run(name))
+        spec = registry.AnalysisSpec(name, FakeOptions, _fake_run(name))
         monkeypatch.setitem(registry.ANALYSES._cache, name, spec)
     return calls
 
@@ -80,7 +80,7 @@ def test_from_array_shape_channels_and_views():
     assert one.n_channels == 1 and one.shape == (5, 3) and one.dx_um is None
     with pytest.raises(InputError, match="1 dimension"):
         AcqImage.from_array(np.zeros(5))
-    with pytest.raises(ParameterError, match="dx_um=-1 must be a number > 0"):
+    with pytest.raises(ParameterError, match="dx_um must be a finite number > 0, got -1; or None when unknown"):
         img.dx_um = -1
 
 
@@ -124,7 +124,7 @@ def test_explicit_units_win_over_header(tmp_path):
     img = AcqImage.open(path, dx_um=0.9, dt_s=0.005)
     assert (img.dx_um, img.dt_s) == (0.9, 0.005)
     assert AcqImage.open(path, dt_s=0.005).dx_um == pytest.approx(0.3)
-    with pytest.raises(ParameterError, match="dt_s=0 must be a number > 0"):
+    with pytest.raises(ParameterError, match="dt_s must be a finite number > 0, got 0"):
         AcqImage.open(path, dt_s=0)
 
 
@@ -155,7 +155,7 @@ def test_run_cuts_roi_block_and_passes_offset_units_and_context(fake_analyses):
     call = fake_analyses[-1]
     np.testing.assert_array_equal(call["block"], img.get_channel(1)[8:32, 3:9])
     assert call["row_offset"] == 8 and call["threads"] == 3 and seen == [(1, 1)]
-    assert call["params"] == FakeParams(dx_um=0.5, dt_s=0.001, window_lines=8)
+    assert call["params"] == FakeOptions(window_lines=8) and call["units"] == Units(dx_um=0.5, dt_s=0.001)
     assert img.analysis_set.results[key] is result
     with pytest.raises(AnalysisCancelled):
         img.analysis_set.run_analysis(key, AnalysisRunContext(cancel_callback=lambda: True))
@@ -228,7 +228,8 @@ def test_missing_units_fail_at_run_naming_the_options(fake_analyses, units, name
     assert not any(word in str(info.value) for word in not_named), str(info.value)
     img.dt_s, img.dx_um = 0.001, 0.4  # set later: the run now works with the real units
     img.analysis_set.run_analysis(key)
-    assert fake_analyses[-1]["params"] == FakeParams(dx_um=0.4, dt_s=0.001, window_lines=8)
+    assert fake_analyses[-1]["params"] == FakeOptions(window_lines=8)
+    assert fake_analyses[-1]["units"] == Units(dx_um=0.4, dt_s=0.001)
 
 
 # ---------------------------------------------------------------- registry and lazy imports
@@ -240,15 +241,14 @@ def test_registry_lists_names_and_wraps_plain_value_errors(monkeypatch):
 
     @dataclass(frozen=True)
     class Picky:
-        dx_um: float
-        dt_s: float
+        width: float = 1.0
 
         def __post_init__(self):
-            raise ValueError("dt_s too coarse")
+            raise ValueError("width too coarse")
 
     monkeypatch.setitem(registry.ANALYSES._cache, "diameter", registry.AnalysisSpec("diameter", Picky, None))
-    with pytest.raises(ParameterError, match="invalid parameters for 'diameter': dt_s too coarse"):
-        registry.build_params("diameter", None, dx_um=1.0, dt_s=1.0)
+    with pytest.raises(ParameterError, match="invalid parameters for 'diameter': width too coarse"):
+        registry.build_options("diameter", None)
     from hpcacq.model import DiameterAnalysis, RadonVelocityAnalysis
 
     assert DiameterAnalysis.exclusive_group == RadonVelocityAnalysis.exclusive_group == "primary_kymograph"
@@ -291,9 +291,10 @@ def test_units_changed_after_create_are_used_at_run(fake_analyses):
     img.rois.create_rect_roi()
     key = img.analysis_set.create("diameter")
     img.dx_um = 0.8
-    assert img.analysis_set.params(key) == FakeParams(dx_um=0.8, dt_s=0.001)
+    assert img.analysis_set.units(key) == Units(dx_um=0.8, dt_s=0.001)
+    assert img.analysis_set.params(key) == {"dx_um": 0.8, "dt_s": 0.001, "window_lines": 16}
     img.analysis_set.run_analysis(key)
-    assert fake_analyses[-1]["params"].dx_um == 0.8 and fake_analyses[-1]["name"] == "diameter"
+    assert fake_analyses[-1]["units"].dx_um == 0.8 and fake_analyses[-1]["name"] == "diameter"
 
 
 @pytest.mark.slow

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from hpcacq.analyses import velocity as vel
-from hpcacq.analyses.base import params_from_mapping
-from hpcacq.analyses.velocity import RadonParams, clean_velocity, radon_velocity
+from hpcacq.analyses.options import options_from_mapping
+from hpcacq.analyses.velocity import RadonOptions, clean_velocity, radon_velocity
 from hpcacq.errors import AnalysisCancelled, InputError, ParameterError
 from hpcacq.synth.velocity import make_velocity_kymograph, mm_s_to_px_per_line, px_per_line_to_mm_s
 
@@ -186,22 +186,24 @@ def test_cancel_raises_and_progress_reports(monkeypatch, threads):
     assert len(calls) == 3
 
 
-def test_params_from_mapping_and_frozen():
-    p = params_from_mapping(RadonParams, {"dx_um": 0.3, "dt_s": 0.001, "window_lines": 32})
-    assert p.step_lines == 8 and RadonParams.from_mapping({"dx_um": 1, "dt_s": 1}).window_lines == 16
+def test_options_from_mapping_and_frozen():
+    p = options_from_mapping(RadonOptions, {"window_lines": 32})
+    assert p.step_lines == 8 and RadonOptions.from_mapping({}).window_lines == 16
     with pytest.raises(dataclasses.FrozenInstanceError):
         p.window_lines = 16
-    with pytest.raises(ParameterError, match="valid names are: dx_um, dt_s, window_lines"):
-        params_from_mapping(RadonParams, {"dx_um": 0.3, "dt_s": 0.001, "window": 32})
+    with pytest.raises(ParameterError, match="valid names are: window_lines, min_separability"):
+        options_from_mapping(RadonOptions, {"window": 32})
+    with pytest.raises(ParameterError, match="dx_um are units of the file, not options of RadonOptions"):
+        options_from_mapping(RadonOptions, {"dx_um": 0.3})
 
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(window_lines=18), "multiple of 4"),
     (dict(window_lines=0), "multiple of 4"),
     (dict(window_lines=16.0), "multiple of 4"),
-    (dict(dx_um=-1.0), "dx_um must be positive"),
-    (dict(dt_s=float("nan")), "dt_s must be positive and finite"),
-    (dict(dt_s="0.001"), "dt_s must be a number"),
+    (dict(dx_um=-1.0), "dx_um must be a finite number > 0, got -1.0; give the pixel size"),
+    (dict(dt_s=float("nan")), "dt_s must be a finite number > 0, got nan"),
+    (dict(dt_s="0.001"), "dt_s must be a finite number > 0, got '0.001'"),
     (dict(clean_sd=0), "clean_sd"),
     (dict(min_separability=-1), "min_separability"),
     (dict(threads=0), "threads must be an integer >= 1"),

@@ -155,4 +155,4 @@ def build_any(name: str, detection_params: Any) -> tuple[str, Any]:
 
 def hpcacq_field_names(options_cls: type) -> tuple[str, ...]:
     """Field names of an hpcacq options dataclass and the units (``dx_um``, ``dt_s``)."""
-    return tuple(f.name for f in dataclasses.fields(options_cls)) + _UNITS
+    return _UNITS + tuple(f.name for f in dataclasses.fields(options_cls))

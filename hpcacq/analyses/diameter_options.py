@@ -41,8 +41,8 @@ class DiameterOptions:
     """
 
     window_rows: int = option(
-        5, "Lines averaged around each measured line, odd (>= 1; default 5, as kymflow); clipped to the lines "
-           "that exist at the block's first and last lines.", cli=True, low=1, metavar="N")
+        5, "Lines averaged around each measured line, odd (>= 1), as kymflow's 5; clipped to the lines that "
+           "exist at the block's first and last lines.", cli=True, low=1, metavar="N")
     binning: str = option("mean", "How the window_rows lines are combined: 'mean' or 'median'.", choices=BINNINGS)
     method: str = option(
         "halfmax", "halfmax = sub-pixel half-maximum edges; fit = blurred top-hat profile fit (narrow vessels, "

@@ -29,8 +29,8 @@ class RadonOptions:
     """
 
     window_lines: int = option(
-        16, "Lines per window, a multiple of 4 (>= 4; default 16, as kymflow); windows start every "
-            "window_lines // 4 lines.", cli=True, low=4, metavar="N")
+        16, "Lines per Radon window, a multiple of 4 (>= 4); windows start every N/4 lines (16 is "
+            "kymflow's).", cli=True, low=4, metavar="N")
     min_separability: float = option(
         1.5, "Windows whose separability (variance at the best angle / mean variance over the coarse angles) "
              "is below this get the low_separability flag and are NaN in velocity_clean_mm_s (default 1.5, "

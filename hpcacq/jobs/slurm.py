@@ -23,6 +23,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .. import checks
 from ..errors import ParameterError
 
 __all__ = ["render_sbatch", "render_sbatch_from_mapping", "sbatch_options", "job_name_from_run_args",
@@ -32,9 +33,6 @@ _TIME = re.compile(r"^(\d+-)?\d+(:\d{1,2}){0,2}$")
 _ARRAY = re.compile(r"^\d+-\d+(%\d+)?$")
 
 
-def _check_int(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ParameterError(f"{name}={value!r} must be an integer >= {low}")
 
 
 def output_from_run_args(run_args: Sequence[str]) -> str | None:
@@ -91,10 +89,10 @@ def node_cpus(partition: str | None = None) -> tuple[int, str]:
 def _check(job_name, nodes, ntasks_per_node, cpus_per_task, time, array, list_file, signal_seconds) -> None:
     if not job_name or "\n" in job_name:
         raise ParameterError(f"job_name={job_name!r} must be a non-empty single-line name")
-    _check_int("nodes", nodes, 1)
-    _check_int("ntasks_per_node", ntasks_per_node, 1)
-    _check_int("cpus_per_task", cpus_per_task, 1)
-    _check_int("signal_seconds", signal_seconds, 0)
+    checks.integer("nodes", nodes, 1)
+    checks.integer("ntasks_per_node", ntasks_per_node, 1)
+    checks.integer("cpus_per_task", cpus_per_task, 1)
+    checks.integer("signal_seconds", signal_seconds, 0)
     if not _TIME.match(str(time)):
         raise ParameterError(f"time={time!r} must be a SLURM time such as 01:00:00, 90 or 1-12:00:00")
     if array is not None and not _ARRAY.match(str(array)):
@@ -240,7 +238,7 @@ def render_sbatch(
         job_name = job_name_from_run_args(run_args, results)
     layout_note = ""
     if ntasks_per_node is None:
-        _check_int("cpus_per_task", cpus_per_task, 1)
+        checks.integer("cpus_per_task", cpus_per_task, 1)
         cpus, source = node_cpus(partition)
         ntasks_per_node = max(1, cpus // cpus_per_task)
         layout_note = (f"# Layout: {ntasks_per_node} rank(s) per node x {cpus_per_task} CPU(s) = a node of {cpus} CPUs, "

@@ -8,7 +8,6 @@ header giving ``dx_um`` and ``dt_s``; ``truth.json`` lists every file's true vel
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import checks
 from ..errors import InputError, ParameterError
 from ..io.readers import write_tiff_with_header
 
@@ -48,23 +48,20 @@ def _to_uint16(image: Any) -> np.ndarray:
 
 
 def _check_options(kind, n_files, n_lines, n_pixels, dx_um, dt_s) -> None:
-    if kind not in KINDS:
-        raise ParameterError(f"unknown corpus kind {kind!r}; choose one of: {', '.join(KINDS)}")
+    checks.one_of("kind", kind, KINDS)
     for name, value, low in (("n_files", n_files, 1), ("n_lines", n_lines, 16), ("n_pixels", n_pixels, 4)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ParameterError(f"{name}={value!r} must be an integer >= {low}")
+        checks.integer(name, value, low)
     for name, value in (("dx_um", dx_um), ("dt_s", dt_s)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
-            raise ParameterError(f"{name}={value!r} must be a number > 0")
+        checks.positive(name, value)
 
 
 def _check_range(name: str, bounds: Any, low: float, high: float) -> tuple[float, float]:
     try:
         lo, hi = (float(b) for b in bounds)
     except (TypeError, ValueError):
-        raise ParameterError(f"{name}={bounds!r} must be a pair (low, high)") from None
+        checks.fail(name, "a pair (low, high)", bounds)
     if not (low <= lo <= hi <= high):
-        raise ParameterError(f"{name}=({lo}, {hi}) must satisfy {low} <= low <= high <= {high}")
+        checks.fail(name, f"a pair with {low} <= low <= high <= {high}", (lo, hi))
     return lo, hi
 
 

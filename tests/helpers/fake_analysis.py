@@ -10,7 +10,6 @@ names (``radon_velocity`` and ``diameter``, one exclusive group); the ``fakes`` 
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,19 +18,18 @@ import numpy as np
 
 from hpcacq.analyses import registry
 from hpcacq.analyses.base import AnalysisResult
+from hpcacq.analyses.options import stored_params
 from hpcacq.errors import AnalysisCancelled, ParameterError
 
-__all__ = ["FAKE_CALLS", "FakeParams", "fake_run", "install_fakes", "remove_fakes", "write_images"]
+__all__ = ["FAKE_CALLS", "FakeOptions", "fake_run", "install_fakes", "remove_fakes", "write_images"]
 
 FAKE_CALLS: list[dict] = []  # one entry per fake analysis run: threads, file shape
 
 
 @dataclass(frozen=True)
-class FakeParams:
-    """Parameters of the stand-in analysis."""
+class FakeOptions:
+    """Options of the stand-in analysis."""
 
-    dx_um: float
-    dt_s: float
     scale: float = 1.0
     delay_s: float = 0.0
     delay_from_file: bool = False  # add image[0, 0] milliseconds to delay_s
@@ -41,7 +39,7 @@ class FakeParams:
             raise ParameterError(f"scale must be > 0, got {self.scale}")
 
 
-def fake_run(image2d, params, *, row_offset=0, threads=1, cancel=None, progress=None):
+def fake_run(image2d, params, units, *, row_offset=0, threads=1, cancel=None, progress=None):
     """Known answer: per line, mean of the ROI x scale; sleeps delay_s in 10 ms chunks."""
     FAKE_CALLS.append({"threads": threads, "shape": image2d.shape})
     delay_s = params.delay_s + (float(image2d[0, 0]) / 1000.0 if params.delay_from_file else 0.0)
@@ -54,8 +52,8 @@ def fake_run(image2d, params, *, row_offset=0, threads=1, cancel=None, progress=
         raise AnalysisCancelled("fake analysis cancelled")
     n = image2d.shape[0]
     return AnalysisResult(
-        analysis="fake", params=dataclasses.asdict(params),
-        columns={"time_s": (row_offset + np.arange(n)) * params.dt_s,
+        analysis="fake", params=stored_params(params, units),
+        columns={"time_s": (row_offset + np.arange(n)) * units.dt_s,
                  "value": image2d.mean(axis=1) * params.scale},
         units={"time_s": "s", "value": "1"},
     )
@@ -67,7 +65,7 @@ def install_fakes() -> None:
     Its spec declares no warm-up workload (no kernels), so the driver's warm-up does not run it.
     """
     for name in ("radon_velocity", "diameter"):
-        registry.ANALYSES._cache[name] = registry.AnalysisSpec(name, FakeParams, fake_run)
+        registry.ANALYSES._cache[name] = registry.AnalysisSpec(name, FakeOptions, fake_run)
 
 
 def remove_fakes() -> None:
