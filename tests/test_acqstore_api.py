@@ -200,10 +200,10 @@ def test_radon_acqstore_schema_defaults_choices_and_mapping():
     image.rois.create_rect_roi()
     aset = image.analysis_set
     acq = aset.create("radon_velocity", channel=0, roi_id=1, detection_params={"window_width": 64})
-    assert aset.params(acq.key).window_lines == 64 and acq.vocabulary == "acqstore"
+    assert aset.options(acq.key).window_lines == 64 and acq.vocabulary == "acqstore"
     aset.remove(acq.key)
     own = aset.create("radon_velocity", channel=0, roi_id=1)
-    assert aset.params(own.key).window_lines == 16  # hpcacq's default stays kymflow's 16
+    assert aset.options(own.key).window_lines == 16  # hpcacq's default stays kymflow's 16
 
 
 @pytest.mark.parametrize("window_width", [16, 64, 128])

@@ -212,9 +212,9 @@ def vessel_diameter(image, *, dx_um: float, dt_s: float, window_rows: int = 5, m
     6.0
     """
     units = Units(dx_um, dt_s)
-    options = options_from_mapping(DiameterOptions, dict(window_rows=window_rows, method=method, polarity=polarity,
+    chosen = options_from_mapping(DiameterOptions, dict(window_rows=window_rows, method=method, polarity=polarity,
                                                          **options))
-    return run_block(image, options, units, row_offset=row_offset, threads=threads, cancel=cancel,
+    return run_block(image, chosen, units, row_offset=row_offset, threads=threads, cancel=cancel,
                      progress=progress)
 
 

@@ -252,8 +252,8 @@ def radon_velocity(image, *, dx_um: float, dt_s: float, window_lines: int = 16, 
     1.0
     """
     units = Units(dx_um, dt_s)
-    options = options_from_mapping(RadonOptions, dict(window_lines=window_lines, **options))
-    return run_block(image, options, units, row_offset=row_offset, threads=threads, cancel=cancel,
+    chosen = options_from_mapping(RadonOptions, dict(window_lines=window_lines, **options))
+    return run_block(image, chosen, units, row_offset=row_offset, threads=threads, cancel=cancel,
                      progress=progress)
 
 
