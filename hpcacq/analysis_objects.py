@@ -105,9 +105,7 @@ def _default_threads(enabled: bool, count: Any, name: str) -> int:
         return 1
     if count is None:
         return max(1, os.cpu_count() or 1)
-    if isinstance(count, bool) or int(count) < 1:
-        raise ParameterError(f"{name}={count!r} must be an integer >= 1 (or None for one per CPU)")
-    return int(count)
+    return checks.integer(name, count, 1, "or None for one per CPU")
 
 
 class BaseAnalysis:

@@ -44,7 +44,7 @@ def _click_option(f: Any, analyses: list[str]) -> Callable:
         kind = type(f.default) if f.default is not None else str
     labels = "/".join(label_of(name) for name in analyses)
     return click.option(cli_name(f.name), f.name, type=kind, default=None, metavar=meta.get("metavar"),
-                        help=f"{labels}: {help_of(f)} [default: {f.default}]")
+                        help=f"{labels}: {help_of(f)[:1].lower()}{help_of(f)[1:]} [default: {f.default}]")
 
 
 def _analysis_options(command: Callable) -> Callable:
