@@ -124,7 +124,10 @@ def _real_files(realdata):
 def test_headline_and_flags_on_every_real_recording(realdata):
     """Headline (median of trusted windows) within 5 % of kymflow's median over the
     windows it defines; no flag on more than a quarter of the windows; flagged windows
-    at least twice as far from the local reference as trusted ones; no file doubtful."""
+    at least twice as far from the local reference as trusted ones. Doubtful, for the reason
+    measured on them: the 7-pixel files (velocity changes by 14-18 % between 16- and 64-line
+    windows) and Capillary1 ROI 3 (streaks cross its 12 pixels in 2.3 lines, where aliased
+    speeds also read; its wider ROIs 1 and 2 on the same vessel agree with it)."""
     for name, block, ref, r0 in _real_files(realdata):
         result = radon_velocity(block, dx_um=ref["delx"], dt_s=ref["delt"], row_offset=r0, threads=2)
         v = ref["velocity"]
@@ -134,7 +137,14 @@ def test_headline_and_flags_on_every_real_recording(realdata):
         print(f"\n{name}: headline {headline:+.4f} mm/s, kymflow {reference:+.4f} ({headline / reference - 1:+.2%}), "
               f"trusted {result.summary['fraction_trusted']:.1%}")
         assert abs(headline / reference - 1) <= 0.05
-        assert result.warnings == []
+        if block.shape[1] <= 7:
+            assert len(result.warnings) == 1 and "depends on the window length" in result.warnings[0], result.warnings
+            assert -0.20 < result.summary["window_dependence"] < -0.10
+        elif name == "Capillary1 ROI 3":  # 12 pixels crossed in 2.3 lines: at the sampling limit
+            assert len(result.warnings) == 1 and "cross the line" in result.warnings[0], result.warnings
+        else:
+            assert result.warnings == [], (name, result.warnings)
+            assert result.summary["median_crossing_lines"] > 2.5
         flags = result.columns["flags"]
         local = _local_reference(v, ref["delt"])
         err = np.abs(result.columns["velocity_mm_s"] - local) / np.abs(local)

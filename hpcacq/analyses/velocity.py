@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
@@ -46,10 +47,12 @@ from .velocity_quality import (
     CLEAN_REJECTED,
     FLAG_BITS,
     LOW_SEPARABILITY,
+    NARROW_PIXELS,
     STATIC_BACKGROUND,
     THETA_0,
     THETA_90,
     file_warnings,
+    median_px_per_line,
     quality_summary,
     remove_background,
     window_flags,
@@ -278,11 +281,47 @@ def run_block(image, options: RadonOptions, units: Units, *, row_offset: int = 0
             f"the block has {block.shape[0]} lines but one window needs {params.window_lines}; "
             f"use a taller ROI or a smaller window_lines (multiple of 4)"
         )
+    theta, separability, plain_zero, reanalysed, static = _search(block, params, n_windows, threads, cancel,
+                                                                  progress)
+    result = _assemble(params, units, theta, separability, row_offset, plain_zero=plain_zero,
+                       reanalysed=reanalysed)
+    result.summary["static_fraction"] = static
+    result.summary.update(_resolution(block, params, theta, separability, threads, cancel, progress))
+    result.warnings = file_warnings(result.summary)
+    return result
+
+
+def _search(block, params, n_windows, threads, cancel, progress):
+    """The plain angle search, then the background pass: final theta, separability, which
+    windows were at 0 in the plain search, which were re-analysed, the static fraction."""
     theta, separability, _ = _run_chunks(block, params, n_windows, threads, cancel, progress)
     plain_zero = np.mod(theta, 180.0) == 0.0
     theta, separability, reanalysed, static = _background_pass(block, params, theta, separability, threads,
                                                                cancel, progress)
-    result = _assemble(params, units, theta, separability, row_offset, plain_zero=plain_zero,
-                       reanalysed=reanalysed)
-    result.summary["static_fraction"] = static
-    return result
+    return theta, separability, plain_zero, reanalysed, static
+
+
+def _resolution(block, params, theta, separability, threads, cancel, progress) -> dict[str, float]:
+    """How close the file is to what the method resolves (docs/QUALITY.md).
+
+    ``median_crossing_lines``: pixels per line / median speed in pixels per line. On lines
+    of at most ``NARROW_PIXELS`` pixels, ``window_dependence``: the median speed with
+    windows 4 times longer (a second search, cheap on narrow lines) relative to this one.
+    """
+    from ..kernels.radon import window_count
+
+    n_pixels = block.shape[1]
+    speed = median_px_per_line(theta, separability, min_separability=params.min_separability)
+    out = {"n_pixels": float(n_pixels), "median_crossing_lines": n_pixels / abs(speed) if speed else math.nan,
+           "window_dependence": math.nan, "long_window_lines": math.nan}
+    long_lines = 4 * params.window_lines
+    if n_pixels > NARROW_PIXELS or window_count(block.shape[0], long_lines) < 8 or not math.isfinite(speed):
+        return out
+    if cancel is not None and cancel():
+        raise AnalysisCancelled("radon_velocity cancelled before the window-length check")
+    long_params = replace(params, window_lines=long_lines)
+    n = window_count(block.shape[0], long_lines)
+    long_theta, long_sep, *_ = _search(block, long_params, n, threads, cancel, None)
+    long_speed = median_px_per_line(long_theta, long_sep, min_separability=params.min_separability)
+    out.update(window_dependence=long_speed / speed - 1.0, long_window_lines=float(long_lines))
+    return out

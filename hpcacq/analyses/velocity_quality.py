@@ -42,7 +42,7 @@ from .velocity_options import BACKGROUND_MODES
 __all__ = [
     "THETA_90", "LOW_SEPARABILITY", "CLEAN_REJECTED", "THETA_0", "STATIC_BACKGROUND", "ANGLE_EDGE",
     "FLAG_BITS", "BACKGROUND_MODES", "remove_background", "window_flags", "quality_summary",
-    "file_warnings",
+    "file_warnings", "median_px_per_line", "NARROW_PIXELS",
 ]
 
 THETA_90 = 1
@@ -59,6 +59,15 @@ MIN_TRUSTED_FRACTION = 0.5
 MAX_THETA0_FRACTION = 0.25
 # ... or when neighbouring windows disagree this much (median |v - local median| / |local median|)
 MAX_DISPERSION = 0.5
+# lines of at most this many pixels get a second search with windows 4 times longer: there the
+# Radon angle depends on the window length (7-pixel lines: up to 18 % on real files, docs/QUALITY.md)
+NARROW_PIXELS = 12
+# ... and the file is doubtful when the two medians differ by more than this
+MAX_WINDOW_DEPENDENCE = 0.10
+# a file is doubtful when its streaks cross the line in fewer lines than this (median): the
+# speed may be aliased. Measured crossings saturate near 2.2 lines when the true one is 1.3-1.9
+# (synthetic dense cells), so an aliased file cannot be told from one at the limit (docs/QUALITY.md)
+MIN_CROSSING_LINES = 2.5
 
 
 FLAT_FLOOR = 0.1  # the divisor of the flat field is at least this fraction of the median background
@@ -188,7 +197,7 @@ def window_flags(theta_deg, separability, *, plain_zero, reanalysed, min_separab
     flags[at_0 & ~stall] |= THETA_0
     flags[~(sep >= min_separability) & ~stall] |= LOW_SEPARABILITY
     flags[plain_zero & reanalysed & ~(sep >= min_separability) & ~stall] |= STATIC_BACKGROUND
-    flags[~at_90 & (np.abs(mod - 90.0) < edge_deg)] |= ANGLE_EDGE
+    flags[~at_90 & (np.abs(mod - 90.0) <= edge_deg)] |= ANGLE_EDGE
     return flags, stall
 
 
@@ -212,6 +221,18 @@ def quality_summary(flags: np.ndarray, velocity_clean: np.ndarray, velocity: np.
     return out
 
 
+def median_px_per_line(theta_deg, separability, *, min_separability: float) -> float:
+    """Median speed, pixels per line, of the windows with a measurable angle.
+
+    Windows at exactly 0 or 90 degrees or below ``min_separability`` are left out; NaN
+    when none is left.
+    """
+    theta = np.asarray(theta_deg, dtype=np.float64)
+    mod = np.mod(theta, 180.0)
+    ok = (mod != 0.0) & (mod != 90.0) & (np.asarray(separability) >= min_separability)
+    return float(np.median(np.tan(np.deg2rad(theta[ok])))) if ok.any() else math.nan
+
+
 def file_warnings(summary: dict[str, float]) -> list[str]:
     """Why a file's velocity as a whole is doubtful (empty when it can be trusted)."""
     out = []
@@ -230,4 +251,13 @@ def file_warnings(summary: dict[str, float]) -> list[str]:
                    f"noise, no streaks to measure")
     if summary.get("median_velocity_mm_s") == 0.0 and summary.get("fraction_stall", 0.0) < 0.5:
         out.append("median velocity pinned at 0 mm/s")
+    crossing = summary.get("median_crossing_lines", math.nan)
+    if crossing < MIN_CROSSING_LINES:
+        out.append(f"streaks cross the line in {crossing:.1f} lines (median): at the sampling limit, the speed "
+                   f"may be aliased (a faster true speed can read like this); check on a wider ROI, or scan a longer stretch of the vessel or at a higher line rate")
+    dependence = summary.get("window_dependence", math.nan)
+    if abs(dependence) > MAX_WINDOW_DEPENDENCE:
+        out.append(f"on {summary.get('n_pixels', math.nan):.0f}-pixel lines the velocity depends on the window "
+                   f"length: {dependence:+.0%} with windows of {summary.get('long_window_lines', math.nan):.0f} "
+                   f"lines (docs/QUALITY.md, narrow lines)")
     return out
