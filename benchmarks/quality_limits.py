@@ -74,7 +74,7 @@ def real_windows() -> None:
         header = read_olympus_header(path.with_suffix(".txt"))
         heads = []
         for window in (16, 32, 64):
-            result = radon_velocity(image, dx_um=header.dx_um, dt_s=header.dt_s, window_lines=window,
+            result = radon_velocity(image, dx_um=header.dx_um, dt_s=header.dt_s(image.shape[0]), window_lines=window,
                                     threads=2)
             heads.append(result.summary["median_velocity_mm_s"])
             if window == 16:
