@@ -19,11 +19,12 @@ import json, sys
 from hpcacq.synth.corpus import write_corpus
 from hpcacq.jobs.config import JobConfig
 from hpcacq.jobs.driver import execute_job
-from hpcacq.jobs.precompile import cache_stats
+from hpcacq.jobs.precompile import analysis_modules
+from hpcacq.kernels.cache import cache_stats, kernel_dispatchers
 paths = write_corpus(sys.argv[1], n_files=2, n_lines=400, seed=3)
 config = JobConfig(inputs=tuple(map(str, paths)), output=sys.argv[2], analysis="radon_velocity", threads=1)
 summary = execute_job(config, use_mpi=False)
-stats = cache_stats()
+stats = cache_stats(kernel_dispatchers(analysis_modules()))
 print(json.dumps({"ok": summary.n_ok, "compiled": sum(c for c, _ in stats.values()),
                   "loaded": sum(h for _, h in stats.values())}))
 """
@@ -67,7 +68,8 @@ def test_compile_then_a_fresh_run_loads_everything_from_the_cache(tmp_path):
 
 def test_precompile_refuses_a_cache_dir_numba_does_not_use(tmp_path):
     from hpcacq.errors import ParameterError
-    from hpcacq.jobs.precompile import current_cache_dir, precompile
+    from hpcacq.jobs.precompile import precompile
+    from hpcacq.kernels.cache import current_cache_dir
 
     assert current_cache_dir() != str(tmp_path)
     with pytest.raises(ParameterError, match="NUMBA_CACHE_DIR"):

@@ -21,7 +21,6 @@ import numpy as np
 import pytest
 import tifffile
 
-from hpcacq.cli import main
 from hpcacq.errors import InputError
 from hpcacq.io import read_acquisition
 from hpcacq.results.reader import read_manifest
@@ -33,13 +32,7 @@ PEAK_SCRIPT = (
     "peak = [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
     "print('RC', rc, 'PEAK_KB', peak)\n"
 )
-
-
-def hpcacq(capsys, *args) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in args])
-    out = capsys.readouterr()
-    return info.value.code, out.out, out.err
+from helpers.cli import hpcacq
 
 
 def run_subprocess(*args, timeout: float = 120, env: dict | None = None) -> tuple[int, int, str]:
