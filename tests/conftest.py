@@ -42,6 +42,23 @@ def corpus(request, tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def compiled_cache(tmp_path_factory) -> tuple[Path, dict]:
+    """A Numba cache that ``hpcacq compile`` (every analysis) filled from empty in a fresh
+    process, and the JSON report of that run. Compiling every kernel takes tens of seconds:
+    the tests that need a filled cache share this one and must not write into it."""
+    import json
+    import subprocess
+    import sys
+
+    cache = tmp_path_factory.mktemp("numba") / "numba cache"
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    done = subprocess.run([sys.executable, "-m", "hpcacq", "compile", "--cache-dir", str(cache), "--json", "-"],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path}, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return cache, json.loads(done.stdout)
+
+
 @pytest.fixture
 def weird_tmp_path(tmp_path: Path) -> Path:
     """A temporary folder whose name holds spaces, quotes, a semicolon, unicode and a newline."""

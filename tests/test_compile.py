@@ -39,12 +39,9 @@ def _cache_files(folder: Path) -> dict[str, int]:
     return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.suffix in (".nbi", ".nbc")}
 
 
-def test_compile_then_a_fresh_run_loads_everything_from_the_cache(tmp_path):
-    cache = tmp_path / "numba cache"
-    command = [sys.executable, "-m", "hpcacq", "compile", "--cache-dir", str(cache), "--analysis", "velocity"]
-    first = subprocess.run([*command, "--json", "-"], capture_output=True, text=True, env=_env(), timeout=300)
-    assert first.returncode == 0, first.stderr
-    report = json.loads(first.stdout)
+def test_compile_then_a_fresh_run_loads_everything_from_the_cache(compiled_cache, tmp_path):
+    cache, report = compiled_cache  # `hpcacq compile --cache-dir CACHE` into an empty folder (conftest.py)
+    command = [sys.executable, "-m", "hpcacq", "compile", "--cache-dir", str(cache)]
     assert report["compiled"] > 0 and not report["from_cache"] and report["cache_dir"] == str(cache)
     names = {kernel["name"] for kernel in report["kernels"]}
     assert {"radon._coarse_pass", "radon._fine_pass"} <= names
