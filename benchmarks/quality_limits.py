@@ -33,6 +33,10 @@ def _err(v, truth):
     return np.abs(v / truth - 1)
 
 
+def _median(err, mask) -> str:
+    return f"{np.nanmedian(err[mask]):.1%}" if mask.any() else "-"
+
+
 def fast_flow() -> None:
     print("1. fast flow, 150-px lines: speed W | trusted (error) | angle_edge (error) | warnings")
     for speed_px, window in [(25, 16), (37.5, 16), (50, 16), (60, 16), (75, 64), (100, 16)]:
@@ -43,8 +47,8 @@ def fast_flow() -> None:
         err = _err(result.columns["velocity_mm_s"], truth)
         flags = result.columns["flags"]
         trusted, edge = flags == 0, (flags & ANGLE_EDGE) != 0
-        med = (lambda m: f"{np.nanmedian(err[m]):.1%}" if m.any() else "-")
-        print(f"   {speed_px:5.1f} {window:3d} | {trusted.mean():.0%} ({med(trusted)}) | {edge.mean():.0%} ({med(edge)})"
+        print(f"   {speed_px:5.1f} {window:3d} | {trusted.mean():.0%} ({_median(err, trusted)}) | "
+              f"{edge.mean():.0%} ({_median(err, edge)})"
               f" | {'; '.join(w[:45] for w in result.warnings) or 'none'}")
 
 

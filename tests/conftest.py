@@ -1,4 +1,4 @@
-"""Shared fixtures: where the real data lives, hostile temporary paths, the stand-in analysis.
+"""Shared fixtures: where the real data lives, hostile temporary paths, a synthetic corpus, the stand-in analysis.
 
 Helpers (naive references, the stand-in analysis, job launchers, a local SLURM) live in
 the ``tests/helpers`` package; no test module imports another."""
@@ -24,6 +24,39 @@ def realdata() -> Path:
     if REALDATA is None:
         pytest.skip("real data not found: set HPCACQ_REALDATA to the realdata folder")
     return REALDATA
+
+
+#: The ``corpus`` fixture's shape; a test module may change it with a module-level ``CORPUS`` dict.
+CORPUS = {"n_files": 3, "n_lines": 800, "seed": 5, "folder": "d"}
+
+
+@pytest.fixture(scope="module")
+def corpus(request, tmp_path_factory) -> Path:
+    """A folder of synthetic velocity TIFFs with Olympus headers and ``truth.json``, written
+    once per test module: ``velocity_0000.tif``, ... (``CORPUS``, or the module's ``CORPUS``)."""
+    from hpcacq.synth.corpus import write_corpus
+
+    shape = {**CORPUS, **getattr(request.module, "CORPUS", {})}
+    folder = tmp_path_factory.mktemp("corpus") / shape["folder"]
+    write_corpus(folder, n_files=shape["n_files"], kind="velocity", n_lines=shape["n_lines"], seed=shape["seed"])
+    return folder
+
+
+@pytest.fixture(scope="session")
+def compiled_cache(tmp_path_factory) -> tuple[Path, dict]:
+    """A Numba cache that ``hpcacq compile`` (every analysis) filled from empty in a fresh
+    process, and the JSON report of that run. Compiling every kernel takes tens of seconds:
+    the tests that need a filled cache share this one and must not write into it."""
+    import json
+    import subprocess
+    import sys
+
+    cache = tmp_path_factory.mktemp("numba") / "numba cache"
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    done = subprocess.run([sys.executable, "-m", "hpcacq", "compile", "--cache-dir", str(cache), "--json", "-"],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path}, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return cache, json.loads(done.stdout)
 
 
 @pytest.fixture

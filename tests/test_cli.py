@@ -14,26 +14,13 @@ import click
 import numpy as np
 import pytest
 
-from hpcacq.cli import COMMANDS, EXIT_CODES, cli, main
+from hpcacq.cli import COMMANDS, EXIT_CODES, cli
+
+from helpers.cli import hpcacq
+
+CORPUS = {"n_files": 3, "n_lines": 800, "seed": 5, "folder": "da ta; 'q' µ"}  # the corpus fixture (conftest.py)
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def hpcacq(capsys, *args: str) -> tuple[int, str, str]:
-    """Run ``hpcacq ARGS`` in this process; returns (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in args])
-    out = capsys.readouterr()
-    return info.value.code, out.out, out.err
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    from hpcacq.synth.corpus import write_corpus
-
-    folder = tmp_path_factory.mktemp("corpus") / "da ta; 'q' µ"
-    write_corpus(folder, n_files=3, kind="velocity", n_lines=800, seed=5)
-    return folder
 
 
 def test_every_command_has_help_with_an_example():

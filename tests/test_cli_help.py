@@ -12,6 +12,8 @@ from hpcacq.cli import cli, main
 from hpcacq.cli.params import parameter_table
 from hpcacq.cli.run import HELP_DEFAULTS
 
+CORPUS = {"n_files": 1, "n_lines": 200, "seed": 1, "folder": "data"}  # the corpus fixture (conftest.py)
+
 PYTHON_SPEAK = re.compile(r"RoiBatchMode|ADD_NEW_ROI|ANALYZE_EXISTING|mode='|detection_params|roi_mode|\w+Params\b|"
                           r"=None|strategy")
 
@@ -78,15 +80,6 @@ def test_param_help_prints_the_list_and_exits_0(capsys, tmp_path):
         main(["run", str(tmp_path), "-o", str(tmp_path / "o.h5"), "--analysis", "diameter", "--param", "help"])
     out = capsys.readouterr().out
     assert info.value.code == 0 and "Parameters of --analysis diameter" in out and "peak_percentile" in out
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    from hpcacq.synth.corpus import write_corpus
-
-    folder = tmp_path_factory.mktemp("help") / "data"
-    write_corpus(folder, n_files=1, kind="velocity", n_lines=200, seed=1)
-    return folder
 
 
 @pytest.mark.parametrize("args, words", [

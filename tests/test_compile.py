@@ -19,11 +19,12 @@ import json, sys
 from hpcacq.synth.corpus import write_corpus
 from hpcacq.jobs.config import JobConfig
 from hpcacq.jobs.driver import execute_job
-from hpcacq.jobs.precompile import cache_stats
+from hpcacq.jobs.precompile import analysis_modules
+from hpcacq.kernels.cache import cache_stats, kernel_dispatchers
 paths = write_corpus(sys.argv[1], n_files=2, n_lines=400, seed=3)
 config = JobConfig(inputs=tuple(map(str, paths)), output=sys.argv[2], analysis="radon_velocity", threads=1)
 summary = execute_job(config, use_mpi=False)
-stats = cache_stats()
+stats = cache_stats(kernel_dispatchers(analysis_modules()))
 print(json.dumps({"ok": summary.n_ok, "compiled": sum(c for c, _ in stats.values()),
                   "loaded": sum(h for _, h in stats.values())}))
 """
@@ -38,12 +39,9 @@ def _cache_files(folder: Path) -> dict[str, int]:
     return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.suffix in (".nbi", ".nbc")}
 
 
-def test_compile_then_a_fresh_run_loads_everything_from_the_cache(tmp_path):
-    cache = tmp_path / "numba cache"
-    command = [sys.executable, "-m", "hpcacq", "compile", "--cache-dir", str(cache), "--analysis", "velocity"]
-    first = subprocess.run([*command, "--json", "-"], capture_output=True, text=True, env=_env(), timeout=300)
-    assert first.returncode == 0, first.stderr
-    report = json.loads(first.stdout)
+def test_compile_then_a_fresh_run_loads_everything_from_the_cache(compiled_cache, tmp_path):
+    cache, report = compiled_cache  # `hpcacq compile --cache-dir CACHE` into an empty folder (conftest.py)
+    command = [sys.executable, "-m", "hpcacq", "compile", "--cache-dir", str(cache)]
     assert report["compiled"] > 0 and not report["from_cache"] and report["cache_dir"] == str(cache)
     names = {kernel["name"] for kernel in report["kernels"]}
     assert {"radon._coarse_pass", "radon._fine_pass"} <= names
@@ -67,7 +65,8 @@ def test_compile_then_a_fresh_run_loads_everything_from_the_cache(tmp_path):
 
 def test_precompile_refuses_a_cache_dir_numba_does_not_use(tmp_path):
     from hpcacq.errors import ParameterError
-    from hpcacq.jobs.precompile import current_cache_dir, precompile
+    from hpcacq.jobs.precompile import precompile
+    from hpcacq.kernels.cache import current_cache_dir
 
     assert current_cache_dir() != str(tmp_path)
     with pytest.raises(ParameterError, match="NUMBA_CACHE_DIR"):

@@ -15,8 +15,9 @@ from collections import Counter
 import pytest
 
 from hpcacq.jobs.config import JobConfig
-from hpcacq.jobs.driver import CANCEL_BLOCK, _spooled, _Todo, execute_job
+from hpcacq.jobs.driver import CANCEL_BLOCK, execute_job
 from hpcacq.jobs.inputs import InputList
+from hpcacq.jobs.plan import Todo, _spooled
 from hpcacq.jobs.resume import job_options, stamp
 from hpcacq.results.index import DoneIndex, GroupIndex
 from hpcacq.results.records import AnalysisRecord, FileRecord, file_fingerprint
@@ -89,10 +90,10 @@ def test_done_index_equals_the_naive_dict_with_groups_split_across_chunks():
 
 # ----------------------------------------------------------------- lazy to-do list
 def test_todo_takes_in_order_and_counts_down():
-    todo = _Todo(enumerate("abcdefg"), 7)
+    todo = Todo(enumerate("abcdefg"), 7)
     assert todo.take(3) == [(0, "a"), (1, "b"), (2, "c")] and len(todo) == 4
     assert todo.take(10) == [(3, "d"), (4, "e"), (5, "f"), (6, "g")] and len(todo) == 0 and todo.take(1) == []
-    short = _Todo(enumerate("ab"), 5)  # the list ended before its count: nothing left, no hang
+    short = Todo(enumerate("ab"), 5)  # the list ended before its count: nothing left, no hang
     assert short.take(4) == [(0, "a"), (1, "b")] and len(short) == 0
 
 

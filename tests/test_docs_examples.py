@@ -172,8 +172,9 @@ FOLDERS = {"README.md": _readme_folder, "docs/CLI.md": _cli_folder}
 class DocState:
     """One document's folder and the examples run so far."""
 
-    def __init__(self, doc: str, root: Path):
+    def __init__(self, doc: str, root: Path, compiled_cache):
         self.doc, self.root = doc, FOLDERS[doc](root)
+        self._compiled_cache = compiled_cache  # () -> a Numba cache already filled by `hpcacq compile`
 
     def substitute(self, text: str) -> str:
         text = text.replace("../shared/realdata", str(REALDATA))
@@ -184,9 +185,15 @@ class DocState:
         return text
 
     def prepare(self, text: str) -> None:
-        """Remove outputs a run/merge line writes (unless it resumes); make merge inputs."""
+        """Remove outputs a run/merge line writes (unless it resumes); make merge inputs; give
+        `hpcacq compile --cache-dir DIR` a copy of the session's filled cache (compiling every
+        kernel from empty is tests/test_compile.py's, and takes tens of seconds)."""
         for command in re.split(r"&&|;", text):
             words = shlex.split(command.split(" #")[0]) if command.strip() else []
+            if {"compile", "--cache-dir"} <= set(words):
+                cache = self.root / words[words.index("--cache-dir") + 1]
+                if not cache.exists():
+                    shutil.copytree(self._compiled_cache(), cache)
             if "hpcacq" not in " ".join(words) or not ({"run", "merge"} & set(words)):
                 continue
             if "-o" in words and not {"--resume", "--overwrite"} & set(words):
@@ -210,12 +217,13 @@ class DocState:
 
 
 @pytest.fixture(scope="module")
-def states(tmp_path_factory):
+def states(tmp_path_factory, request):
     made: dict[str, DocState] = {}
 
     def get(doc: str) -> DocState:
         if doc not in made:
-            made[doc] = DocState(doc, tmp_path_factory.mktemp(doc.replace("/", "_").replace(".", "_")))
+            made[doc] = DocState(doc, tmp_path_factory.mktemp(doc.replace("/", "_").replace(".", "_")),
+                                 lambda: request.getfixturevalue("compiled_cache")[0])
         return made[doc]
 
     return get

@@ -12,14 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hpcacq.cli import main
-
-
-def hpcacq(capsys, *args) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in args])
-    out = capsys.readouterr()
-    return info.value.code, out.out, out.err
+from helpers.cli import hpcacq, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +27,7 @@ def velocity_run(tmp_path_factory):
             for i in (1, 2, 3)]
     Path(paths[1]).with_suffix(".json").write_text(json.dumps({"rois": rois}))
     out = folder / "velocity.h5"
-    with pytest.raises(SystemExit) as info:
-        main(["run", str(data), "-o", str(out), "--threads", "1"])
-    assert info.value.code == 0
+    assert run_cli("run", data, "-o", out, "--threads", "1") == 0
     return out, [str(p) for p in paths]
 
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+import zlib
 from pathlib import Path
 
 import h5py
@@ -21,7 +22,6 @@ import numpy as np
 import pytest
 import tifffile
 
-from hpcacq.cli import main
 from hpcacq.errors import InputError
 from hpcacq.io import read_acquisition
 from hpcacq.results.reader import read_manifest
@@ -33,13 +33,7 @@ PEAK_SCRIPT = (
     "peak = [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
     "print('RC', rc, 'PEAK_KB', peak)\n"
 )
-
-
-def hpcacq(capsys, *args) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in args])
-    out = capsys.readouterr()
-    return info.value.code, out.out, out.err
+from helpers.cli import hpcacq
 
 
 def run_subprocess(*args, timeout: float = 120, env: dict | None = None) -> tuple[int, int, str]:
@@ -68,9 +62,21 @@ def bombs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bombs")
     with h5py.File(folder / "lie.h5", "w") as f:  # declares 8 GB, stores nothing
         f.create_dataset("data", shape=(50000, 20000), dtype="float64")
-    tifffile.imwrite(folder / "zeros.tif", np.zeros((50000, 40000), np.uint8), compression="zlib",
-                     rowsperstrip=50000)  # 2 GB of zeros in 1.9 MB
+    tifffile.imwrite(folder / "zeros.tif", iter([_zlib_zeros(50, 40000 * 1000)]), shape=(50000, 40000),
+                     dtype=np.uint8, compression="zlib", rowsperstrip=50000)  # 2 GB of zeros in 1.9 MB
     return folder
+
+
+def _zlib_zeros(n_blocks: int, block_size: int) -> bytes:
+    """A zlib stream of ``n_blocks * block_size`` zero bytes, built without compressing them all.
+
+    After a full flush the deflate output of the next block does not depend on what came
+    before, so one compressed block repeats; the Adler-32 of n zeros is ``(n % 65521) << 16 | 1``.
+    """
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)  # raw deflate: the zlib header and checksum are added here
+    block = deflate.compress(bytes(block_size)) + deflate.flush(zlib.Z_FULL_FLUSH)
+    n = n_blocks * block_size
+    return b"\x78\xda" + block * n_blocks + deflate.flush(zlib.Z_FINISH) + ((n % 65521) << 16 | 1).to_bytes(4, "big")
 
 
 # issue 11.6

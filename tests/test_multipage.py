@@ -19,21 +19,14 @@ import numpy as np
 import pytest
 import tifffile
 
-from hpcacq.cli import main
 from hpcacq.errors import InputError
 from hpcacq.io import read_acquisition
 from hpcacq.results.reader import iter_results, read_manifest
 
+from helpers.cli import hpcacq
 from helpers.realdata import find_realdata
 
 FORMATS = (find_realdata() or Path(__file__).resolve().parents[1].parent / "shared" / "realdata") / "formats"
-
-
-def hpcacq(capsys, *args) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in args])
-    out = capsys.readouterr()
-    return info.value.code, out.out, out.err
 
 
 def _velocity(path) -> dict:

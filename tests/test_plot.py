@@ -10,16 +10,9 @@ import sys
 import numpy as np
 import pytest
 
-from hpcacq.cli import main
+from helpers.cli import hpcacq, run_cli
 
 TAB_BLUE = np.array([31, 119, 180]) / 255  # the cleaned velocity / diameter line colour
-
-
-def hpcacq(capsys, *args) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in args])
-    out = capsys.readouterr()
-    return info.value.code, out.out, out.err
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +29,8 @@ def runs(tmp_path_factory):
     sidecar = {"rois": [{"id": 1, "channel": 1, "dim0_start": 0, "dim0_stop": 1200, "dim1_start": 2, "dim1_stop": 47}]}
     (diameter / "diameter_0000.json").write_text(json.dumps(sidecar))
     for folder, analysis, roi in ((velocity, "velocity", []), (diameter, "diameter", ["--roi", "existing", "--roi-id", "1"])):
-        with pytest.raises(SystemExit) as info:
-            main(["run", str(folder), "-o", str(root / f"{analysis}.h5"), "--analysis", analysis, "--threads", "1",
-                  *roi])
-        assert info.value.code == (1 if analysis == "velocity" else 0)  # broken.tif FAILED
+        code = run_cli("run", folder, "-o", root / f"{analysis}.h5", "--analysis", analysis, "--threads", "1", *roi)
+        assert code == (1 if analysis == "velocity" else 0)  # broken.tif FAILED
     return {"root": root, "velocity": root / "velocity.h5", "diameter": root / "diameter.h5",
             "truth": read_truth(velocity)}
 

@@ -30,11 +30,11 @@ def _env() -> dict:
 
 @pytest.fixture(scope="module")
 def long_files(tmp_path_factory):
-    """6 files that take ~1.5 s each on one thread: a run of several seconds on 2 cores."""
+    """6 files that take ~0.7 s each on one thread: a run of a few seconds, many progress ticks."""
     from hpcacq.synth.corpus import write_corpus
 
     folder = tmp_path_factory.mktemp("progress") / "data"
-    write_corpus(folder, n_files=6, kind="velocity", n_lines=60000, seed=2)
+    write_corpus(folder, n_files=6, kind="velocity", n_lines=30000, seed=2)
     return folder
 
 

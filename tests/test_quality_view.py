@@ -5,18 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hpcacq.cli import main
 from hpcacq.cli.quality_view import doubtful_reason, quality_line
 from hpcacq.synth.flow import make_flow_kymograph
 
+from helpers.cli import hpcacq, run_cli
+
 tifffile = pytest.importorskip("tifffile")
-
-
-def hpcacq(capsys, *args):
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in args])
-    out = capsys.readouterr()
-    return info.value.code, out.out, out.err
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +23,7 @@ def run(tmp_path_factory):
     tifffile.imwrite(data / "good.tif", np.clip(moving, 0, 65535).astype(np.uint16))
     tifffile.imwrite(data / "static.tif", np.clip(static, 0, 65535).astype(np.uint16))
     out = folder / "out.h5"
-    main_args = ["run", data, "-o", out, "--dx-um", "0.5", "--dt-s", "0.001", "--threads", "1"]
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in main_args])
-    assert info.value.code == 0
+    assert run_cli("run", data, "-o", out, "--dx-um", "0.5", "--dt-s", "0.001", "--threads", "1") == 0
     return out
 
 

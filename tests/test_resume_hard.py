@@ -20,30 +20,15 @@ import numpy as np
 import pytest
 
 from hpcacq.bench.records import velocity_record
-from hpcacq.cli import main
 from hpcacq.results import ResultsWriter, iter_results, read_manifest
+
+from helpers.cli import hpcacq
+
+CORPUS = {"n_files": 6, "n_lines": 600, "seed": 11, "folder": "d"}  # the corpus fixture (conftest.py)
 
 FAST = {"fsync": False}
 ROOT = Path(__file__).resolve().parents[1]
 MPIEXEC = shutil.which("mpiexec", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-
-
-def hpcacq(capsys, *args) -> tuple[int, str, str]:
-    """Run ``hpcacq ARGS`` in this process; (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in args])
-    out = capsys.readouterr()
-    return info.value.code, out.out, out.err
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    """Six small synthetic velocity TIFFs with Olympus headers (truth known)."""
-    from hpcacq.synth.corpus import write_corpus
-
-    folder = tmp_path_factory.mktemp("corpus") / "d"
-    write_corpus(folder, n_files=6, kind="velocity", n_lines=600, seed=11)
-    return folder
 
 
 def fresh_copy(corpus, tmp_path):
@@ -289,7 +274,6 @@ def test_resume_with_another_analysis_adds_to_the_file_and_merge_keeps_both(corp
 
 
 # ----------------------------------------------------------------- 11.10 a hard environment
-
 
 
 def cli(*args, env=None, timeout=300, code=None, mpi=None) -> subprocess.CompletedProcess:

@@ -34,9 +34,16 @@ def slurm_cluster(tmp_path_factory):
     cluster.stop()
 
 
-def _job_env(tmp_path: Path) -> dict:
+@pytest.fixture(scope="session")
+def numba_cache(tmp_path_factory) -> Path:
+    """One Numba cache for every job of the session: the first job's ``hpcacq compile`` fills
+    it, later jobs find it filled (as a cluster's shared cache is)."""
+    return tmp_path_factory.mktemp("numba_cache")
+
+
+def _job_env(numba_cache: Path) -> dict:
     path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))
-    return {"PYTHONPATH": path, "NUMBA_CACHE_DIR": str(tmp_path / "numba_cache")}
+    return {"PYTHONPATH": path, "NUMBA_CACHE_DIR": str(numba_cache)}
 
 
 def _corpus(folder: Path, n_files: int, n_lines: int) -> list[str]:
@@ -45,13 +52,13 @@ def _corpus(folder: Path, n_files: int, n_lines: int) -> list[str]:
     return [str(p) for p in write_corpus(folder, n_files=n_files, kind="velocity", n_lines=n_lines, seed=11)]
 
 
-def _submit(cluster, tmp_path: Path, name: str, run_args: list[str]) -> tuple[str, Path]:
+def _submit(cluster, tmp_path: Path, name: str, run_args: list[str], numba_cache: Path) -> tuple[str, Path]:
     log = tmp_path / f"{name}.log"
     script = tmp_path / f"{name}.sbatch"
     script.write_text(render_sbatch(job_name=name, ntasks_per_node=2, cpus_per_task=1, time="00:15:00",
                                     output=str(log), run_args=run_args, signal_seconds=60,
-                                    numba_cache_dir=str(tmp_path / "numba_cache")))
-    return cluster.submit(script, env=_job_env(tmp_path), cwd=tmp_path), log
+                                    numba_cache_dir=str(numba_cache)))
+    return cluster.submit(script, env=_job_env(numba_cache), cwd=tmp_path), log
 
 
 def _columns(path) -> dict:
@@ -60,11 +67,12 @@ def _columns(path) -> dict:
     return {(os.path.basename(m["file"])): r.columns for m, r in iter_results(path)}
 
 
-def test_two_rank_job_matches_local_run(slurm_cluster, tmp_path, weird_tmp_path):
+def test_two_rank_job_matches_local_run(slurm_cluster, numba_cache, tmp_path, weird_tmp_path):
     data = weird_tmp_path / "data"
     _corpus(data, n_files=4, n_lines=1500)
     out = weird_tmp_path / "out.h5"
-    job, log = _submit(slurm_cluster, tmp_path, "two_ranks", [str(data), "-o", str(out), "--threads", "1"])
+    args = [str(data), "-o", str(out), "--threads", "1"]
+    job, log = _submit(slurm_cluster, tmp_path, "two_ranks", args, numba_cache)
     state = slurm_cluster.wait(job, timeout_s=300)
     text = log.read_text(errors="replace")
     assert state["JobState"] == "COMPLETED", f"{state}\n{text}\n{slurm_cluster.logs()}"
@@ -77,7 +85,7 @@ def test_two_rank_job_matches_local_run(slurm_cluster, tmp_path, weird_tmp_path)
     assert read_job_attrs(out)["job"].get("mpi_size") == 2, "the job did not run on 2 MPI ranks"
     local = tmp_path / "local.h5"
     subprocess.run([sys.executable, "-m", "hpcacq", "run", str(data), "-o", str(local)], check=True,
-                   env={**os.environ, **_job_env(tmp_path)}, capture_output=True)
+                   env={**os.environ, **_job_env(numba_cache)}, capture_output=True)
     got, want = _columns(out), _columns(local)
     assert sorted(got) == sorted(want)
     for name in want:
@@ -96,13 +104,13 @@ def _wait_for_ok_lines(log: Path, n: int, timeout_s: float) -> int:
                        + (log.read_text(errors="replace") if log.exists() else "(no log)"))
 
 
-def test_scancel_keeps_finished_files_and_resume_completes(slurm_cluster, tmp_path):
+def test_scancel_keeps_finished_files_and_resume_completes(slurm_cluster, numba_cache, tmp_path):
     data = tmp_path / "slow data"
     n_files = 12
     _corpus(data, n_files=n_files, n_lines=16000)
     out = tmp_path / "out slow.h5"
     args = [str(data), "-o", str(out), "--threads", "1"]
-    job, log = _submit(slurm_cluster, tmp_path, "slow", args)
+    job, log = _submit(slurm_cluster, tmp_path, "slow", args, numba_cache)
     _wait_for_ok_lines(log, 2, timeout_s=240)
     slurm_cluster.run("scancel", job)
     state = slurm_cluster.wait(job, timeout_s=120)
@@ -115,7 +123,7 @@ def test_scancel_keeps_finished_files_and_resume_completes(slurm_cluster, tmp_pa
     ok = [r["file"] for r in read_manifest(out) if r["outcome"] == "OK"]
     assert 2 <= len(ok) < n_files, f"{len(ok)} OK files after scancel\n{text}"
 
-    job2, log2 = _submit(slurm_cluster, tmp_path, "resume", [*args, "--resume"])
+    job2, log2 = _submit(slurm_cluster, tmp_path, "resume", [*args, "--resume"], numba_cache)
     state2 = slurm_cluster.wait(job2, timeout_s=300)
     text2 = log2.read_text(errors="replace")
     assert state2["JobState"] == "COMPLETED", text2
@@ -124,12 +132,13 @@ def test_scancel_keeps_finished_files_and_resume_completes(slurm_cluster, tmp_pa
     assert f"({len(ok)} from an earlier run)" in text2, text2
 
 
-def test_usr1_before_time_limit_stops_cleanly_with_exit_3(slurm_cluster, tmp_path):
+def test_usr1_before_time_limit_stops_cleanly_with_exit_3(slurm_cluster, numba_cache, tmp_path):
     """SLURM's --signal=B:USR1@N reaches only the batch shell: it must forward it to the ranks."""
     data = tmp_path / "data"
     _corpus(data, n_files=8, n_lines=16000)
     out = tmp_path / "out.h5"
-    job, log = _submit(slurm_cluster, tmp_path, "usr1", [str(data), "-o", str(out), "--threads", "1"])
+    args = [str(data), "-o", str(out), "--threads", "1"]
+    job, log = _submit(slurm_cluster, tmp_path, "usr1", args, numba_cache)
     _wait_for_ok_lines(log, 1, timeout_s=240)
     slurm_cluster.run("scancel", "--batch", "--signal=USR1", job)  # what SLURM sends before the time limit
     state = slurm_cluster.wait(job, timeout_s=120)
@@ -144,10 +153,11 @@ def test_usr1_before_time_limit_stops_cleanly_with_exit_3(slurm_cluster, tmp_pat
     assert 1 <= outcomes.count("OK") < 8 and set(outcomes) <= {"OK", "CANCELLED"}, outcomes
 
 
-def test_script_from_run_args_alone_is_accepted_by_sbatch(slurm_cluster, tmp_path):
+def test_script_from_run_args_alone_is_accepted_by_sbatch(slurm_cluster, numba_cache, tmp_path):
     """`hpcacq slurm -- data/ -o out.h5` (no other option): sbatch --test-only accepts it, a node filled."""
     out = subprocess.run([sys.executable, "-m", "hpcacq", "slurm", "--", "data/", "-o", "out.h5"],
-                         capture_output=True, text=True, env={**slurm_cluster.env, **_job_env(tmp_path)}, check=True)
+                         capture_output=True, text=True, env={**slurm_cluster.env, **_job_env(numba_cache)},
+                         check=True)
     assert f"#SBATCH --ntasks-per-node={slurm_cluster.cpus}" in out.stdout  # from sinfo of the cluster
     assert "#SBATCH --job-name=hpcacq-out" in out.stdout
     script = tmp_path / "job.sbatch"

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import InputError
 from .arrays import read_hdf5, read_npy
+from .companions import companion
 from .limits import check_memory, open_regular, resolve_memory_bound
 from .olympus import format_olympus_header, read_olympus_header
 from .sidecar import RoiSpec, read_sidecar
@@ -125,19 +126,8 @@ def _read_tif(path: Path, *, axes, check, hints, cancel=None) -> tuple[np.ndarra
 _READERS: dict[str, Callable[..., tuple[np.ndarray, dict]]] = {".tif": _read_tif, ".tiff": _read_tif, ".npy": read_npy, ".h5": read_hdf5, ".hdf5": read_hdf5}
 
 
-def _beside(path: Path, suffix: str) -> Path | None:
-    """The file ``<stem><suffix>`` next to ``path`` (lower or upper case suffix), if any.
-
-    Anything that is there but not a regular file (a FIFO, a loop) is reported, not opened.
-    """
-    for candidate in (path.with_suffix(suffix), path.with_suffix(suffix.upper())):
-        if os.path.lexists(candidate):
-            return candidate
-    return None
-
-
 def _olympus_header(path: Path):
-    txt = _beside(path, ".txt")
+    txt = companion(path, ".txt")
     return (txt, None) if txt is None else (txt, read_olympus_header(txt))
 
 
@@ -235,7 +225,7 @@ def read_acquisition(path: str | os.PathLike, *, transpose: bool = False, axes: 
     bound = resolve_memory_bound(max_memory)
     open_regular(path).close()  # a clear message for FIFOs, loops, dangling links, empty files
     txt, olympus = _olympus_header(path) if suffix in (".tif", ".tiff", ".npy") else (None, None)
-    json_path = _beside(path, ".json")
+    json_path = companion(path, ".json")
     sidecar = read_sidecar(json_path) if json_path is not None else None
     check = _make_check(str(path), transpose=bool(transpose), bound=bound,
                         working_per_pixel=float(working_bytes_per_pixel))

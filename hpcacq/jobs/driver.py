@@ -18,13 +18,10 @@ import dataclasses
 import gc
 import json
 import sys
-import tempfile
 import threading
 import time
-from array import array
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
-from itertools import islice
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import HpcacqError
@@ -32,9 +29,10 @@ from .batch import FileJob, FilePool
 from .cancel import CancelSource
 from .config import EXIT_USAGE, JobConfig, JobSummary, summarize
 from .local_link import LocalLink
+from .plan import Todo, plan_todo
 from .progress import RELAY_EVERY_S, BoardRelay, FileBoard, JobProgress
 from .resources import cores_per_rank, launched_under_mpi, mpi_world_rank, plan_threads
-from .resume import StampedJob, already_done, canonical_path, job_options
+from .resume import StampedJob
 from .strategies import WHOLE_IMAGE_ROI_ID
 
 __all__ = ["run_job", "execute_job", "file_outcome", "main"]
@@ -166,29 +164,12 @@ class _RankPool:
         self.collector.close()
 
 
-class _Todo:
-    """Files not handed out yet, as (index, path), read lazily: constant memory at any length."""
-
-    def __init__(self, items: Iterable[tuple[int, str]], count: int):
-        self._items, self._left = iter(items), int(count)
-
-    def __len__(self) -> int:
-        return self._left
-
-    def take(self, n: int) -> list[tuple[int, str]]:
-        """The next ``n`` files (fewer at the end)."""
-        wanted = max(0, min(n, self._left))
-        out = list(islice(self._items, wanted))
-        self._left = self._left - len(out) if len(out) == wanted else 0  # the list ended early
-        return out
-
-
-def _grant(queue: _Todo, want: int, size: int) -> list[tuple[int, str]]:
+def _grant(queue: Todo, want: int, size: int) -> list[tuple[int, str]]:
     """Take up to ``want`` files, fewer near the end so every rank gets a share."""
     return queue.take(min(want, max(1, -(-len(queue) // max(1, size)))))
 
 
-def _handle_workers(link: Any, queue: _Todo, tally: _Tally, source: CancelSource, finished: set) -> bool:
+def _handle_workers(link: Any, queue: Todo, tally: _Tally, source: CancelSource, finished: set) -> bool:
     """Rank 0: take in every waiting worker message; True if there was any."""
     messages = link.poll_up()
     for src, (records, want, reason, done) in messages:
@@ -207,7 +188,7 @@ def _handle_workers(link: Any, queue: _Todo, tally: _Tally, source: CancelSource
     return bool(messages)
 
 
-def _coordinate(link: Any, queue: _Todo, local: _RankPool, tally: _Tally, source: CancelSource,
+def _coordinate(link: Any, queue: Todo, local: _RankPool, tally: _Tally, source: CancelSource,
                 log: Log) -> None:
     """Rank 0 (or the only process): hand out files, run its own share, write everything."""
     finished: set[int] = set()
@@ -305,66 +286,6 @@ def _open_writer(config: JobConfig, writer_factory: Callable | None, size: int) 
     return writer_factory(config.output, mode=mode, job_attrs={**config.job_attrs(), "mpi_size": size})
 
 
-def _plan_todo(config: JobConfig, writer: Any, log: Log) -> tuple[_Todo, int]:
-    """Files to run now (index, path) and the number skipped as already done (resume).
-
-    Nothing per file stays in memory: the inputs are read lazily and, on resume, the
-    indices of the files still to run go to a temporary file (8 bytes each).
-    """
-    inputs = config.inputs
-    if not config.resume:
-        return _Todo(_canonical(enumerate(inputs)), len(inputs)), 0
-    from ..results.records import path_text  # the manifest's text of a path (undecodable bytes escaped)
-
-    done = writer.done_fingerprints()
-    strategy = config.strategy()
-    reference, options = strategy.reference_params(), job_options(strategy)
-    spool = tempfile.TemporaryFile()
-    block, n_keep = array("q"), 0
-    try:
-        for index, path in _canonical(enumerate(inputs)):
-            if not already_done(done.get(path_text(path)), path, config, reference, options=options):
-                block.append(index)
-                n_keep += 1
-                if len(block) == 4096:
-                    block.tofile(spool)
-                    del block[:]
-        block.tofile(spool)
-    except BaseException:
-        spool.close()
-        raise
-    finally:
-        getattr(done, "close", lambda: None)()
-    n_skipped = len(inputs) - n_keep
-    log(f"resume: {n_skipped} of {len(inputs)} files already done")
-    return _Todo(_canonical(_spooled(spool, inputs)), n_keep), n_skipped
-
-
-def _canonical(items: Iterable[tuple[int, str]]) -> Iterator[tuple[int, str]]:
-    """(index, canonical path): one spelling of each input everywhere (see jobs/resume.py)."""
-    return ((index, canonical_path(path)) for index, path in items)
-
-
-def _spooled(spool: Any, inputs: Iterable[str]) -> Iterator[tuple[int, str]]:
-    """(index, path) of the inputs whose indices (ascending int64) are in the ``spool`` file."""
-    def indices() -> Iterator[int]:
-        spool.seek(0)
-        while data := spool.read(8 * 4096):
-            block = array("q")
-            block.frombytes(data)
-            yield from block
-
-    with spool:
-        wanted = indices()
-        next_index = next(wanted, None)
-        for index, path in enumerate(inputs):
-            if next_index is None:
-                return
-            if index == next_index:
-                yield index, path
-                next_index = next(wanted, None)
-
-
 def _make_job(config: JobConfig, event: threading.Event, *, cores: int, n_files: int, rank: int,
               host: str | None, job_factory: Callable | None) -> tuple[FileJob, int]:
     slots, threads = plan_threads(cores, threads_per_file=config.threads, n_files=n_files)
@@ -390,7 +311,7 @@ def _run_root(config: JobConfig, link: Any, source: CancelSource, log: Log, on_f
         for note in getattr(writer, "notes", None) or []:  # what resume salvaged of a damaged output
             log(f"resume: {note}")
         try:
-            todo, n_resumed = _plan_todo(config, writer, log)
+            todo, n_resumed = plan_todo(config, writer, log)
         except BaseException:
             writer.close()
             raise

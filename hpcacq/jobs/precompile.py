@@ -14,35 +14,35 @@ source path is part of the cache folder name, so every node must see the package
 same path (a shared installation). ``NUMBA_CACHE_DIR`` must be set before numba is
 imported: :func:`precompile` refuses a ``cache_dir`` that differs from the one numba
 already uses in this process.
+
+The cache itself (its folder, the compiled kernels, what a process compiled or loaded) is
+:mod:`hpcacq.kernels.cache`; this module holds what needs the analyses registry: the
+warm-up workload of each analysis, and running it.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
-import pkgutil
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..analyses.options import Units
 from ..errors import ParameterError
+from ..kernels.cache import (
+    KernelEntry,
+    cache_folder,
+    cache_stats,
+    count_index_files,
+    current_cache_dir,
+    kernel_dispatchers,
+    kernel_entries,
+)
 
-__all__ = ["KernelEntry", "PrecompileReport", "precompile", "warm_up", "kernel_dispatchers", "cache_stats",
-           "current_cache_dir", "workload"]
+__all__ = ["PrecompileReport", "precompile", "warm_up", "analysis_modules", "workload"]
 
 #: dtypes of the blocks given to the analyses (what the readers return for microscope files).
 DTYPES = ("uint8", "uint16", "float32", "float64")
-
-
-@dataclass
-class KernelEntry:
-    """One compiled kernel: ``module.function``, its signatures and what this process did."""
-
-    name: str
-    signatures: list[str]
-    compiled: int  # signatures compiled in this process (cache misses)
-    loaded: int  # signatures loaded from the cache (cache hits)
 
 
 @dataclass
@@ -95,40 +95,11 @@ def workload(analyses: tuple[str, ...] | None = None) -> tuple[tuple[str, dict],
                  for options in ANALYSES[name].warmup)
 
 
-def current_cache_dir() -> str:
-    """The folder numba caches into in this process ('' = ``__pycache__`` beside the sources)."""
-    import numba
-
-    return str(numba.config.CACHE_DIR or "")
-
-
-def kernel_dispatchers() -> dict[str, object]:
-    """``"module.function"`` -> numba dispatcher of ``hpcacq.kernels`` and of the registered analysis modules."""
-    from numba.core.registry import CPUDispatcher
-
-    from .. import kernels
+def analysis_modules() -> tuple[str, ...]:
+    """The registered analysis modules: their own kernels (beside ``hpcacq.kernels``) are warmed up too."""
     from ..analyses.registry import REGISTRY
 
-    modules = [f"{kernels.__name__}.{info.name}" for info in pkgutil.iter_modules(kernels.__path__)
-               if not info.name.startswith("_")]
-    modules += [entry.module for entry in REGISTRY.values()]
-    found = {}
-    for module_name in modules:
-        module = importlib.import_module(module_name)
-        info_name = module_name.rsplit(".", 1)[1]
-        for attr, value in vars(module).items():
-            if isinstance(value, CPUDispatcher) and getattr(value, "__module__", "") == module.__name__:
-                found[f"{info_name}.{attr}"] = value
-    return dict(sorted(found.items()))
-
-
-def cache_stats() -> dict[str, tuple[int, int]]:
-    """``"module.function"`` -> (signatures compiled, signatures loaded from cache) in this process."""
-    out = {}
-    for name, dispatcher in kernel_dispatchers().items():
-        stats = dispatcher.stats
-        out[name] = (sum(stats.cache_misses.values()), sum(stats.cache_hits.values()))
-    return out
+    return tuple(entry.module for entry in REGISTRY.values())
 
 
 #: The units of the synthetic blocks of :func:`_blocks` (0.3 um per pixel, 1 ms per line).
@@ -148,12 +119,6 @@ def _blocks():
     return {dtype: {"streaks": np.clip(velocity, 0, 255 if dtype == "uint8" else 65535).astype(dtype),
                     "vessel": np.clip(vessel, 0, 255 if dtype == "uint8" else 65535).astype(dtype)}
             for dtype in DTYPES}
-
-
-def _index_files(cache_dir: str) -> int:
-    if not cache_dir or not os.path.isdir(cache_dir):
-        return 0
-    return sum(name.endswith(".nbi") for _, _, names in os.walk(cache_dir) for name in names)
 
 
 def precompile(cache_dir: str | os.PathLike | None = None, *,
@@ -185,13 +150,13 @@ def precompile(cache_dir: str | os.PathLike | None = None, *,
     wanted = names if analyses is None else set(analyses)
     if not wanted or wanted - names:
         raise ParameterError(f"analyses={sorted(wanted)!r}: choose among {sorted(names)}")
-    kernels = kernel_dispatchers()
+    kernels = kernel_dispatchers(analysis_modules())
     import_s = time.perf_counter() - start
     used = current_cache_dir()
     if cache_dir is not None and os.path.abspath(os.fspath(cache_dir)) != os.path.abspath(used or "."):
         raise ParameterError(f"numba already caches into {used or '__pycache__'!r} in this process; set "
                              f"NUMBA_CACHE_DIR={os.fspath(cache_dir)} before importing numba (or use hpcacq compile)")
-    before = cache_stats()
+    before = cache_stats(kernels)
     start = time.perf_counter()
     for blocks in _blocks().values():
         for name, options in workload(tuple(n for n in ANALYSIS_NAMES if n in wanted)):
@@ -199,17 +164,10 @@ def precompile(cache_dir: str | os.PathLike | None = None, *,
             spec.run(blocks[spec.entry.warmup_block], build_options(name, options), WARMUP_UNITS, row_offset=0,
                      threads=1, cancel=None, progress=None)
     seconds = time.perf_counter() - start
-    after = cache_stats()
-    entries = []
-    for name, dispatcher in kernels.items():
-        compiled = after[name][0] - before[name][0]
-        loaded = after[name][1] - before[name][1]
-        signatures = [", ".join(str(t) for t in sig) for sig in dispatcher.signatures]
-        if signatures:
-            entries.append(KernelEntry(name, signatures, compiled, loaded))
-    cache = used or os.path.dirname(importlib.import_module("hpcacq.kernels").__file__) + os.sep + "__pycache__"
+    entries = kernel_entries(kernels, before, cache_stats(kernels))
+    cache = cache_folder()
     return PrecompileReport(cache_dir=cache, seconds=seconds, import_s=import_s, kernels=entries,
-                            index_files=_index_files(used or os.path.dirname(os.path.dirname(cache))))
+                            index_files=count_index_files(used or os.path.dirname(os.path.dirname(cache))))
 
 
 def warm_up(analysis: str, options: Any = None) -> bool:

@@ -24,13 +24,12 @@ import json
 import os
 from typing import Any
 
+from ..io.companions import companion_paths
 from ..results.layout import to_json
 
-__all__ = ["canonical_path", "companion_paths", "input_fingerprint", "job_options", "StampedJob", "stamp",
-           "already_done", "same_content", "COMPANION_SUFFIXES"]
+__all__ = ["canonical_path", "input_fingerprint", "job_options", "StampedJob", "stamp", "already_done",
+           "same_content"]
 
-#: Files beside an image that the readers take units or ROIs from (hpcacq.io.readers._beside).
-COMPANION_SUFFIXES = (".txt", ".TXT", ".json", ".JSON")
 _HASH_BLOCK = 1 << 20
 
 
@@ -50,12 +49,6 @@ def canonical_path(path: str) -> str:
 def _real_folder(folder: str) -> str:
     """``os.path.realpath`` of a folder, cached: a job's files come folder by folder."""
     return os.path.realpath(folder)
-
-
-def companion_paths(path: str) -> list[str]:
-    """The files beside ``path`` that can give its units or ROIs, whether they exist or not."""
-    stem = os.path.splitext(path)[0]
-    return [stem + suffix for suffix in COMPANION_SUFFIXES if stem + suffix != path]
 
 
 def _sha256(path: str) -> str:

@@ -1,7 +1,8 @@
 """Per-line vessel diameter kernels: row binning, sub-pixel half-maximum edges, profile fit.
 
-The kernels live in :mod:`.diameter_profile` (binning, percentiles, half maximum) and
-:mod:`.diameter_fit` (profile fit); this module holds the line loops and the public wrappers.
+The kernels live in :mod:`.diameter_profile` (binning, percentiles, half maximum),
+:mod:`.diameter_fit` (profile fit) and :mod:`.diameter_lines` (the loops over analysed
+lines with a stride); this module holds the default half-maximum loop and the public wrappers.
 
 An image is ``(n_lines, n_pixels)``: axis 0 is time (one row per line scan), axis 1 is
 space across the vessel. Positions are in pixels, pixel ``j`` centred at ``x = j`` (its
@@ -32,11 +33,9 @@ import numpy as np
 from numba import njit
 
 from ._jit import JIT_OPTIONS
-from .diameter_fit import _fit_lines
 from .diameter_lines import analysed_lines, fit_lines, gradient_lines, threshold_lines
 from .diameter_profile import (
     _ANCHOR,
-    _SMALL,
     FIT_NOT_CONVERGED,
     FIT_POOR,
     FLAG_BITS,
@@ -51,6 +50,7 @@ from .diameter_profile import (
     _low5_max,
     _next_profile,
     _order_index,
+    _percentile_scratch,
     _two_percentiles,
 )
 
@@ -100,7 +100,7 @@ def _halfmax_lines(img, start, stop, h, median, flip, q_lo, q_hi, left, right, f
     cols = np.empty((n_pix, _LANES))
     low = np.empty((5, _LANES))
     high = np.empty((5, _LANES))
-    scratch = np.empty(max(n_pix, 2 * _SMALL))
+    scratch = _percentile_scratch(n_pix)
     k_lo, g_lo = _order_index(q_lo, n_pix)
     k_hi, g_hi = _order_index(q_hi, n_pix)
     t = n_pix - 1 - k_hi  # rank of order statistic k_hi counted from the largest
@@ -300,12 +300,8 @@ def fit_edges(image, *, window_rows=5, binning="mean", polarity="bright",
     stride = _stride(stride)
     n = analysed_lines(start, stop, stride)[1]
     left, right, r2, flags = np.empty(n), np.empty(n), np.empty(n), np.empty(n, np.int32)
-    if stride == 1:
-        _fit_lines(img, start, stop, h, median, flip, q_lo, q_hi, int(max_iter), float(min_r2),
-                   left, right, r2, flags)
-    else:
-        fit_lines(img, start, stop, stride, h, median, flip, q_lo, q_hi, int(max_iter), float(min_r2),
-                  left, right, r2, flags)
+    fit_lines(img, start, stop, stride, h, median, flip, q_lo, q_hi, int(max_iter), float(min_r2),
+              left, right, r2, flags)
     return left, right, r2, flags
 
 

@@ -13,13 +13,11 @@ from numba import njit
 
 from ._jit import JIT_OPTIONS
 from .diameter_profile import (
-    _SMALL,
     FIT_NOT_CONVERGED,
     FIT_POOR,
     LEFT_EDGE_MISSING,
     RIGHT_EDGE_MISSING,
     _halfmax_profile,
-    _next_profile,
 )
 
 _SQRT2 = math.sqrt(2.0)
@@ -158,21 +156,3 @@ def _fit_profile(prof, scratch, q_lo, q_hi, max_iter, min_r2, p, ws_mat, ws_vec)
     if not r2 >= min_r2:
         flags |= FIT_POOR
     return left, right, r2, flags
-
-
-@njit(**JIT_OPTIONS)
-def _fit_lines(img, start, stop, h, median, flip, q_lo, q_hi, max_iter, min_r2,
-               left, right, r2, flags):
-    n_pix = img.shape[1]
-    acc = np.empty(n_pix)
-    buf = np.empty(2 * h + 1)
-    prof = np.empty(n_pix)
-    scratch = np.empty(max(n_pix, 2 * _SMALL))
-    p = np.empty(_N_PARAMS)
-    ws_mat = np.zeros((3, _N_PARAMS, _N_PARAMS))
-    ws_vec = np.zeros((4, _N_PARAMS))
-    for i in range(start, stop):
-        _next_profile(img, i, start, h, median, flip, acc, buf, prof)
-        k = i - start
-        left[k], right[k], r2[k], flags[k] = _fit_profile(
-            prof, scratch, q_lo, q_hi, max_iter, min_r2, p, ws_mat, ws_vec)

@@ -1,4 +1,4 @@
-"""Per-line diameter loops for the options beyond the default path: stride, absolute threshold, gradient edges.
+"""Per-line diameter loops over the analysed lines (a stride): thresholds, profile fit, gradient edges.
 
 An image is ``(n_lines, n_pixels)``: axis 0 is time, axis 1 is space across the vessel;
 pixel ``j`` is centred at ``x = j``. The analysed lines are the absolute line indices
@@ -31,13 +31,15 @@ from ._jit import JIT_OPTIONS
 from .diameter_fit import _N_PARAMS, _fit_profile
 from .diameter_profile import (
     _ANCHOR,
-    _SMALL,
     LEFT_EDGE_MISSING,
     NO_CONTRAST,
     RIGHT_EDGE_MISSING,
     WEAK_EDGE,
+    _crossings,
     _edges_at,
     _next_profile,
+    _percentile_scratch,
+    _profile_buffers,
     _roll_sum,
     _two_percentiles,
 )
@@ -55,16 +57,22 @@ def analysed_lines(start, stop, stride):
 
 
 @njit(**JIT_OPTIONS)
-def _profile_at(img, i, prev, h, median, flip, acc, buf, prof):
-    """Binned profile of line ``i`` into ``prof``; ``prev`` is the line ``acc`` holds (-1: none)."""
+def _profile_of(img, first, k, stride, h, median, flip, acc, buf, prof):
+    """Binned profile of analysed line ``k`` (line ``first + k * stride``) into ``prof``.
+
+    ``acc`` holds the running sum of analysed line ``k - 1`` (none when ``k == 0``); the mean
+    re-anchors where an anchor line lies in between, else rolls over the skipped lines.
+    """
+    i = first + k * stride
+    prev = i - stride if k > 0 else -1
     if median:
         _next_profile(img, i, i, h, True, flip, acc, buf, prof)
         return
     if prev < 0 or (i // _ANCHOR) * _ANCHOR > prev:
         _next_profile(img, i, i, h, False, flip, acc, buf, prof)  # anchors, then rolls up to i
         return
-    for k in range(prev + 1, i):  # no anchor in (prev, i]: roll over the skipped lines
-        _roll_sum(img, k, h, acc)
+    for j in range(prev + 1, i):  # no anchor in (prev, i]: roll over the skipped lines
+        _roll_sum(img, j, h, acc)
     _next_profile(img, i, -1, h, False, flip, acc, buf, prof)
 
 
@@ -77,37 +85,17 @@ def _edges_threshold(prof, thr):
         j0 += 1
     if j0 == n:  # no pixel reaches the threshold: no lumen
         return np.nan, np.nan, LEFT_EDGE_MISSING | RIGHT_EDGE_MISSING
-    j1 = n - 1
-    while prof[j1] < thr:
-        j1 -= 1
-    left = np.nan
-    right = np.nan
-    flags = 0
-    if j0 == 0:
-        flags |= LEFT_EDGE_MISSING
-    else:
-        left = (j0 - 1) + (thr - prof[j0 - 1]) / (prof[j0] - prof[j0 - 1])
-    if j1 == n - 1:
-        flags |= RIGHT_EDGE_MISSING
-    else:
-        right = j1 + (prof[j1] - thr) / (prof[j1] - prof[j1 + 1])
-    return left, right, flags
+    return _crossings(prof, thr, j0)
 
 
 @njit(**JIT_OPTIONS)
 def threshold_lines(img, start, stop, stride, h, median, flip, absolute, thr, q_lo, q_hi, left, right, flags):
     """Threshold edges of the analysed lines: half maximum (percentiles) or the absolute ``thr``."""
-    n_pix = img.shape[1]
-    acc = np.empty(n_pix)
-    buf = np.empty(2 * h + 1)
-    prof = np.empty(n_pix)
-    scratch = np.empty(max(n_pix, 2 * _SMALL))
+    acc, buf, prof = _profile_buffers(img.shape[1], h)
+    scratch = _percentile_scratch(img.shape[1])
     first, count = analysed_lines(start, stop, stride)
-    prev = -1
     for k in range(count):
-        i = first + k * stride
-        _profile_at(img, i, prev, h, median, flip, acc, buf, prof)
-        prev = i
+        _profile_of(img, first, k, stride, h, median, flip, acc, buf, prof)
         if absolute:
             left[k], right[k], flags[k] = _edges_threshold(prof, thr)
         else:
@@ -118,20 +106,14 @@ def threshold_lines(img, start, stop, stride, h, median, flip, absolute, thr, q_
 @njit(**JIT_OPTIONS)
 def fit_lines(img, start, stop, stride, h, median, flip, q_lo, q_hi, max_iter, min_r2, left, right, r2, flags):
     """Top-hat * Gaussian fit (see :mod:`.diameter_fit`) of the analysed lines."""
-    n_pix = img.shape[1]
-    acc = np.empty(n_pix)
-    buf = np.empty(2 * h + 1)
-    prof = np.empty(n_pix)
-    scratch = np.empty(max(n_pix, 2 * _SMALL))
+    acc, buf, prof = _profile_buffers(img.shape[1], h)
+    scratch = _percentile_scratch(img.shape[1])
     p = np.empty(_N_PARAMS)
     ws_mat = np.zeros((3, _N_PARAMS, _N_PARAMS))
     ws_vec = np.zeros((4, _N_PARAMS))
     first, count = analysed_lines(start, stop, stride)
-    prev = -1
     for k in range(count):
-        i = first + k * stride
-        _profile_at(img, i, prev, h, median, flip, acc, buf, prof)
-        prev = i
+        _profile_of(img, first, k, stride, h, median, flip, acc, buf, prof)
         left[k], right[k], r2[k], flags[k] = _fit_profile(prof, scratch, q_lo, q_hi, max_iter, min_r2,
                                                           p, ws_mat, ws_vec)
 
@@ -241,17 +223,11 @@ def _gradient_profile(prof, weights, min_strength, smooth, deriv):
 def gradient_lines(img, start, stop, stride, h, median, flip, weights, min_strength,
                    left, right, s_left, s_right, flags):
     """Gradient edges of the analysed lines (see :func:`_gradient_profile`)."""
-    n_pix = img.shape[1]
-    acc = np.empty(n_pix)
-    buf = np.empty(2 * h + 1)
-    prof = np.empty(n_pix)
-    smooth = np.empty(n_pix)
-    deriv = np.empty(n_pix)
+    acc, buf, prof = _profile_buffers(img.shape[1], h)
+    smooth = np.empty(img.shape[1])
+    deriv = np.empty(img.shape[1])
     first, count = analysed_lines(start, stop, stride)
-    prev = -1
     for k in range(count):
-        i = first + k * stride
-        _profile_at(img, i, prev, h, median, flip, acc, buf, prof)
-        prev = i
+        _profile_of(img, first, k, stride, h, median, flip, acc, buf, prof)
         left[k], right[k], s_left[k], s_right[k], flags[k] = _gradient_profile(prof, weights, min_strength,
                                                                                smooth, deriv)

@@ -95,6 +95,18 @@ def _median_profile(img, i, h, buf, prof):
 
 
 @njit(**JIT_OPTIONS)
+def _profile_buffers(n_pix, h):
+    """Work arrays of the binning loops: (acc, buf, prof) for :func:`_next_profile`."""
+    return np.empty(n_pix), np.empty(2 * h + 1), np.empty(n_pix)
+
+
+@njit(**JIT_OPTIONS)
+def _percentile_scratch(n_pix):
+    """Work array of :func:`_two_percentiles` for profiles of ``n_pix`` pixels."""
+    return np.empty(max(n_pix, 2 * _SMALL))
+
+
+@njit(**JIT_OPTIONS)
 def _next_profile(img, i, start, h, median, flip, acc, buf, prof):
     """Binned (and, if flip, negated) profile of line i into prof; acc carries the running sum."""
     n_lines, n_pix = img.shape
@@ -274,19 +286,30 @@ def _two_percentiles(a, q_lo, q_hi, scratch):
 @njit(**JIT_OPTIONS)
 def _edges_at(prof, base, peak):
     """Sub-pixel half-maximum edges of a profile with this baseline and peak: (left, right, flags)."""
-    n = prof.shape[0]
     thr = base + 0.5 * (peak - base)
-    flags = 0
     if not peak > base:
         return np.nan, np.nan, NO_CONTRAST | LEFT_EDGE_MISSING | RIGHT_EDGE_MISSING
     j0 = 0
     while prof[j0] < thr:  # terminates: the peak percentile is >= thr, so some pixel is
         j0 += 1
+    return _crossings(prof, thr, j0)
+
+
+@njit(**JIT_OPTIONS)
+def _crossings(prof, thr, j0):
+    """Sub-pixel edges where ``prof`` crosses ``thr``, ``j0`` its first pixel >= thr: (left, right, flags).
+
+    The left edge interpolates linearly between pixels ``j0 - 1`` and ``j0``, the right edge
+    between the last pixel >= thr and the next; an edge with no crossing inside the line
+    (the profile is >= thr at that end pixel) is NaN and flagged missing.
+    """
+    n = prof.shape[0]
     j1 = n - 1
-    while prof[j1] < thr:
+    while prof[j1] < thr:  # terminates at j0 at the latest
         j1 -= 1
     left = np.nan
     right = np.nan
+    flags = 0
     if j0 == 0:
         flags |= LEFT_EDGE_MISSING
     else:

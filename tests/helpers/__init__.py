@@ -6,6 +6,8 @@
   engine and the drivers alone (the ``fakes`` fixture of ``tests/conftest.py`` installs it).
 - :mod:`helpers.jobs`: launching the driver (one process or MPI ranks) and reading a job's
   output back.
+- :mod:`helpers.cli`: ``hpcacq`` run in the test's process (exit code and output); the
+  ``corpus`` fixture of ``tests/conftest.py`` gives the synthetic files to run it on.
 - :mod:`helpers.slurm_cluster`: a real local SLURM (slurmctld + slurmd) for the SLURM tests.
 
 The tests folder is on ``sys.path`` under pytest (``tests/conftest.py`` lives there and
