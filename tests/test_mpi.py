@@ -148,6 +148,50 @@ def test_files_are_dispatched_dynamically_not_round_robin(fakes, tmp_path):
     assert n_on_slow_rank <= 2, rows
 
 
+END_OF_JOB = """
+import time
+from mpi4py import MPI
+from hpcacq.jobs.mpi_comm import Link
+from hpcacq.jobs.progress import BoardRelay, FileBoard, JobProgress
+
+link = Link()
+if link.rank == 1:
+    board = FileBoard(1)
+    relay = BoardRelay(board, link, every_s=60.0)
+    board.callback(0, "a.tif")
+    relay.tick()
+    board.finish(0)
+    relay.tick()  # held back by every_s: the old code sent it later, maybe after rank 0's last look
+    time.sleep(0.3)
+    link.send_up([], 0, None, True, relay.close())
+    assert link.wait_down() == ("summary", None)
+else:
+    progress = JobProgress(None, n_total=1, board=FileBoard(0), counts=lambda: (1, 0), link=link)
+    messages = []
+    while not messages:
+        messages = link.poll_up()
+        time.sleep(0.01)
+    ((source, (_, _, _, finished, sent)),) = messages
+    progress.close({source: sent})
+    assert finished and sent == 2 and progress.snapshot().running == []
+    assert not link.comm.iprobe(source=MPI.ANY_SOURCE, tag=MPI.ANY_TAG)
+    link.send_down(1, "summary")
+print("ended", link.rank, flush=True)
+"""
+
+
+def test_every_progress_message_is_received_before_finalize():
+    # A message left unreceived makes MPICH's MPI_Finalize fail on rank 0, which then exits
+    # without finalizing: mpiexec kills the other ranks (exit code 9) although the job ended.
+    if MPIEXEC is None:
+        pytest.skip("mpiexec not found (pip install mpich)")
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    done = subprocess.run([MPIEXEC, "-n", "2", sys.executable, "-m", "mpi4py", "-c", END_OF_JOB], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sorted(done.stdout.split("\n")) == ["", "ended 0", "ended 1"]
+
+
 def test_cli_under_mpiexec_without_mpi4py_runner(tmp_path):
     pytest.importorskip("hpcacq.cli")
     paths = streak_files(tmp_path, 3)

@@ -187,3 +187,19 @@ def test_progress_of_other_ranks_reaches_rank_0(long_files, tmp_path):
     assert out.returncode == 0, out.stderr
     assert re.search(r"velocity_000\d\.tif \d+% on rank 1", out.stdout), out.stdout
     assert out.stdout.count("progress:") >= 1 and "6 files: 6 OK" in out.stdout
+
+
+def test_relay_close_sends_the_held_back_change_at_once_then_nothing():
+    link, worker = FakeLink(), FileBoard(rank=1)
+    relay = BoardRelay(worker, link, every_s=60.0)
+    relay.tick()  # nothing ran yet: nothing to tell
+    worker.callback(5, "w.tif")
+    relay.tick()
+    worker.finish(5)
+    relay.tick()  # held back by every_s
+    assert [running for _, running in link.waiting] == [[("w.tif", 0, 0, pytest.approx(0.0, abs=1.0))]]
+    assert relay.close() == 2  # the finished board goes now, counted: rank 0 receives both
+    assert link.waiting[-1] == (1, [])
+    worker.callback(6, "x.tif")
+    relay.tick()
+    assert relay.close() == 2 and len(link.waiting) == 2  # closed: never sends again

@@ -169,10 +169,13 @@ def _grant(queue: Todo, want: int, size: int) -> list[tuple[int, str]]:
     return queue.take(min(want, max(1, -(-len(queue) // max(1, size)))))
 
 
-def _handle_workers(link: Any, queue: Todo, tally: _Tally, source: CancelSource, finished: set) -> bool:
-    """Rank 0: take in every waiting worker message; True if there was any."""
+def _handle_workers(link: Any, queue: Todo, tally: _Tally, source: CancelSource, finished: dict[int, int]) -> bool:
+    """Rank 0: take in every waiting worker message; True if there was any.
+
+    ``finished`` gets each finished worker's rank -> the progress messages it sent.
+    """
     messages = link.poll_up()
-    for src, (records, want, reason, done) in messages:
+    for src, (records, want, reason, done, progress_sent) in messages:
         for record in records:
             tally.add(record)
         if reason and not source.event.is_set():
@@ -184,14 +187,17 @@ def _handle_workers(link: Any, queue: Todo, tally: _Tally, source: CancelSource,
             else:
                 link.send_down(src, "stop")
         if done:
-            finished.add(src)
+            finished[src] = progress_sent
     return bool(messages)
 
 
 def _coordinate(link: Any, queue: Todo, local: _RankPool, tally: _Tally, source: CancelSource,
-                log: Log) -> None:
-    """Rank 0 (or the only process): hand out files, run its own share, write everything."""
-    finished: set[int] = set()
+                log: Log, finished: dict[int, int]) -> None:
+    """Rank 0 (or the only process): hand out files, run its own share, write everything.
+
+    Returns once every worker has finished; ``finished``: worker rank -> the progress
+    messages it sent (all received by ``JobProgress.close`` before the job ends).
+    """
     n_workers = len(link.workers)
     told_workers = False
     backoff = link.backoff()
@@ -237,8 +243,12 @@ class _Appetite:
         return self.slots * (1 + PREFETCH_PER_SLOT)
 
 
-def _serve(link: Any, local: _RankPool, source: CancelSource) -> JobSummary:
-    """A worker rank: ask for files, run them, send records back, relay cancellation."""
+def _serve(link: Any, local: _RankPool, source: CancelSource, relay: BoardRelay) -> JobSummary:
+    """A worker rank: ask for files, run them, send records back, relay cancellation.
+
+    Its last message is the ``finished`` one, after the relay's last progress message
+    (``relay.close()``: nothing is sent after it, so rank 0 can receive everything).
+    """
     appetite = _Appetite(local.pool.slots)
     outstanding = no_more = told_cancel = finished = False
     backoff = link.backoff()
@@ -265,7 +275,7 @@ def _serve(link: Any, local: _RankPool, source: CancelSource) -> JobSummary:
         want = deficit if (not no_more and not outstanding and (deficit * 2 >= want_total or local.idle)) else 0
         done = no_more and not outstanding and local.idle and not finished
         if records or want or reason or done:
-            link.send_up(records, want, reason, done)
+            link.send_up(records, want, reason, done, relay.close() if done else 0)
             outstanding, finished, active = outstanding or want > 0, finished or done, True
         if active:
             backoff.reset()
@@ -329,12 +339,13 @@ def _run_root(config: JobConfig, link: Any, source: CancelSource, log: Log, on_f
     progress = JobProgress(on_progress, n_total=len(todo), board=board, counts=lambda: (tally.n_done, tally.n_lines),
                            link=link, every_s=every_s)
     local = _RankPool(job, slots, board=board, ticker=progress.tick)
+    progress_sent: dict[int, int] = {}  # finished worker rank -> the progress messages it sent
     try:
-        _coordinate(link, todo, local, tally, source, log)
+        _coordinate(link, todo, local, tally, source, log, progress_sent)
     finally:
         local.close()
         output_error = _close_writer(writer, tally.output_error)
-        progress.close()  # the workers' last progress messages: none stays unreceived
+        progress.close(progress_sent)  # every progress message of the workers: none stays unreceived
     if output_error is not None and tally.output_error is None:
         log(f"output error: {output_error}")
     for outcome, n in (getattr(writer, "dropped", None) or {}).items():  # not stored after all: rerun by resume
@@ -376,7 +387,7 @@ def _run_worker(config: JobConfig, link: Any, source: CancelSource, job_factory)
     relay = BoardRelay(board, link, every_s=max(RELAY_EVERY_S, link.size / 200))  # rank 0: <= ~200 messages/s
     local = _RankPool(job, slots, board=board, ticker=relay.tick)
     try:
-        return _serve(link, local, source)
+        return _serve(link, local, source, relay)
     finally:
         local.close()
 

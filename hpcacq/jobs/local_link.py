@@ -44,6 +44,10 @@ class LocalLink:
         """No workers' progress, ever."""
         return []
 
+    def drain_progress(self, sent: Any) -> list[tuple[int, list]]:
+        """No workers' progress to wait for."""
+        return []
+
     def tell_workers(self, kind: str, payload: Any = None) -> None:
         """Nobody to tell."""
 

@@ -2,14 +2,23 @@
 
 Rank 0 coordinates and writes; every rank computes. Messages are small pickled tuples:
 
-- worker -> rank 0 (tag ``TAG_UP``): ``(records, want, cancel_reason, finished)``: finished
-  :class:`~hpcacq.results.FileRecord` objects, how many more files the worker wants,
-  why it cancelled (None if it did not), and whether it has nothing left to do.
+- worker -> rank 0 (tag ``TAG_UP``): ``(records, want, cancel_reason, finished,
+  progress_sent)``: finished :class:`~hpcacq.results.FileRecord` objects, how many more
+  files the worker wants, why it cancelled (None if it did not), whether it has nothing
+  left to do, and (with ``finished``) how many ``TAG_PROGRESS`` messages it sent in all.
 - rank 0 -> worker (tag ``TAG_DOWN``): ``("work", [(index, path), ...])``,
   ``("stop", None)`` (no more files), ``("cancel", reason)``, ``("start", info)``,
   ``("error", exception)`` (setup failed on rank 0) and ``("summary", JobSummary)``.
 - worker -> rank 0 (tag ``TAG_PROGRESS``): ``[(path, done, total, elapsed_s), ...]``, the
-  worker's running files (:mod:`hpcacq.jobs.progress`), about once a second while it works.
+  worker's running files (:mod:`hpcacq.jobs.progress`), about once a second while it works,
+  never after its ``finished`` message.
+
+Every message sent is received before MPI_Finalize: rank 0 ends only after every
+worker's ``finished`` message and then takes in the ``progress_sent`` progress messages
+of each (:meth:`Link.drain_progress`); a worker ends at ``("summary", ...)``, the last
+message rank 0 sends it. With a message left unreceived MPICH's MPI_Finalize fails
+("unmatched message(s)"), mpi4py ignores the error at exit, the process exits without
+finalizing, and ``mpiexec`` kills every other rank ("BAD TERMINATION ... signal 9").
 
 A blocking ``recv`` spins a core at 100 % in MPICH, so waiting ranks poll ``Iprobe``
 with short sleeps that grow while nothing happens (:class:`~hpcacq.jobs.resources.Backoff`;
@@ -23,7 +32,8 @@ import socket
 import sys
 import time
 import traceback
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from mpi4py import MPI
@@ -53,6 +63,7 @@ class Link:
         node.Free()
         self._status = MPI.Status()
         self._held: list[tuple[str, Any]] = []
+        self._progress_received: Counter[int] = Counter()  # worker rank -> TAG_PROGRESS messages taken in
 
     @property
     def workers(self) -> range:
@@ -78,8 +89,9 @@ class Link:
         self._held = []
         return messages
 
-    def send_up(self, records: list, want: int, cancel_reason: str | None, finished: bool) -> None:
-        self.comm.send((records, want, cancel_reason, finished), dest=0, tag=TAG_UP)
+    def send_up(self, records: list, want: int, cancel_reason: str | None, finished: bool,
+                progress_sent: int = 0) -> None:
+        self.comm.send((records, want, cancel_reason, finished, progress_sent), dest=0, tag=TAG_UP)
 
     def send_progress(self, running: list) -> None:
         """Tell rank 0 this worker's running files ``[(path, done, total, elapsed_s), ...]``."""
@@ -87,7 +99,27 @@ class Link:
 
     def poll_progress(self) -> list[tuple[int, list]]:
         """Workers' progress messages waiting now, as ``(rank, running files)`` (rank 0)."""
-        return list(self._poll(TAG_PROGRESS))
+        messages = list(self._poll(TAG_PROGRESS))
+        self._progress_received.update(rank for rank, _ in messages)
+        return messages
+
+    def drain_progress(self, sent: Mapping[int, int]) -> list[tuple[int, list]]:
+        """Rank 0 at the end: the progress messages not taken in yet of the workers in
+        ``sent`` (rank -> messages it sent), waiting for those still on their way.
+
+        The workers sent them all before their ``finished`` message, so this returns
+        at once; polled with sleeps like every wait here.
+        """
+        messages: list[tuple[int, list]] = []
+        backoff = self.backoff()
+        while any(self._progress_received[rank] < n for rank, n in sent.items()):
+            arrived = self.poll_progress()
+            messages += arrived
+            if arrived:
+                backoff.reset()
+            else:
+                backoff.sleep()
+        return messages
 
     def send_down(self, dest: int, kind: str, payload: Any = None) -> None:
         self.comm.send((kind, payload), dest=dest, tag=TAG_DOWN)

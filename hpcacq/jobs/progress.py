@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,20 +158,41 @@ def accepts_progress(func: Callable) -> bool:
 
 
 class BoardRelay:
-    """A worker rank: send its board to rank 0 when it changed, at most every ``every_s``."""
+    """A worker rank: send its board to rank 0 when it changed, at most every ``every_s``.
+
+    ``sent`` counts the messages. The worker calls :meth:`close` before it tells rank 0
+    it has finished, and tells it this count: rank 0 then receives every one of them
+    before MPI_Finalize (:meth:`JobProgress.close`). A message sent after rank 0's last
+    look would stay unreceived: MPICH's MPI_Finalize then fails on rank 0, which exits
+    without finalizing, and ``mpiexec`` kills every other rank (exit code 9).
+    """
 
     def __init__(self, board: FileBoard, link: Any, every_s: float = RELAY_EVERY_S):
         self.board, self.link, self.every_s = board, link, every_s
-        self._sent_version = -1
+        self._sent_version = 0  # an untouched board (nothing ran) is not sent
         self._next = 0.0
+        self.sent = 0
+        self.closed = False
 
     def tick(self) -> None:
         now = time.monotonic()
-        if now < self._next or self.board.version == self._sent_version:
+        if self.closed or now < self._next or self.board.version == self._sent_version:
             return
         self._next = now + self.every_s
+        self._send()
+
+    def _send(self) -> None:
         self._sent_version = self.board.version
         self.link.send_progress([(f.path, f.done, f.total, f.elapsed_s) for f in self.board.running()])
+        self.sent += 1
+
+    def close(self) -> int:
+        """Send the board's last change now (whatever ``every_s``), stop relaying; the messages sent."""
+        if not self.closed:
+            if self.board.version != self._sent_version:
+                self._send()
+            self.closed = True
+        return self.sent
 
 
 class JobProgress:
@@ -215,6 +236,12 @@ class JobProgress:
         else:
             self.on_progress(self.snapshot())
 
-    def close(self) -> None:
-        """Take in the workers' last messages (none may stay unreceived at MPI_Finalize)."""
+    def close(self, sent: Mapping[int, int] | None = None) -> None:
+        """Take in the workers' last messages: with ``sent`` (worker rank -> messages it
+        sent, from :meth:`BoardRelay.close`), every one of them, waiting for any still on
+        its way; none may stay unreceived at MPI_Finalize (see :class:`BoardRelay`)."""
         self._poll()
+        if self.link is not None and sent:
+            for rank, items in self.link.drain_progress(sent):
+                self._remote[rank] = [RunningFile(path, rank, done, total, elapsed)
+                                      for path, done, total, elapsed in items]
