@@ -179,6 +179,10 @@ def test_transposed_file_gets_an_orientation_message_fast_and_small(capillary, t
     start = time.perf_counter()
     code, out, err = hpcacq(capsys, "run", folder, "-o", tmp_path / "t.h5", "--dx-um", "0.284", "--dt-s", "1e-3")
     assert code == 1 and "--transpose" in out and time.perf_counter() - start < 30
+    code, out, err = hpcacq(capsys, "info", path)  # info reads as run does: same refusal ...
+    assert code != 0 and "--transpose" in err
+    code, out, err = hpcacq(capsys, "info", path, "--transpose")  # ... and the same way out
+    assert code == 0 and "30000 lines (time, axis 0) x 38 pixels" in out, out + err
     # --transpose reads it as the original: same velocities as the original file with the same units
     for name, target in (("orig", one / "Capillary1_0001.tif"), ("trans", path)):
         args = ["run", target, "-o", tmp_path / f"{name}.h5", "--dx-um", "0.284", "--dt-s", "1e-3"]

@@ -19,17 +19,24 @@ MEASUREMENT = dict(HEADLINE)
 @click.argument("file", type=click.Path())
 @click.option("--dx-um", type=float, default=None, help="Micrometres per pixel (overrides headers).")
 @click.option("--dt-s", type=float, default=None, help="Seconds per line (overrides headers).")
-def info(file: str, dx_um: float | None, dt_s: float | None) -> int:
-    """Show shape, channels, dtype, units (and where they came from) and ROIs of FILE.
+@click.option("--transpose", is_flag=True, default=False,
+              help="The file is stored pixels x lines: swap the axes after reading (as `hpcacq run`).")
+@click.option("--axes", default=None, metavar="LETTERS",
+              help="What a multi-page TIFF's (or 3-D array's) dimensions are, e.g. TYX or CYX (as `hpcacq run`).")
+def info(file: str, dx_um: float | None, dt_s: float | None, transpose: bool, axes: str | None) -> int:
+    """Show shape, channels, dtype, units (and where they came from) and ROIs of FILE,
+    read as `hpcacq run` reads it (a file refused for its orientation or page layout is
+    refused here with the same message).
 
     \b
     Example:
       hpcacq info data/velocity_0000.tif
+      hpcacq info scan_stored_sideways.tif --transpose
     """
     from ..model import AcqImage
 
     with library_errors():
-        image = AcqImage.open(file, dx_um=dx_um, dt_s=dt_s)
+        image = AcqImage.open(file, dx_um=dx_um, dt_s=dt_s, transpose=transpose, axes=axes)
     source = image.header.get("units_source") or "none"
     n_lines, n_pixels = image.shape
     click.echo(f"file      {image.source}")
