@@ -37,7 +37,7 @@ def median_errors(px_per_line, n_pixels, window_lines, *, static=False, seeds=(1
         out = lag_velocity(image, dx_um=0.5, dt_s=0.001, window_lines=window_lines, background_lines=0)
         errs.append(out["px_per_line"] / window_truth_px_per_line(speed, window_lines) - 1.0)
     e = np.concatenate(errs)
-    assert np.mean(np.isfinite(e)) > (0.9 if window_lines == 16 else 0.95)  # NaN: no clear lag-1 peak
+    assert np.mean(np.isfinite(e)) > 0.95  # NaN: no usable lag (e.g. no cell in the window)
     return float(np.nanmedian(np.abs(e))), float(np.nanmedian(e))
 
 
