@@ -17,6 +17,7 @@ import pytest
 #: module -> public names whose docstrings must hold an example
 DOCUMENTED = {
     "hpcacq.analyses.velocity": ["radon_velocity"],
+    "hpcacq.analyses.narrow_velocity": ["lag_velocity"],
     "hpcacq.analyses.diameter": ["vessel_diameter"],
     "hpcacq.model": ["AcqImage"],
     "hpcacq.jobs.batch": ["AcqAnalysisBatch"],
