@@ -293,7 +293,7 @@ def test_real_and_broken_files_each_get_their_outcome_and_reason(realdata, tmp_p
             assert (group.attrs["outcome"], group.attrs["message"]) == (outcome, row["message"])
             if outcome == "OK":
                 # 7-pixel lines: the window-length check may call the file doubtful (docs/QUALITY.md)
-                assert row["message"] == "ok" or row["message"].startswith("ok; doubtful: on 7-pixel lines")
+                assert row["message"] == "ok" or row["message"].startswith("ok; doubtful: on 7-pixel lines the Radon velocity")
                 assert row["n_rows"] == (30000 - 16) // 4 + 1
                 assert group["velocity_mm_s"].shape == (row["n_rows"],)
                 assert np.isfinite(group["velocity_clean_mm_s"][()]).mean() > 0.5  # real, noisy: ~88 %

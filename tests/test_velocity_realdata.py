@@ -126,8 +126,9 @@ def test_headline_and_flags_on_every_real_recording(realdata):
     windows it defines; no flag on more than a quarter of the windows; flagged windows
     at least twice as far from the local reference as trusted ones. Doubtful, for the reason
     measured on them: the 7-pixel files (velocity changes by 14-18 % between 16- and 64-line
-    windows) and Capillary1 ROI 3 (streaks cross its 12 pixels in 2.3 lines, where aliased
-    speeds also read; its wider ROIs 1 and 2 on the same vessel agree with it)."""
+    windows and reads 10-14 % below the line cross-correlation estimator). Capillary1 ROI 3
+    (streaks cross its 12 pixels in 2.3 lines, where aliased speeds also read) is cleared by
+    the line cross-correlation agreeing within 1 % (and its wider ROIs 1 and 2 agree too)."""
     for name, block, ref, r0 in _real_files(realdata):
         result = radon_velocity(block, dx_um=ref["delx"], dt_s=ref["delt"], row_offset=r0, threads=2)
         v = ref["velocity"]
@@ -138,12 +139,15 @@ def test_headline_and_flags_on_every_real_recording(realdata):
               f"trusted {result.summary['fraction_trusted']:.1%}")
         assert abs(headline / reference - 1) <= 0.05
         if block.shape[1] <= 7:
-            assert len(result.warnings) == 1 and "depends on the window length" in result.warnings[0], result.warnings
+            assert len(result.warnings) == 1 and "Radon velocity is uncertain" in result.warnings[0], result.warnings
             assert -0.20 < result.summary["window_dependence"] < -0.10
-        elif name == "Capillary1 ROI 3":  # 12 pixels crossed in 2.3 lines: at the sampling limit
-            assert len(result.warnings) == 1 and "cross the line" in result.warnings[0], result.warnings
+            assert -0.20 < result.summary["lag_ratio"] < -0.05  # Radon reads slower than line correlation
         else:
             assert result.warnings == [], (name, result.warnings)
+        if name == "Capillary1 ROI 3":  # 12 pixels crossed in 2.3 lines: at the sampling limit, but
+            assert result.summary["median_crossing_lines"] < 2.5  # line correlation agrees: not aliased
+            assert abs(result.summary["lag_ratio"]) < 0.02
+        elif block.shape[1] > 7:
             assert result.summary["median_crossing_lines"] > 2.5
         flags = result.columns["flags"]
         local = _local_reference(v, ref["delt"])

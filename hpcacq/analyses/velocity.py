@@ -305,23 +305,32 @@ def _resolution(block, params, theta, separability, threads, cancel, progress) -
     """How close the file is to what the method resolves (docs/QUALITY.md).
 
     ``median_crossing_lines``: pixels per line / median speed in pixels per line. On lines
-    of at most ``NARROW_PIXELS`` pixels, ``window_dependence``: the median speed with
-    windows 4 times longer (a second search, cheap on narrow lines) relative to this one.
+    of at most ``NARROW_PIXELS`` pixels, two second opinions (cheap on lines this narrow):
+    ``window_dependence``, the median speed with windows 4 times longer relative to this
+    one, and ``lag_ratio``, this median relative to that of the line cross-correlation
+    estimator (:func:`hpcacq.analyses.narrow_velocity.lag_velocity`, same windows; NaN when
+    most of its windows are unmeasurable).
     """
     from ..kernels.radon import window_count
+    from .narrow_velocity import lag_velocity
 
     n_pixels = block.shape[1]
     speed = median_px_per_line(theta, separability, min_separability=params.min_separability)
     out = {"n_pixels": float(n_pixels), "median_crossing_lines": n_pixels / abs(speed) if speed else math.nan,
-           "window_dependence": math.nan, "long_window_lines": math.nan}
+           "window_dependence": math.nan, "long_window_lines": math.nan, "lag_ratio": math.nan}
     long_lines = 4 * params.window_lines
     if n_pixels > NARROW_PIXELS or window_count(block.shape[0], long_lines) < 8 or not math.isfinite(speed):
         return out
     if cancel is not None and cancel():
-        raise AnalysisCancelled("radon_velocity cancelled before the window-length check")
+        raise AnalysisCancelled("radon_velocity cancelled before the narrow-line checks")
     long_params = replace(params, window_lines=long_lines)
     n = window_count(block.shape[0], long_lines)
     long_theta, long_sep, *_ = _search(block, long_params, n, threads, cancel, None)
     long_speed = median_px_per_line(long_theta, long_sep, min_separability=params.min_separability)
     out.update(window_dependence=long_speed / speed - 1.0, long_window_lines=float(long_lines))
+    if n_pixels >= 5:
+        lag = lag_velocity(block, dx_um=1.0, dt_s=1.0, window_lines=params.window_lines,
+                           background_lines=params.background_lines or block.shape[0])["px_per_line"]
+        if np.mean(np.isfinite(lag)) >= 0.5:
+            out["lag_ratio"] = speed / float(np.nanmedian(lag)) - 1.0
     return out

@@ -62,11 +62,14 @@ MAX_DISPERSION = 0.5
 # lines of at most this many pixels get a second search with windows 4 times longer: there the
 # Radon angle depends on the window length (7-pixel lines: up to 18 % on real files, docs/QUALITY.md)
 NARROW_PIXELS = 12
-# ... and the file is doubtful when the two medians differ by more than this
+# ... and the file is doubtful when it differs from that, or from the line cross-correlation
+# estimator (narrow_velocity.lag_velocity), by more than this
 MAX_WINDOW_DEPENDENCE = 0.10
 # a file is doubtful when its streaks cross the line in fewer lines than this (median): the
 # speed may be aliased. Measured crossings saturate near 2.2 lines when the true one is 1.3-1.9
-# (synthetic dense cells), so an aliased file cannot be told from one at the limit (docs/QUALITY.md)
+# (synthetic dense cells), so an aliased file cannot be told from one at the limit by the Radon
+# search alone; on narrow lines the line cross-correlation estimator is a second opinion that
+# clears the doubt when it agrees (docs/QUALITY.md)
 MIN_CROSSING_LINES = 2.5
 
 
@@ -252,12 +255,18 @@ def file_warnings(summary: dict[str, float]) -> list[str]:
     if summary.get("median_velocity_mm_s") == 0.0 and summary.get("fraction_stall", 0.0) < 0.5:
         out.append("median velocity pinned at 0 mm/s")
     crossing = summary.get("median_crossing_lines", math.nan)
-    if crossing < MIN_CROSSING_LINES:
+    confirmed = abs(summary.get("lag_ratio", math.nan)) <= MAX_WINDOW_DEPENDENCE  # another method agrees
+    if crossing < MIN_CROSSING_LINES and not confirmed:
         out.append(f"streaks cross the line in {crossing:.1f} lines (median): at the sampling limit, the speed "
                    f"may be aliased (a faster true speed can read like this); check on a wider ROI, or scan a longer stretch of the vessel or at a higher line rate")
     dependence = summary.get("window_dependence", math.nan)
-    if abs(dependence) > MAX_WINDOW_DEPENDENCE:
-        out.append(f"on {summary.get('n_pixels', math.nan):.0f}-pixel lines the velocity depends on the window "
-                   f"length: {dependence:+.0%} with windows of {summary.get('long_window_lines', math.nan):.0f} "
-                   f"lines (docs/QUALITY.md, narrow lines)")
+    lag = summary.get("lag_ratio", math.nan)
+    if abs(dependence) > MAX_WINDOW_DEPENDENCE or abs(lag) > MAX_WINDOW_DEPENDENCE:
+        parts = []
+        if math.isfinite(dependence):
+            parts.append(f"{dependence:+.0%} with windows of {summary.get('long_window_lines', math.nan):.0f} lines")
+        if math.isfinite(lag):
+            parts.append(f"{lag:+.0%} against line cross-correlation (lag_velocity)")
+        out.append(f"on {summary.get('n_pixels', math.nan):.0f}-pixel lines the Radon velocity is uncertain: "
+                   f"{', '.join(parts)} (docs/QUALITY.md, narrow lines)")
     return out
