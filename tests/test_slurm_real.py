@@ -35,10 +35,15 @@ def slurm_cluster(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def numba_cache(tmp_path_factory) -> Path:
-    """One Numba cache for every job of the session: the first job's ``hpcacq compile`` fills
-    it, later jobs find it filled (as a cluster's shared cache is)."""
-    return tmp_path_factory.mktemp("numba_cache")
+def numba_cache(tmp_path_factory, compiled_cache) -> Path:
+    """One Numba cache for every job of the session, a copy of the session's filled cache
+    (conftest ``compiled_cache``, compiled from empty there): each job's ``hpcacq compile``
+    finds it filled, as on a cluster whose shared cache was filled once."""
+    import shutil
+
+    copy = tmp_path_factory.mktemp("numba_cache") / "cache"
+    shutil.copytree(compiled_cache[0], copy)
+    return copy
 
 
 def _job_env(numba_cache: Path) -> dict:
