@@ -163,7 +163,8 @@ def _background_pass(block, params, theta, separability, threads, cancel, progre
 
 
 def _assemble(params: RadonOptions, units: Units, theta, separability, row_offset, *, plain_zero,
-              reanalysed) -> AnalysisResult:
+              reanalysed, extra: dict[str, float]) -> AnalysisResult:
+    """The result: columns, flags, cleaning, the summary (then ``extra``) and the file warnings."""
     n = len(theta)
     flags, stall = window_flags(theta, separability, plain_zero=plain_zero, reanalysed=reanalysed,
                                 min_separability=params.min_separability,
@@ -187,6 +188,7 @@ def _assemble(params: RadonOptions, units: Units, theta, separability, row_offse
     summary["local_dispersion"] = local_dispersion(clean, span=span)
     summary["fraction_plain_theta_0"] = float(plain_zero.mean()) if n else math.nan
     summary["fraction_background_removed"] = float(reanalysed.mean()) if n else math.nan
+    summary.update(extra)
     return AnalysisResult(analysis="radon_velocity", params=stored_params(params, units), columns=columns,
                           units=dict(UNITS), flag_bits=dict(FLAG_BITS), summary=summary,
                           warnings=file_warnings(summary))
@@ -283,12 +285,9 @@ def run_block(image, options: RadonOptions, units: Units, *, row_offset: int = 0
         )
     theta, separability, plain_zero, reanalysed, static = _search(block, params, n_windows, threads, cancel,
                                                                   progress)
-    result = _assemble(params, units, theta, separability, row_offset, plain_zero=plain_zero,
-                       reanalysed=reanalysed)
-    result.summary["static_fraction"] = static
-    result.summary.update(_resolution(block, params, theta, separability, threads, cancel, progress))
-    result.warnings = file_warnings(result.summary)
-    return result
+    extra = {"static_fraction": static, **_resolution(block, params, theta, separability, threads, cancel)}
+    return _assemble(params, units, theta, separability, row_offset, plain_zero=plain_zero, reanalysed=reanalysed,
+                     extra=extra)
 
 
 def _search(block, params, n_windows, threads, cancel, progress):
@@ -301,18 +300,19 @@ def _search(block, params, n_windows, threads, cancel, progress):
     return theta, separability, plain_zero, reanalysed, static
 
 
-def _resolution(block, params, theta, separability, threads, cancel, progress) -> dict[str, float]:
+def _resolution(block, params, theta, separability, threads, cancel) -> dict[str, float]:
     """How close the file is to what the method resolves (docs/QUALITY.md).
 
     ``median_crossing_lines``: pixels per line / median speed in pixels per line. On lines
     of at most ``NARROW_PIXELS`` pixels, two second opinions (cheap on lines this narrow):
     ``window_dependence``, the median speed with windows 4 times longer relative to this
     one, and ``lag_ratio``, this median relative to that of the line cross-correlation
-    estimator (:func:`hpcacq.analyses.narrow_velocity.lag_velocity`, same windows; NaN when
-    most of its windows are unmeasurable).
+    estimator (:func:`hpcacq.analyses.narrow_velocity.lag_velocity`, same windows and
+    background step, in pixels per line: no units needed; NaN when most of its windows are
+    unmeasurable).
     """
     from ..kernels.radon import window_count
-    from .narrow_velocity import lag_velocity
+    from .narrow_velocity import lag_speed_px_per_line, subtract_running_mean
 
     n_pixels = block.shape[1]
     speed = median_px_per_line(theta, separability, min_separability=params.min_separability)
@@ -328,9 +328,9 @@ def _resolution(block, params, theta, separability, threads, cancel, progress) -
     long_theta, long_sep, *_ = _search(block, long_params, n, threads, cancel, None)
     long_speed = median_px_per_line(long_theta, long_sep, min_separability=params.min_separability)
     out.update(window_dependence=long_speed / speed - 1.0, long_window_lines=float(long_lines))
-    if n_pixels >= 5:
-        lag = lag_velocity(block, dx_um=1.0, dt_s=1.0, window_lines=params.window_lines,
-                           background_lines=params.background_lines or block.shape[0])["px_per_line"]
+    if n_pixels >= 5 and params.window_lines >= 8:  # lag_velocity's smallest window
+        clean = subtract_running_mean(block, lines=params.background_lines or block.shape[0])
+        lag = lag_speed_px_per_line(clean, window_lines=params.window_lines)
         if np.mean(np.isfinite(lag)) >= 0.5:
             out["lag_ratio"] = speed / float(np.nanmedian(lag)) - 1.0
     return out
