@@ -31,9 +31,10 @@ def test_summary_shows_quality_and_warns_on_the_doubtful_file(capsys, run):
     code, out, _ = hpcacq(capsys, "summary", run)
     assert code == 0  # doubtful files stay OK: the data are kept
     assert out.count("quality: trusted ") == 2
-    good, static = out.split("static.tif")[0], out.split("static.tif", 1)[1]
-    assert "WARNING doubtful" not in good.split("good.tif", 1)[1]
-    assert "WARNING doubtful: " in static
+    files = out.split("  '")[1:]  # one block per file, listed by name whatever order they finished in
+    assert [block.split("'")[0].rsplit("/", 1)[-1] for block in files] == ["good.tif", "static.tif"]
+    assert "WARNING doubtful" not in files[0]
+    assert "WARNING doubtful: " in files[1]
     assert "doubtful  1 OK result(s)" in out
 
 

@@ -55,6 +55,10 @@ def info(file: str, dx_um: float | None, dt_s: float | None, transpose: bool, ax
     return 0
 
 
+def _row_key(row: dict) -> tuple:
+    return (row["file"], row["analysis"], row["channel"], row["roi_id"])
+
+
 def _medians(path: str) -> dict[tuple, tuple[float, str | None]]:
     """Per (file, analysis, channel, roi): the median of the measurement column and the
     quality line of the stored summary (:mod:`.quality_view`)."""
@@ -116,8 +120,8 @@ def summary(results: str, csv_path: str | None) -> int:
     for row in bad:
         click.echo(f"  {row['outcome']} {row['file']!r}: {row['message']}")
     doubtful = 0
-    for row in rows:
-        key = (row["file"], row["analysis"], row["channel"], row["roi_id"])
+    for row in sorted(rows, key=_row_key):  # by file, not by completion order: runs compare line by line
+        key = _row_key(row)
         if key in medians:
             median, quality = medians[key]
             click.echo(f"  {row['file']!r} ch{row['channel']} roi {row['roi_id']}: "
