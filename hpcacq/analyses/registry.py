@@ -62,6 +62,16 @@ class AnalysisEntry:
     acqstore : tuple of str or None
         ``(module, schema, translate)`` of acqstore's parameter vocabulary, if it has one
         (:mod:`hpcacq.analyses.acqstore_params`).
+    raw_column : str or None
+        The column before cleaning, drawn in grey under ``headline`` (``"velocity_mm_s"``);
+        None: ``headline`` is drawn per row with its median over blocks of rows.
+    signed : bool
+        The headline takes either sign (a direction); plots draw a zero line.
+    row_word : str
+        What one row of the table is, in plot titles (``"windows"``, ``"lines"``).
+    edge_columns : tuple of str or None
+        ``(left, right)`` columns of edges in pixels from the ROI's first column, drawn
+        over the kymograph (``("left_px", "right_px")``); None: nothing drawn there.
     """
 
     name: str
@@ -77,6 +87,10 @@ class AnalysisEntry:
     description: str = ""
     working_bytes: float = 18.0
     acqstore: tuple[str, str, str] | None = None
+    raw_column: str | None = None
+    signed: bool = False
+    row_word: str = "lines"
+    edge_columns: tuple[str, str] | None = None
 
     @property
     def aliases(self) -> tuple[str, ...]:
@@ -133,10 +147,11 @@ REGISTRY: dict[str, AnalysisEntry] = {e.name: e for e in (
     AnalysisEntry("radon_velocity", "hpcacq.analyses.velocity", "hpcacq.analyses.velocity_options:RadonOptions",
                   "radon_velocity", "velocity", "velocity_clean_mm_s", "mm/s",
                   description="Radon streak angle (mm/s)", working_bytes=10.0,
+                  raw_column="velocity_mm_s", signed=True, row_word="windows",
                   acqstore=("hpcacq.analyses.acqstore_radon", "RADON_SCHEMA", "radon_params_from_acqstore")),
     AnalysisEntry("diameter", "hpcacq.analyses.diameter", "hpcacq.analyses.diameter_options:DiameterOptions",
                   "vessel_diameter", "diameter", "diameter_um", "um", warmup_block="vessel",
-                  description="vessel width (um)", working_bytes=12.0,
+                  description="vessel width (um)", working_bytes=12.0, edge_columns=("left_px", "right_px"),
                   acqstore=("hpcacq.analyses.acqstore_diameter", "ACQSTORE_DIAMETER_SCHEMA",
                             "diameter_params_from_acqstore")),
     AnalysisEntry("sum_intensity", "hpcacq.analyses.sum_intensity", "hpcacq.analyses.options:NoOptions",

@@ -13,7 +13,7 @@ import numpy as np
 
 from .backend import new_figure
 from .data import FilePlotData, file_plot_data, summary_rows
-from .traces import UNIT_TEXT, draw_edges, draw_flags, draw_trace
+from .traces import UNIT_TEXT, draw_edges, draw_flags, draw_trace, has_edges
 
 __all__ = ["file_figure", "summary_figure", "draw_file_figure", "OUTCOME_STYLES", "MAX_SUMMARY_ROWS"]
 
@@ -50,7 +50,7 @@ def _draw_kymograph(ax, kymo, traces, time_range) -> None:
                 bbox={"boxstyle": "square,pad=0.15", "facecolor": "tab:orange" if mine else "yellow",
                       "edgecolor": "none", "alpha": 0.85})
     for trace in traces:
-        if trace.info["analysis"] == "diameter" and trace.info["channel"] == kymo.channel:
+        if has_edges(trace) and trace.info["channel"] == kymo.channel:
             draw_edges(ax, trace, time_range=time_range)
             ax.legend(loc="lower right", fontsize=7, framealpha=0.8)
     ax.set_ylabel("position (µm)")

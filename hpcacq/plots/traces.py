@@ -1,7 +1,10 @@
 """Draw one analysis' table on a matplotlib Axes: lines, flagged rows, robust y range.
 
-Velocity panels show the raw (``velocity_mm_s``) and the cleaned (``velocity_clean_mm_s``)
-trace; diameter panels show ``diameter_um`` per line and its median over blocks of lines.
+What a panel shows comes from the analysis' registry line
+(:class:`~hpcacq.analyses.registry.AnalysisEntry`): an analysis with a ``raw_column``
+shows it and its cleaned headline (velocity: ``velocity_mm_s`` and ``velocity_clean_mm_s``);
+the others show the headline per row and its median over blocks of rows (diameter:
+``diameter_um``).
 Flagged rows are marked on a strip under the trace (:func:`draw_flags`): one row per flag
 bit, each with its own marker and colour, at the flagged rows' times. Values far outside
 the bulk are drawn as triangles on the panel's edge, so one wild window cannot squash the
@@ -15,10 +18,10 @@ import warnings
 
 import numpy as np
 
-from ..analyses.registry import HEADLINE, label_of
+from ..analyses.registry import REGISTRY, label_of
 from .data import Trace
 
-__all__ = ["draw_trace", "draw_flags", "draw_edges", "robust_limits", "FLAG_STYLES", "UNIT_TEXT"]
+__all__ = ["draw_trace", "draw_flags", "draw_edges", "has_edges", "robust_limits", "FLAG_STYLES", "UNIT_TEXT"]
 
 UNIT_TEXT = {"mm/s": "mm/s", "um": "µm", "px": "px", "s": "s", "deg": "deg"}
 #: (marker, colour, size) per flag bit, in bit order; hollow markers are drawn unfilled.
@@ -119,61 +122,88 @@ def _median_text(values: np.ndarray, unit: str) -> str:
     return f"median {np.median(finite):.4g} {unit}" if finite.size else "no finite values"
 
 
+def _draw_raw_and_cleaned(ax, t, raw, clean, raw_column: str, column: str) -> None:
+    """The column before cleaning in grey, the cleaned headline over it."""
+    ax.plot(t, raw, color="0.55", linewidth=0.6, label=f"raw ({raw_column})")
+    ax.plot(t, clean, color="tab:blue", linewidth=0.8, label=f"cleaned ({column})")
+
+
+def _draw_per_row(ax, t, values, column: str, max_points: int) -> None:
+    """Every row (isolated values as dots) and the median over blocks of rows."""
+    ax.plot(t, values, color="tab:blue", linewidth=0.5, alpha=0.7, label=f"{column} (NaN: gap)")
+    alone = _isolated(values)
+    if alone.any():  # a value between two NaNs draws no line segment: show it as a dot
+        ax.plot(t[alone], values[alone], linestyle="none", marker=".", markersize=2, color="tab:blue")
+    tm, med, k = _block_median_curve(t, values, max_points // 4)
+    if k > 1:
+        ax.plot(tm, med, color="black", linewidth=1.0, label=f"median of {k} lines")
+
+
 def draw_trace(ax, trace: Trace, *, time_range=None, max_points: int = 2000) -> None:
-    """Draw ``trace`` (a velocity or diameter result) on ``ax`` with legend and labels."""
+    """Draw ``trace`` (one analysis' result) on ``ax`` with legend and labels.
+
+    What is drawn follows the analysis' registry line: its ``headline`` column, with
+    ``raw_column`` in grey under it when it has one, a zero line when ``signed``, and
+    ``row_word`` in the title.
+    """
     columns, info = trace.result.columns, trace.info
+    entry = REGISTRY.get(info["analysis"])
+    column = entry.headline if entry is not None else "diameter_um"
+    raw_column = entry.raw_column if entry is not None else None
+    name = label_of(info["analysis"])
     t = np.asarray(columns["time_s"], dtype=float)
     keep = _in_range(t, time_range)
     t = t[keep]
-    if info["analysis"] == "radon_velocity":
-        raw = np.asarray(columns["velocity_mm_s"], dtype=float)[keep]
-        clean = np.asarray(columns["velocity_clean_mm_s"], dtype=float)[keep]
-        unit = UNIT_TEXT.get(trace.result.units.get("velocity_mm_s", "mm/s"), "mm/s")
-        ax.plot(t, raw, color="0.55", linewidth=0.6, label="raw (velocity_mm_s)")
-        ax.plot(t, clean, color="tab:blue", linewidth=0.8, label="cleaned (velocity_clean_mm_s)")
-        ax.set_ylabel(f"velocity ({unit})")
-        summary, name = _median_text(clean, unit) + " cleaned", "velocity"
+    stored_unit = trace.result.units.get(raw_column or column, entry.headline_unit if entry is not None else "um")
+    unit = UNIT_TEXT.get(stored_unit, stored_unit)
+    headline = np.asarray(columns[column], dtype=float)[keep]
+    if raw_column is not None:
+        raw = np.asarray(columns[raw_column], dtype=float)[keep]
+        _draw_raw_and_cleaned(ax, t, raw, headline, raw_column, column)
+        summary = _median_text(headline, unit) + " cleaned"
     else:
-        column, name = HEADLINE.get(info["analysis"], "diameter_um"), label_of(info["analysis"])
-        raw = np.asarray(columns[column], dtype=float)[keep]
-        stored_unit = trace.result.units.get(column, "um")
-        unit = UNIT_TEXT.get(stored_unit, stored_unit)
-        ax.plot(t, raw, color="tab:blue", linewidth=0.5, alpha=0.7, label=f"{column} (NaN: gap)")
-        alone = _isolated(raw)
-        if alone.any():  # a value between two NaNs draws no line segment: show it as a dot
-            ax.plot(t[alone], raw[alone], linestyle="none", marker=".", markersize=2, color="tab:blue")
-        tm, med, k = _block_median_curve(t, raw, max_points // 4)
-        if k > 1:
-            ax.plot(tm, med, color="black", linewidth=1.0, label=f"median of {k} lines")
-        ax.set_ylabel(f"{name} ({unit})")
+        raw = headline
+        _draw_per_row(ax, t, raw, column, max_points)
         summary = _median_text(raw, unit)
+    ax.set_ylabel(f"{name} ({unit})")
     limits = robust_limits(raw)
     ax.set_ylim(*limits)
     _draw_off_scale(ax, t, raw, limits)
-    if info["analysis"] == "radon_velocity" and limits[0] < 0 < limits[1]:
+    if entry is not None and entry.signed and limits[0] < 0 < limits[1]:
         ax.axhline(0.0, color="0.8", linewidth=0.6, zorder=0)
     roi = "whole image" if info["roi_id"] is None else f"ROI {info['roi_id']}"
-    rows = f"{len(t)} {'windows' if name == 'velocity' else 'lines'}"
+    rows = f"{len(t)} {entry.row_word if entry is not None else 'lines'}"
     ax.set_title(f"{name}, channel {info['channel']}, {roi}: {summary}, {rows}", loc="left", fontsize=9)
     ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=4, fontsize=7, frameon=False,
               borderaxespad=0.1, handletextpad=0.3, columnspacing=1.0)
     ax.grid(True, color="0.92", linewidth=0.6)
 
 
-def draw_edges(ax, trace: Trace, *, time_range=None, max_points: int = 2000) -> None:
-    """Draw a diameter result's left and right vessel edges over the kymograph.
+def has_edges(trace: Trace) -> bool:
+    """Whether ``trace``'s analysis has edges to draw over the kymograph (registry ``edge_columns``)."""
+    entry = REGISTRY.get(trace.info["analysis"])
+    return entry is not None and entry.edge_columns is not None
 
-    Edges are stored in pixels from the centre of the ROI's first column (``left_px``,
-    ``right_px``); on the kymograph, whose µm axis starts at the image's first pixel edge,
-    they sit at ``(c0 + 0.5 + edge_px) * dx_um``.
+
+def draw_edges(ax, trace: Trace, *, time_range=None, max_points: int = 2000) -> None:
+    """Draw a result's left and right vessel edges over the kymograph.
+
+    The edge columns are the analysis' registry ``edge_columns`` (diameter: ``left_px``,
+    ``right_px``), in pixels from the centre of the ROI's first column; on the kymograph,
+    whose µm axis starts at the image's first pixel edge, they sit at
+    ``(c0 + 0.5 + edge_px) * dx_um``. Nothing is drawn for an analysis without edges.
     """
+    entry = REGISTRY.get(trace.info["analysis"])
+    if entry is None or entry.edge_columns is None:
+        return
     columns = trace.result.columns
     c0 = trace.info["roi_bounds"][2] if trace.info["roi_bounds"] else 0
     dx_um = float(trace.result.params["dx_um"])
     t = np.asarray(columns["time_s"], dtype=float)
     keep = _in_range(t, time_range)
-    for name in ("left_px", "right_px"):
+    label: str | None = f"vessel edges ({', '.join(entry.edge_columns)})"
+    for name in entry.edge_columns:
         edge_um = (c0 + 0.5 + np.asarray(columns[name], dtype=float)[keep]) * dx_um
         tm, edge, _ = _block_median_curve(t[keep], edge_um, max_points // 2)
-        ax.plot(tm, edge, color="tab:cyan", linewidth=0.8, alpha=0.9,
-                label="vessel edges (left_px, right_px)" if name == "left_px" else None)
+        ax.plot(tm, edge, color="tab:cyan", linewidth=0.8, alpha=0.9, label=label)
+        label = None
