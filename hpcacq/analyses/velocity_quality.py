@@ -66,7 +66,7 @@ NARROW_PIXELS = 12
 # estimator (narrow_velocity.lag_velocity), by more than this
 MAX_WINDOW_DEPENDENCE = 0.10
 # a file is doubtful when its streaks cross the line in fewer lines than this (median): the
-# speed may be aliased. Measured crossings saturate near 2.2 lines when the true one is 1.3-1.9
+# speed may be aliased. Measured crossings saturate near 2.2 lines when the true one is 1.5-1.9
 # (synthetic dense cells), so an aliased file cannot be told from one at the limit by the Radon
 # search alone; on narrow lines the line cross-correlation estimator is a second opinion that
 # clears the doubt when it agrees (docs/QUALITY.md)

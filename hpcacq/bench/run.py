@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..analyses.registry import REGISTRY, label_of
 from ..errors import InputError, ParameterError
 from ..versions import software_versions
 
@@ -166,8 +167,7 @@ def _measure_compile(cache_dir: str, analysis: str, log: Log) -> dict:
     """Cold compile of the analysis's kernels into an empty cache, then a second process loading them."""
     shutil.rmtree(cache_dir, ignore_errors=True)
     os.makedirs(cache_dir)
-    option = {"radon_velocity": "velocity"}.get(analysis, analysis)
-    command = [sys.executable, "-m", "hpcacq", "compile", "--cache-dir", cache_dir, "--analysis", option,
+    command = [sys.executable, "-m", "hpcacq", "compile", "--cache-dir", cache_dir, "--analysis", label_of(analysis),
                "--json", "-"]
     env = _child_env(cache_dir)
     log("compiling the kernels into an empty cache (cold) ...")
@@ -255,6 +255,17 @@ def _run_reference(inputs: list[str], options: BenchOptions, cache_dir: str, wor
     return json.loads(Path(spec["result"]).read_text(encoding="utf-8"))
 
 
+#: The synthetic corpus kind (:data:`hpcacq.synth.corpus.KINDS`) of each warm-up block
+#: (registry ``warmup_block``): moving streaks are a velocity corpus, a vessel band a diameter one.
+_CORPUS_KIND = {"streaks": "velocity", "vessel": "diameter"}
+
+
+def _corpus_kind(analysis: str) -> str:
+    """The synthetic corpus an analysis is benchmarked on: images of what it measures."""
+    entry = REGISTRY.get(analysis)
+    return _CORPUS_KIND[entry.warmup_block] if entry is not None else "diameter"
+
+
 def _corpus(options: BenchOptions, workdir: Path, log: Log) -> tuple[list[str], str]:
     if options.inputs:
         from ..jobs.inputs import expand_inputs
@@ -263,7 +274,7 @@ def _corpus(options: BenchOptions, workdir: Path, log: Log) -> tuple[list[str], 
     from ..synth.corpus import read_truth, write_corpus
 
     folder = workdir / "corpus"
-    wanted = {"kind": "velocity" if options.analysis == "radon_velocity" else "diameter",
+    wanted = {"kind": _corpus_kind(options.analysis),
               "n_files": options.n_files, "n_lines": options.n_lines, "n_pixels": options.n_pixels,
               "seed": options.seed}
     try:
@@ -348,7 +359,7 @@ def run_bench(options: BenchOptions, *, log: Log | None = None, argv: list[str] 
 def format_table(record: dict) -> str:
     """The human-readable summary of a bench record (what ``hpcacq bench`` prints)."""
     p, m, c = record["parameters"], record["machine"], record["compile"]
-    name = {"radon_velocity": "velocity", "diameter": "diameter"}.get(p["analysis"], p["analysis"])
+    name = label_of(p["analysis"])
     extra = "".join(f", {k}={v}" for k, v in p["params"].items())
     mem = f"{m['mem_total_gib']:.1f} GiB" if m.get("mem_total_gib") else "? GiB"
     lines = [
