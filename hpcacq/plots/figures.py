@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 
+from ..analyses.registry import REGISTRY
 from .backend import new_figure
 from .data import FilePlotData, file_plot_data, summary_rows
 from .traces import UNIT_TEXT, draw_edges, draw_flags, draw_trace, has_edges
@@ -187,7 +188,9 @@ def summary_figure(results, *, analysis=None, channel=None, roi_id=None, size: t
     ax.set_yticks(np.arange(len(rows)), [_short(row["label"]) for row in rows], fontsize=fontsize)
     ax.set_ylim(len(rows) - 0.5, -0.5)
     column = rows[0]["column"] if rows else ""
-    unit = UNIT_TEXT.get({"velocity_clean_mm_s": "mm/s", "diameter_um": "um"}.get(column, ""), "")
+    entry = REGISTRY.get(analysis)
+    stored_unit = entry.headline_unit if entry is not None and column == entry.headline else ""
+    unit = UNIT_TEXT.get(stored_unit, stored_unit)
     ax.set_xlabel(f"{column} per file ({unit}): median, whiskers from the 1st to the 3rd quartile")
     lo, hi = ax.get_xlim()
     if lo < 0 < hi:
