@@ -204,6 +204,37 @@ def test_time_zoom_shows_every_line(runs):
     assert kymo_ax.images[0].get_array().shape[1] == pytest.approx(0.3 / 0.0011699667, abs=2)
 
 
+@pytest.mark.parametrize("raw_column, signed, row_word", [("speed", True, "windows"), (None, False, "lines")])
+def test_trace_panel_follows_the_registry_line(monkeypatch, raw_column, signed, row_word):
+    """A new analysis is drawn from its registry line alone: raw column under the headline,
+    zero line when signed, its row word in the title; none of it keyed on a name."""
+    import dataclasses
+
+    from hpcacq.analyses import registry
+    from hpcacq.analyses.base import AnalysisResult
+    from hpcacq.plots.backend import new_figure
+    from hpcacq.plots.data import Trace
+    from hpcacq.plots.traces import draw_trace
+
+    entry = dataclasses.replace(registry.REGISTRY["diameter"], name="flow2", label="flow", headline="speed_clean",
+                                headline_unit="mm/s", raw_column=raw_column, signed=signed, row_word=row_word)
+    monkeypatch.setitem(registry.REGISTRY, "flow2", entry)
+    values = np.array([-2.0, -1.0, np.nan, 1.0, 2.0, 3.0])
+    result = AnalysisResult("flow2", {}, {"time_s": np.arange(6.0), "speed": values, "speed_clean": values},
+                            {"time_s": "s", "speed": "mm/s", "speed_clean": "mm/s"})
+    ax = new_figure(400, 300).subplots()
+    draw_trace(ax, Trace({"analysis": "flow2", "channel": 1, "roi_id": 2}, result))
+    labels = [line.get_label() for line in ax.get_lines()]
+    if raw_column:
+        assert labels[:2] == ["raw (speed)", "cleaned (speed_clean)"]
+    else:
+        assert labels[0] == "speed_clean (NaN: gap)" and "raw (speed)" not in labels
+    zero_lines = [line for line in ax.get_lines() if list(line.get_ydata()) == [0.0, 0.0]]
+    assert len(zero_lines) == int(signed)
+    assert ax.get_title(loc="left") == f"flow, channel 1, ROI 2: median 1 mm/s{' cleaned' if raw_column else ''}, 6 {row_word}"
+    assert ax.get_ylabel() == "flow (mm/s)"
+
+
 def test_block_mean_is_the_mean_of_whole_blocks():
     from hpcacq.plots.data import block_mean
 
