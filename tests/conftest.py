@@ -46,17 +46,30 @@ def corpus(request, tmp_path_factory) -> Path:
 def compiled_cache(tmp_path_factory) -> tuple[Path, dict]:
     """A Numba cache that ``hpcacq compile`` (every analysis) filled from empty in a fresh
     process, and the JSON report of that run. Compiling every kernel takes tens of seconds:
-    the tests that need a filled cache share this one and must not write into it."""
+    the tests that need a filled cache share this one and must not write into it. Under
+    pytest-xdist the workers share one too: the first to get the lock compiles, the others
+    wait for it and read its report."""
+    import fcntl
     import json
     import subprocess
     import sys
 
-    cache = tmp_path_factory.mktemp("numba") / "numba cache"
-    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    done = subprocess.run([sys.executable, "-m", "hpcacq", "compile", "--cache-dir", str(cache), "--json", "-"],
-                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path}, timeout=600)
-    assert done.returncode == 0, done.stderr
-    return cache, json.loads(done.stdout)
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the run's base folder, common to every worker
+    cache, report = shared / "numba" / "numba cache", shared / "numba" / "compile.json"
+    cache.parent.mkdir(exist_ok=True)
+    with open(shared / "numba" / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not report.exists():
+            path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+            done = subprocess.run([sys.executable, "-m", "hpcacq", "compile", "--cache-dir", str(cache),
+                                   "--json", "-"], capture_output=True, text=True,
+                                  env={**os.environ, "PYTHONPATH": path}, timeout=600)
+            assert done.returncode == 0, done.stderr
+            json.loads(done.stdout)  # a complete report, or this worker fails here and not the next
+            report.write_text(done.stdout)
+    return cache, json.loads(report.read_text())
 
 
 @pytest.fixture
