@@ -22,7 +22,7 @@ from ..errors import AnalysisCancelled, InputError
 from .base import AnalysisResult
 from .options import Units, options_from_mapping, stored_params
 from .runtime import chunk_bounds, run_chunks
-from .velocity_options import SCORES, RadonOptions
+from .velocity_options import SCORE_ENERGY_POWER, SCORES, RadonOptions
 
 __all__ = [
     "RadonOptions",
@@ -106,12 +106,12 @@ def _run_chunks(image, params, n_windows, threads, cancel, progress):
     from ..kernels.radon import angle_table, radon_windows
 
     window_lines = params.window_lines
-    normalized = params.score == "path_normalized"
+    power = SCORE_ENERGY_POWER[params.score]
     angle_table(window_lines, image.shape[1])  # build the shared table once, outside the pool
 
     def work(first, stop):
         return radon_windows(image, window_lines=window_lines, first=first, count=stop - first,
-                             path_normalized=normalized)
+                             energy_power=power)
 
     parts = run_chunks(work, chunk_bounds(n_windows, _CHUNK_WINDOWS), threads=threads, cancel=cancel,
                        progress=progress, what="radon_velocity", unit="windows")
@@ -158,7 +158,8 @@ def _background_pass(block, params, theta, separability, threads, cancel, progre
         idx = np.flatnonzero(reanalysed)
         theta, separability = theta.copy(), separability.copy()
         theta[idx], separability[idx], _ = radon_windows(
-            clean, window_lines=params.window_lines, windows=idx, path_normalized=params.score == "path_normalized")
+            clean, window_lines=params.window_lines, windows=idx,
+            energy_power=SCORE_ENERGY_POWER[params.score])
     return theta, separability, reanalysed, static
 
 
@@ -191,7 +192,7 @@ def _assemble(params: RadonOptions, units: Units, theta, separability, row_offse
     summary.update(extra)
     return AnalysisResult(analysis="radon_velocity", params=stored_params(params, units), columns=columns,
                           units=dict(UNITS), flag_bits=dict(FLAG_BITS), summary=summary,
-                          warnings=file_warnings(summary))
+                          warnings=file_warnings(summary, score=params.score))
 
 
 def radon_velocity(image, *, dx_um: float, dt_s: float, window_lines: int = 16, row_offset: int = 0,

@@ -12,9 +12,12 @@ from numbers import Integral
 from .. import checks
 from .options import option, options_from_mapping
 
-__all__ = ["RadonOptions", "SCORES", "CLEAN_METHODS", "BACKGROUND_MODES"]
+__all__ = ["RadonOptions", "SCORES", "SCORE_ENERGY_POWER", "CLEAN_METHODS", "BACKGROUND_MODES"]
 
-SCORES = ("variance", "path_normalized")
+SCORES = ("variance", "path_normalized", "balanced")
+#: Each score's power of the uniform projection energy the variance is divided by
+#: (``hpcacq.kernels.radon.radon_windows``; calibrated in docs/QUALITY.md, "Scores").
+SCORE_ENERGY_POWER = {"variance": 0.0, "path_normalized": 1.0, "balanced": 0.75}
 CLEAN_METHODS = ("local", "kymflow", "kymflow_3pt")
 BACKGROUND_MODES = ("auto", "none", "always")
 
@@ -38,11 +41,14 @@ class RadonOptions:
     clean_sd: float = option(2.0, "SD cut of the kymflow recipes (default 2, as kymflow).")
     score: str = option(
         "variance", "'variance' (default) scores an angle by the variance of its projection, as kymflow and "
-                    "Drew et al. In a window wider than it is tall, paths at steeper angles are longer and gain "
-                    "variance, which biases slow speeds upward (about +3.5% at 0.3 px/line with W=16 on 38 "
-                    "pixels). 'path_normalized' divides each angle's variance by the projection energy of a "
-                    "uniform window at that angle, which removes that gain: the median velocity is then within "
-                    "0.5% of the truth from 0.3 to 5 px/line at W=16 (see tests/test_velocity.py).",
+                    "Drew et al. Paths through a non-square window differ in length and longer ones gain "
+                    "variance: slow speeds read high on wide lines at W=16 (about +3.5% at 0.3 px/line on 38 "
+                    "pixels) and narrow lines read low (7 pixels: 5-17% slow). 'path_normalized' divides each "
+                    "angle's variance by the projection energy of a uniform window at that angle: within 0.5% "
+                    "at W=16 on wide lines, but 4-8% fast on 7-pixel lines. 'balanced' divides by that "
+                    "energy to the power 0.75: median velocity within 3% on 12-150 pixels, per-window median "
+                    "error 1.6-2.7% on 7-pixel lines cut from a wider scan; not the default: it is not "
+                    "kymflow's answer, and on the real 7-pixel files it reads 14-25% above kymflow (docs/QUALITY.md, 'Scores on narrow lines').",
         choices=SCORES)
     clean: str = option(
         "local", "Cleaning recipe for velocity_clean_mm_s (see hpcacq.analyses.cleaning): 'local' (default) "

@@ -236,7 +236,7 @@ def median_px_per_line(theta_deg, separability, *, min_separability: float) -> f
     return float(np.median(np.tan(np.deg2rad(theta[ok])))) if ok.any() else math.nan
 
 
-def file_warnings(summary: dict[str, float]) -> list[str]:
+def file_warnings(summary: dict[str, float], *, score: str = "variance") -> list[str]:
     """Why a file's velocity as a whole is doubtful (empty when it can be trusted)."""
     out = []
     trusted = summary.get("fraction_trusted", math.nan)
@@ -268,5 +268,6 @@ def file_warnings(summary: dict[str, float]) -> list[str]:
         if math.isfinite(lag):
             parts.append(f"{lag:+.0%} against line cross-correlation (lag_velocity)")
         out.append(f"on {summary.get('n_pixels', math.nan):.0f}-pixel lines the Radon velocity is uncertain: "
-                   f"{', '.join(parts)} (docs/QUALITY.md, narrow lines)")
+                   f"{', '.join(parts)} (docs/QUALITY.md, narrow lines"
+                   + ("; compare score='balanced')" if score != "balanced" else ")"))
     return out

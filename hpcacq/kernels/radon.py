@@ -26,9 +26,9 @@ final angle equals that of an all-float64 search (the coarse angle differed on 3
 overlap). A window's arithmetic is the same sequence of operations (with fused
 multiply-adds) whatever its batch, chunk or thread.
 
-Option ``path_normalized``: each angle's variance is divided by the projection energy of
-a window of ones at that angle (a per-angle constant), which removes the advantage that
-longer paths through a non-square window give to steeper angles.
+Option ``energy_power``: each angle's variance is divided by a power of the projection
+energy of a window of ones at that angle (a per-angle constant), which offsets the
+advantage that longer paths through a non-square window give to some angles.
 
 Angles here follow skimage: at ``theta`` the projection sums the window along the
 direction ``d(col)/d(row) = tan(theta)``, so a streak moving ``v`` pixels per line scores
@@ -242,7 +242,7 @@ def radon_projections(window, angles_deg):
     return out
 
 
-def radon_windows(image, *, window_lines=16, first=0, count=None, path_normalized=False, windows=None):
+def radon_windows(image, *, window_lines=16, first=0, count=None, energy_power=0.0, windows=None):
     """Best Radon angle and separability of consecutive windows of a line-scan block.
 
     Parameters
@@ -255,11 +255,13 @@ def radon_windows(image, *, window_lines=16, first=0, count=None, path_normalize
         Index of the first window to analyse.
     count : int or None, keyword-only
         Number of windows; ``None`` means up to the last window of the block.
-    path_normalized : bool, keyword-only
-        False (default): the score is the projection variance, as kymflow. True: the
+    energy_power : float, keyword-only
+        0 (default): the score is the projection variance, as kymflow. ``p > 0``: the
         variance divided by the angle's *uniform energy* (sum of squared projections of
-        a window of ones), which removes the gain of longer paths through a non-square
-        window; it lowers the low-speed bias at W=16 (see ``hpcacq.analyses.velocity``).
+        a window of ones) to the power ``p``, which offsets the gain of longer paths
+        through a non-square window: 1 removes it for coherent streaks (``score=
+        "path_normalized"``), 0.75 balances it against incoherent texture (``score=
+        "balanced"``; see ``hpcacq.analyses.velocity_options``).
     windows : array_like of int or None, keyword-only
         Explicit window indices to analyse (any order, results in that order) instead
         of ``first .. first + count``; used to re-analyse a few windows.
@@ -292,7 +294,12 @@ def radon_windows(image, *, window_lines=16, first=0, count=None, path_normalize
             raise ValueError(f"window indices outside 0..{total - 1} of this block")
         count = windows.size
     n_ops, op_col, op_pix, op_w, size, energy = angle_table(window_lines, image.shape[1])
-    scale = 1.0 / energy if path_normalized else np.ones_like(energy)
+    if energy_power == 0:
+        scale = np.ones_like(energy)
+    elif energy_power == 1:
+        scale = 1.0 / energy
+    else:
+        scale = energy ** -float(energy_power)
     coarse = np.zeros(count, dtype=np.int64)
     mean_var = np.zeros(count)
     best_idx = np.zeros(count, dtype=np.int64)
