@@ -24,11 +24,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hpcacq.analyses.velocity import radon_velocity  # noqa: E402
-from hpcacq.analyses.velocity_options import SCORES  # noqa: E402
 from hpcacq.synth.flow import make_flow_kymograph  # noqa: E402
 
 DX_UM, DT_S = 0.5, 0.001
 WINDOWS = (16, 64, 128)
+SCORES = ("variance", "balanced", "path_normalized")  # the columns of docs/QUALITY.md
 
 
 def _line(n_pixels: int, speed: float) -> np.ndarray:

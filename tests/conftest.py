@@ -51,21 +51,28 @@ def compiled_cache(tmp_path_factory) -> tuple[Path, dict]:
     wait for it and read its report."""
     import fcntl
     import json
+    import shutil
     import subprocess
     import sys
 
     shared = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         shared = shared.parent  # the run's base folder, common to every worker
-    cache, report = shared / "numba" / "numba cache", shared / "numba" / "compile.json"
-    cache.parent.mkdir(exist_ok=True)
-    with open(shared / "numba" / ".lock", "w") as lock:
+    folder = shared / "numba"
+    cache, report, failed = folder / "numba cache", folder / "compile.json", folder / "compile.failed"
+    folder.mkdir(exist_ok=True)
+    with open(folder / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        if failed.exists():
+            pytest.fail(f"hpcacq compile failed in another worker:\n{failed.read_text()}")
         if not report.exists():
+            shutil.rmtree(cache, ignore_errors=True)  # a worker killed while compiling left it half-filled
             path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
             done = subprocess.run([sys.executable, "-m", "hpcacq", "compile", "--cache-dir", str(cache),
                                    "--json", "-"], capture_output=True, text=True,
                                   env={**os.environ, "PYTHONPATH": path}, timeout=600)
+            if done.returncode != 0:
+                failed.write_text(done.stderr)
             assert done.returncode == 0, done.stderr
             json.loads(done.stdout)  # a complete report, or this worker fails here and not the next
             report.write_text(done.stdout)

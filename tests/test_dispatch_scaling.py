@@ -25,7 +25,7 @@ def bench(*args: str) -> dict[str, float]:
                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert done.returncode == 0, done.stderr
     line = next(text for text in done.stdout.splitlines() if text.startswith("RESULT"))
-    print(line)  # the figure, shown with pytest -s
+    print(line)  # the figure, shown with pytest -s -n 0
     return {key: float(value) for key, value in re.findall(r"(\w+)=([\d.]+)", line)}
 
 

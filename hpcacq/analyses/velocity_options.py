@@ -16,7 +16,7 @@ __all__ = ["RadonOptions", "SCORES", "SCORE_ENERGY_POWER", "CLEAN_METHODS", "BAC
 
 SCORES = ("variance", "path_normalized", "balanced")
 #: Each score's power of the uniform projection energy the variance is divided by
-#: (``hpcacq.kernels.radon.radon_windows``; calibrated in docs/QUALITY.md, "Scores").
+#: (``hpcacq.kernels.radon.radon_windows``; calibrated in docs/QUALITY.md, "Scores on narrow lines").
 SCORE_ENERGY_POWER = {"variance": 0.0, "path_normalized": 1.0, "balanced": 0.75}
 CLEAN_METHODS = ("local", "kymflow", "kymflow_3pt")
 BACKGROUND_MODES = ("auto", "none", "always")
@@ -45,7 +45,7 @@ class RadonOptions:
                     "variance: slow speeds read high on wide lines at W=16 (about +3.5% at 0.3 px/line on 38 "
                     "pixels) and narrow lines read low (7 pixels: 5-17% slow). 'path_normalized' divides each "
                     "angle's variance by the projection energy of a uniform window at that angle: within 0.5% "
-                    "at W=16 on wide lines, but 4-8% fast on 7-pixel lines. 'balanced' divides by that "
+                    "at W=16 on wide lines, but 2-6% fast on 7-pixel lines. 'balanced' divides by that "
                     "energy to the power 0.75: median velocity within 3% on 12-150 pixels, per-window median "
                     "error 1.6-2.7% on 7-pixel lines cut from a wider scan; not the default: it is not "
                     "kymflow's answer, and on the real 7-pixel files it reads 14-25% above kymflow (docs/QUALITY.md, 'Scores on narrow lines').",

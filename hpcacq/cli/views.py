@@ -56,7 +56,8 @@ def info(file: str, dx_um: float | None, dt_s: float | None, transpose: bool, ax
 
 
 def _row_key(row: dict) -> tuple:
-    return (row["file"], row["analysis"], row["channel"], row["roi_id"])
+    """Sort key of a manifest row: by file, analysis, channel, ROI (the whole image first)."""
+    return (row["file"], row["analysis"], row["channel"], -1 if row["roi_id"] is None else row["roi_id"])
 
 
 def _medians(path: str) -> dict[tuple, tuple[float, str | None]]:
@@ -116,12 +117,12 @@ def summary(results: str, csv_path: str | None) -> int:
         click.echo(f"job.{name:<10} {value}")
     counts = collections.Counter(row["outcome"] for row in rows)
     click.echo("outcomes  " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no files"))
-    bad = [row for row in rows if row["outcome"] != "OK"]
+    bad = sorted((row for row in rows if row["outcome"] != "OK"), key=_row_key)
     for row in bad:
         click.echo(f"  {row['outcome']} {row['file']!r}: {row['message']}")
     doubtful = 0
     for row in sorted(rows, key=_row_key):  # by file, not by completion order: runs compare line by line
-        key = _row_key(row)
+        key = (row["file"], row["analysis"], row["channel"], row["roi_id"])
         if key in medians:
             median, quality = medians[key]
             click.echo(f"  {row['file']!r} ch{row['channel']} roi {row['roi_id']}: "
