@@ -236,3 +236,23 @@ def test_narrow_line_checks_accept_every_window_the_radon_search_accepts():
     result = radon_velocity(make_flow_kymograph(speed, 7, rng=3), dx_um=DX_UM, dt_s=DT_S, window_lines=4)
     assert result.summary["long_window_lines"] == 16
     assert np.isnan(result.summary["lag_ratio"])
+
+
+def test_angle_step_is_one_grid_step_of_the_headline_speed():
+    """summary["angle_step_fraction"]: how finely the 0.25-degree grid resolves the file's
+    speed (docs/QUALITY.md: fast speeds move in steps of several percent)."""
+    from hpcacq.analyses.velocity_quality import ANGLE_STEP_DEG, angle_step_fraction
+    from hpcacq.kernels.radon_table import GRID_PER_DEG
+
+    assert ANGLE_STEP_DEG == 1 / GRID_PER_DEG
+    for v in (0.3, 2.0, 10.0):  # naive: the speed of the next grid angle
+        theta = np.degrees(np.arctan(v))
+        assert angle_step_fraction(v, 0.25) == pytest.approx(np.tan(np.radians(theta + 0.25)) / v - 1, rel=1e-12)
+    assert angle_step_fraction(2.0, 0.25) == pytest.approx(0.0109, abs=2e-4)
+    assert angle_step_fraction(10.0, 0.25) == pytest.approx(0.046, abs=1e-3)
+    assert np.isnan(angle_step_fraction(0.0, 0.25)) and angle_step_fraction(1e6, 0.25) == np.inf
+    speed = _speed(3000, 2.0)
+    result = radon_velocity(make_flow_kymograph(speed, 38, rng=4), dx_um=DX_UM, dt_s=DT_S, window_lines=32)
+    headline_px = result.summary["median_abs_velocity_mm_s"] * 1000 * DT_S / DX_UM
+    assert result.summary["angle_step_fraction"] == pytest.approx(angle_step_fraction(headline_px, 0.25))
+    assert 0.009 < result.summary["angle_step_fraction"] < 0.014

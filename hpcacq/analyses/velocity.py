@@ -44,6 +44,7 @@ __all__ = [
 from .cleaning import clean_kymflow, clean_trace, local_median
 from .velocity_quality import (
     ANGLE_EDGE,
+    ANGLE_STEP_DEG,
     CLEAN_REJECTED,
     FLAG_BITS,
     LOW_SEPARABILITY,
@@ -51,6 +52,7 @@ from .velocity_quality import (
     STATIC_BACKGROUND,
     THETA_0,
     THETA_90,
+    angle_step_fraction,
     file_warnings,
     median_px_per_line,
     quality_summary,
@@ -189,6 +191,8 @@ def _assemble(params: RadonOptions, units: Units, theta, separability, row_offse
     summary["local_dispersion"] = local_dispersion(clean, span=span)
     summary["fraction_plain_theta_0"] = float(plain_zero.mean()) if n else math.nan
     summary["fraction_background_removed"] = float(reanalysed.mean()) if n else math.nan
+    summary["angle_step_fraction"] = angle_step_fraction(
+        summary["median_abs_velocity_mm_s"] * 1000.0 * units.dt_s / units.dx_um, ANGLE_STEP_DEG)
     summary.update(extra)
     return AnalysisResult(analysis="radon_velocity", params=stored_params(params, units), columns=columns,
                           units=dict(UNITS), flag_bits=dict(FLAG_BITS), summary=summary,

@@ -42,7 +42,7 @@ from .velocity_options import BACKGROUND_MODES
 __all__ = [
     "THETA_90", "LOW_SEPARABILITY", "CLEAN_REJECTED", "THETA_0", "STATIC_BACKGROUND", "ANGLE_EDGE",
     "FLAG_BITS", "BACKGROUND_MODES", "remove_background", "window_flags", "quality_summary",
-    "file_warnings", "median_px_per_line", "NARROW_PIXELS",
+    "file_warnings", "median_px_per_line", "NARROW_PIXELS", "ANGLE_STEP_DEG", "angle_step_fraction",
 ]
 
 THETA_90 = 1
@@ -71,6 +71,9 @@ MAX_WINDOW_DEPENDENCE = 0.10
 # search alone; on narrow lines the line cross-correlation estimator is a second opinion that
 # clears the doubt when it agrees (docs/QUALITY.md)
 MIN_CROSSING_LINES = 2.5
+#: The fine angle grid of the search (hpcacq.kernels.radon_table: GRID_PER_DEG = 4 steps per
+#: degree, kymflow's); summary["angle_step_fraction"] is one step of it at the headline speed.
+ANGLE_STEP_DEG = 0.25
 
 
 FLAT_FLOOR = 0.1  # the divisor of the flat field is at least this fraction of the median background
@@ -222,6 +225,24 @@ def quality_summary(flags: np.ndarray, velocity_clean: np.ndarray, velocity: np.
     out["median_velocity_all_mm_s"] = float(np.median(finite)) if finite.size else math.nan
     out["fraction_plain_theta_0"] = math.nan  # filled by the caller
     return out
+
+
+def angle_step_fraction(px_per_line: float, step_deg: float) -> float:
+    """How much one step of the angle grid changes a speed of ``px_per_line``, relative.
+
+    The fine search reports angles on a ``step_deg`` grid, so a speed ``v`` is resolved in
+    steps of ``tan(atan|v| + step) / |v| - 1`` (about ``0.0044 (1 + v^2) / |v|`` at 0.25
+    degrees: 1.1 % at 2 px/line, 4.6 % at 10). NaN for a speed of 0 or not finite, inf
+    when the next step reaches 90 degrees.
+
+    >>> round(angle_step_fraction(10.0, 0.25), 3)
+    0.046
+    """
+    speed = abs(float(px_per_line))
+    if not math.isfinite(speed) or speed == 0.0:
+        return math.nan
+    theta = math.atan(speed) + math.radians(step_deg)
+    return math.tan(theta) / speed - 1.0 if theta < math.pi / 2 else math.inf
 
 
 def median_px_per_line(theta_deg, separability, *, min_separability: float) -> float:

@@ -46,8 +46,11 @@ def quality_line(summary: dict, flag_names=()) -> str | None:
             continue
         if value > 0:
             flagged.append(f"{name} {_pct(value)}")
+    step = summary.get("angle_step_fraction")
     if not parts and not flagged:
         return None
+    if isinstance(step, (int, float)) and not math.isnan(step):  # velocity: the grid's resolution
+        parts.append(f"speed step {_pct(step) if math.isfinite(step) else 'unbounded'}")
     text = ", ".join(parts)
     if flagged:
         text += ("; " if text else "") + "flagged: " + ", ".join(flagged)
