@@ -16,7 +16,8 @@ from hpcacq.analyses.narrow_velocity import lag_velocity
 from hpcacq.analyses.velocity import window_times_s
 from hpcacq.errors import AnalysisCancelled, InputError, MissingUnitsError, ParameterError
 from hpcacq.synth.flow import make_flow_kymograph, window_truth_px_per_line
-from tests.helpers.cli import hpcacq
+
+from helpers.cli import hpcacq
 
 
 def seven_pixel_lines(px_per_line: float, seed: int, n_lines: int = 3000) -> tuple[np.ndarray, np.ndarray]:
