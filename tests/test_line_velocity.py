@@ -145,6 +145,9 @@ def test_hpcacq_run_line_velocity_end_to_end(tmp_path, capsys):
         pixels = np.asarray(read_acquisition(meta["file"]).data)[0]
         expected = lag_velocity(pixels, dx_um=result.params["dx_um"], dt_s=result.params["dt_s"], window_lines=32)
         np.testing.assert_array_equal(result.columns["velocity_mm_s"], expected["velocity_mm_s"])
+    code, out, _ = hpcacq(capsys, "run", "--help")
+    assert code == 0 and "line_velocity = line cross-correlation" in out
+    assert "[default: 16]" in out and "[default: 32]" in out  # --window-lines: each analysis' own default
     code, out, _ = hpcacq(capsys, "summary", out_h5)
     assert code == 0 and out.count("median velocity_mm_s") == 2
     code, _, err = hpcacq(capsys, "run", folder, "-o", tmp_path / "bad.h5", "--analysis", "line_velocity",
