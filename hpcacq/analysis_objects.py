@@ -19,10 +19,11 @@ from typing import Any, ClassVar
 from . import checks
 from .analyses.acqstore_params import acqstore_defaults, acqstore_schema, build_any
 from .analyses.base import AnalysisResult
+from .analyses.registry import REGISTRY
 from .errors import AnalysisCancelled, ParameterError
 
 __all__ = ["AnalysisKey", "AnalysisRunContext", "BaseAnalysis", "RadonVelocityAnalysis", "DiameterAnalysis",
-           "SumIntensityAnalysis", "ANALYSIS_CLASSES", "PRIMARY_KYMOGRAPH", "key_of", "check_given_units"]
+           "SumIntensityAnalysis", "PlainAnalysis", "ANALYSIS_CLASSES", "PRIMARY_KYMOGRAPH", "key_of", "check_given_units"]
 
 #: acqstore's exclusive group of the two analyses: an ROI lies along a vessel (velocity) or across it (diameter).
 PRIMARY_KYMOGRAPH = "primary_kymograph"
@@ -243,8 +244,27 @@ class SumIntensityAnalysis(BaseAnalysis):
         """No execution options: one pass over the block needs one thread."""
 
 
-ANALYSIS_CLASSES: dict[str, type[BaseAnalysis]] = {
+class PlainAnalysis(BaseAnalysis):
+    """An analysis acqstore has no class for: threads as ``DiameterAnalysis``; one subclass per registry line."""
+
+    def set_execution_options(self, *, use_threads: bool = True, max_workers: int | None = None) -> None:
+        """``use_threads=False`` -> 1 thread, else ``max_workers`` (None: per CPU)."""
+        self.threads = _default_threads(bool(use_threads), max_workers, "max_workers")
+
+
+def _plain_class(name: str, exclusive_group: str | None) -> type[BaseAnalysis]:
+    title = "".join(part.title() for part in name.split("_")) + "Analysis"
+    return type(title, (PlainAnalysis,), {"analysis_name": name, "exclusive_group": exclusive_group,
+                                          "__doc__": f"The registered analysis ``{name!r}``.",
+                                          "__module__": __name__})
+
+
+_OWN_CLASSES: dict[str, type[BaseAnalysis]] = {
     cls.analysis_name: cls for cls in (RadonVelocityAnalysis, DiameterAnalysis, SumIntensityAnalysis)
+}
+#: Registered name -> analysis class: acqstore's own classes, a :class:`PlainAnalysis` for the others.
+ANALYSIS_CLASSES: dict[str, type[BaseAnalysis]] = {
+    name: _OWN_CLASSES.get(name) or _plain_class(name, entry.exclusive_group) for name, entry in REGISTRY.items()
 }
 
 

@@ -18,6 +18,7 @@ import pytest
 DOCUMENTED = {
     "hpcacq.analyses.velocity": ["radon_velocity"],
     "hpcacq.analyses.narrow_velocity": ["lag_velocity"],
+    "hpcacq.analyses.line_velocity": ["line_velocity"],
     "hpcacq.analyses.diameter": ["vessel_diameter"],
     "hpcacq.model": ["AcqImage"],
     "hpcacq.jobs.batch": ["AcqAnalysisBatch"],

@@ -235,8 +235,8 @@ def test_missing_units_fail_at_run_naming_the_options(fake_analyses, units, name
 # ---------------------------------------------------------------- registry and lazy imports
 
 def test_registry_lists_names_and_wraps_plain_value_errors(monkeypatch):
-    assert list(registry.ANALYSES) == ["radon_velocity", "diameter", "sum_intensity"]
-    with pytest.raises(ParameterError, match="valid names are: radon_velocity, diameter, sum_intensity"):
+    assert list(registry.ANALYSES) == ["radon_velocity", "diameter", "sum_intensity", "line_correlation_velocity"]
+    with pytest.raises(ParameterError, match="valid names are: radon_velocity, diameter, sum_intensity, line_correlation_velocity"):
         registry.get_spec("radon")
 
     @dataclass(frozen=True)

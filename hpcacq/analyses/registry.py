@@ -157,6 +157,10 @@ REGISTRY: dict[str, AnalysisEntry] = {e.name: e for e in (
     AnalysisEntry("sum_intensity", "hpcacq.analyses.sum_intensity", "hpcacq.analyses.options:NoOptions",
                   "sum_intensity", "sum_intensity", "mean_intensity", "counts/px", exclusive_group=None, warmup_block="vessel",
                   description="summed intensity of each line (counts)", working_bytes=10.0),
+    AnalysisEntry("line_correlation_velocity", "hpcacq.analyses.line_velocity",
+                  "hpcacq.analyses.line_velocity_options:LineVelocityOptions", "line_velocity", "line_velocity",
+                  "velocity_mm_s", "mm/s", exclusive_group=None, signed=True, row_word="windows",
+                  description="line cross-correlation speed for narrow (7-12 px) lines (mm/s)", working_bytes=40.0),
 )}
 ANALYSIS_NAMES: tuple[str, ...] = tuple(REGISTRY)
 #: Every name a user may type (label or registered name) -> registered name.

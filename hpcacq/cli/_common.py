@@ -37,10 +37,20 @@ _CLI_WORDS = (
      "--roi existing"),
     (re.compile(r"give (dx_um|dt_s) as the strategy's \w+= option, not in detection_params"),
      lambda m: f"give --{m.group(1).replace('_', '-')} VALUE instead of --param {m.group(1)}=VALUE"),
-    (re.compile(r"unknown parameter\(s\) (.+?) for (?:\w+Options|'\w+'); valid names are: (?:dx_um, dt_s, )?(.+)$"),
-     lambda m: f"unknown --param {m.group(1)}; valid names are: {m.group(2)} "
-               "(`hpcacq params velocity|diameter` lists them with default, unit and meaning)"),
+    (re.compile(r"unknown parameter\(s\) (.+?) for (\w+Options|'\w+'); valid names are: (?:dx_um, dt_s, )?(.+)$"),
+     lambda m: f"unknown --param {m.group(1)}; valid names are: {m.group(3)} "
+               f"(`hpcacq params {_label_of_options(m.group(2))}` lists them with default, unit and meaning)"),
 )
+def _label_of_options(name: str) -> str:
+    """The label of the analysis whose options class (or quoted registered name) is ``name``; all labels if unknown."""
+    from ..analyses.registry import REGISTRY
+
+    for entry in REGISTRY.values():
+        if entry.options.endswith(":" + name) or name.strip("'") == entry.name:
+            return entry.label
+    return "|".join(entry.label for entry in REGISTRY.values())
+
+
 #: Job options named alike in the library and on the command line (the analyses' own come from the registry).
 _JOB_OPTIONS = ("dx_um", "dt_s", "roi_id", "channel", "threads")
 

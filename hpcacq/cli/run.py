@@ -42,9 +42,17 @@ def _click_option(f: Any, analyses: list[str]) -> Callable:
         kind = click.IntRange(min=meta.get("low"))
     else:
         kind = type(f.default) if f.default is not None else str
-    labels = "/".join(label_of(name) for name in analyses)
-    return click.option(cli_name(f.name), f.name, type=kind, default=None, metavar=meta.get("metavar"),
-                        help=f"{labels}: {help_of(f)[:1].lower()}{help_of(f)[1:]} [default: {f.default}]")
+    own = [next(g for g in cli_fields(REGISTRY[name].options_cls()) if g.name == f.name) for name in analyses]
+    if all(help_of(g) == help_of(f) and g.default == f.default for g in own):
+        text = f"{'/'.join(label_of(name) for name in analyses)}: {help_of(f)[:1].lower()}{help_of(f)[1:]} " \
+               f"[default: {f.default}]"
+    else:  # options of one name in several analyses, each with its own meaning or default
+        text = " ".join(f"{label_of(name)}: {help_of(g)[:1].lower()}{help_of(g)[1:]} [default: {g.default}]"
+                        for name, g in zip(analyses, own, strict=True))
+    lows = [g.metadata.get("low") for g in own]
+    if kind.__class__ is click.IntRange:  # the lowest bound of all; each options class checks its own
+        kind = click.IntRange(min=None if None in lows else min(lows))
+    return click.option(cli_name(f.name), f.name, type=kind, default=None, metavar=meta.get("metavar"), help=text)
 
 
 def _analysis_options(command: Callable) -> Callable:
@@ -251,7 +259,7 @@ class _Display:
 @_analysis_options
 @click.option("--param", multiple=True, metavar="NAME=VALUE",
               help="Any other analysis parameter (repeatable), e.g. --param score=path_normalized. "
-                   "--param help (or `hpcacq params velocity|diameter`) lists them with default, unit and meaning.")
+                   "--param help (or `hpcacq params ANALYSIS`) lists them with default, unit and meaning.")
 @click.option("--dx-um", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Micrometres per pixel (> 0), overriding the file headers. [default: from the file]")
 @click.option("--dt-s", type=click.FloatRange(min=0, min_open=True), default=None,

@@ -128,7 +128,7 @@ def _draw_raw_and_cleaned(ax, t, raw, clean, raw_column: str, column: str) -> No
     ax.plot(t, clean, color="tab:blue", linewidth=0.8, label=f"cleaned ({column})")
 
 
-def _draw_per_row(ax, t, values, column: str, max_points: int) -> None:
+def _draw_per_row(ax, t, values, column: str, max_points: int, row_word: str = "lines") -> None:
     """Every row (isolated values as dots) and the median over blocks of rows."""
     ax.plot(t, values, color="tab:blue", linewidth=0.5, alpha=0.7, label=f"{column} (NaN: gap)")
     alone = _isolated(values)
@@ -136,7 +136,7 @@ def _draw_per_row(ax, t, values, column: str, max_points: int) -> None:
         ax.plot(t[alone], values[alone], linestyle="none", marker=".", markersize=2, color="tab:blue")
     tm, med, k = _block_median_curve(t, values, max_points // 4)
     if k > 1:
-        ax.plot(tm, med, color="black", linewidth=1.0, label=f"median of {k} lines")
+        ax.plot(tm, med, color="black", linewidth=1.0, label=f"median of {k} {row_word}")
 
 
 def draw_trace(ax, trace: Trace, *, time_range=None, max_points: int = 2000) -> None:
@@ -163,7 +163,7 @@ def draw_trace(ax, trace: Trace, *, time_range=None, max_points: int = 2000) -> 
         summary = _median_text(headline, unit) + " cleaned"
     else:
         raw = headline
-        _draw_per_row(ax, t, raw, column, max_points)
+        _draw_per_row(ax, t, raw, column, max_points, entry.row_word if entry is not None else "lines")
         summary = _median_text(raw, unit)
     ax.set_ylabel(f"{name} ({unit})")
     limits = robust_limits(raw)
