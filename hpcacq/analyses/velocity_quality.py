@@ -290,5 +290,5 @@ def file_warnings(summary: dict[str, float], *, score: str = "variance") -> list
             parts.append(f"{lag:+.0%} against line cross-correlation (lag_velocity)")
         out.append(f"on {summary.get('n_pixels', math.nan):.0f}-pixel lines the Radon velocity is uncertain: "
                    f"{', '.join(parts)} (docs/QUALITY.md, narrow lines"
-                   + ("; compare score=balanced)" if score != "balanced" else ")"))
+                   + ("; compare --analysis line_velocity and score=balanced)" if score != "balanced" else ")"))
     return out
