@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["AnalysisResult", "ok_message"]
+__all__ = ["AnalysisResult", "ok_message", "real_block", "reject_non_finite"]
 
 
 @dataclass
@@ -63,3 +63,29 @@ def ok_message(result: AnalysisResult | None) -> str:
     """
     warnings = list(result.warnings) if result is not None else []
     return "ok" if not warnings else "ok; doubtful: " + "; ".join(warnings)
+
+
+def real_block(image: Any, analysis: str) -> np.ndarray:
+    """``image`` as an array if it is a 2-D block of real numbers (not converted), else an
+    :class:`~hpcacq.errors.InputError` naming ``analysis`` and what to do."""
+    from ..errors import InputError
+
+    arr = np.asarray(image)
+    if arr.ndim != 2:
+        raise InputError(f"{analysis} needs a 2-D block (n_lines, n_pixels), got shape {arr.shape}; "
+                         "pick one channel (image[c]) and cut the ROI first")
+    if arr.dtype.kind not in "uifb":
+        raise InputError(f"image must hold real numbers, got dtype {arr.dtype}; convert with .astype(float)")
+    return arr
+
+
+def reject_non_finite(arr: np.ndarray, bad: np.ndarray | None = None) -> None:
+    """Raise an :class:`~hpcacq.errors.InputError` locating the first NaN/inf pixel of ``arr``
+    (``bad``: its mask, if already computed); return when every pixel is finite."""
+    from ..errors import InputError
+
+    bad = ~np.isfinite(arr) if bad is None else bad
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise InputError(f"image has {int(bad.sum())} NaN/inf pixel(s) (first at line {row}, pixel {col}); "
+                         "replace them (e.g. np.nan_to_num) or choose an ROI without them")

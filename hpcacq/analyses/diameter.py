@@ -52,7 +52,7 @@ import numpy as np
 
 from .. import checks
 from ..errors import InputError
-from .base import AnalysisResult
+from .base import AnalysisResult, real_block, reject_non_finite
 from .diameter_options import BINNINGS, METHODS, POLARITIES, THRESHOLD_MODES, DiameterOptions
 from .options import Units, options_from_mapping
 from .runtime import chunk_bounds, run_chunks
@@ -82,13 +82,7 @@ _CHUNK_LINES = {"halfmax": 65536, "fit": 4096, "gradient": 16384}  # at most ~0.
 
 
 def _check_image(image, method: str) -> np.ndarray:
-    arr = np.asarray(image)
-    if arr.ndim != 2:
-        raise InputError(
-            f"vessel_diameter needs a 2-D block (n_lines, n_pixels), got shape {arr.shape}; "
-            f"pick one channel (image[c]) and cut the ROI first")
-    if arr.dtype.kind not in "uifb":
-        raise InputError(f"image must hold real numbers, got dtype {arr.dtype}; convert with .astype(float)")
+    arr = real_block(image, "vessel_diameter")
     if arr.shape[1] < MIN_PIXELS[method]:
         raise InputError(
             f"the block is {arr.shape[1]} pixel(s) across; method {method!r} needs at least "
@@ -97,12 +91,8 @@ def _check_image(image, method: str) -> np.ndarray:
         raise InputError("the block has no lines; choose an ROI with at least one line")
     from ..kernels.diameter import all_finite  # here: numba is imported only when the kernels run
 
-    if not all_finite(arr):
-        bad = ~np.isfinite(arr)
-        row, col = np.argwhere(bad)[0]
-        raise InputError(
-            f"image has {int(bad.sum())} NaN/inf pixel(s) (first at line {row}, pixel {col}); "
-            f"replace them (e.g. np.nan_to_num) or choose an ROI without them")
+    if not all_finite(arr):  # a pass without a temporary mask; locate the first bad pixel only then
+        reject_non_finite(arr)
     return np.ascontiguousarray(arr, dtype=np.float64)
 
 

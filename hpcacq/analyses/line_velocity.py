@@ -30,7 +30,7 @@ import numpy as np
 
 from .. import checks
 from ..errors import AnalysisCancelled, InputError
-from .base import AnalysisResult
+from .base import AnalysisResult, real_block, reject_non_finite
 from .line_velocity_options import LineVelocityOptions
 from .narrow_velocity import lag_speed_px_per_line, subtract_running_mean
 from .options import Units, options_from_mapping, stored_params
@@ -51,21 +51,12 @@ _CHUNK_PIXELS = 1 << 21  # pixels per chunk (~16 MB per float64 temporary; ~0.1-
 
 
 def _check_image(image, window_lines: int) -> np.ndarray:
-    arr = np.asarray(image)
-    if arr.ndim != 2:
-        raise InputError(f"line_velocity needs a 2-D block (n_lines, n_pixels), got shape {arr.shape}; "
-                         "pick one channel (image[c]) and cut the ROI first")
-    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool) or np.iscomplexobj(arr):
-        raise InputError(f"image must hold real numbers, got dtype {arr.dtype}")
+    arr = real_block(image, "line_velocity")
     if arr.shape[0] < window_lines:
         raise InputError(f"the block has {arr.shape[0]} lines but one window needs {window_lines}; "
                          "use a taller ROI or a smaller window_lines (multiple of 4, >= 8)")
     arr = np.asarray(arr, dtype=np.float64)
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        row, col = np.argwhere(bad)[0]
-        raise InputError(f"image has {int(bad.sum())} NaN/inf pixel(s) (first at line {row}, pixel {col}); "
-                         "replace them (e.g. np.nan_to_num) or choose an ROI without them")
+    reject_non_finite(arr)
     return arr
 
 

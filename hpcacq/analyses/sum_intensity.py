@@ -21,7 +21,7 @@ import numpy as np
 from .. import checks
 from ..errors import InputError
 from ..kernels._jit import JIT_OPTIONS
-from .base import AnalysisResult
+from .base import AnalysisResult, real_block, reject_non_finite
 from .options import NoOptions, Units, stored_params
 from .runtime import chunk_bounds, run_chunks
 
@@ -51,20 +51,11 @@ SumIntensityOptions = NoOptions
 
 
 def _check_image(image) -> np.ndarray:
-    arr = np.asarray(image)
-    if arr.ndim != 2:
-        raise InputError(f"sum_intensity needs a 2-D block (n_lines, n_pixels), got shape {arr.shape}; "
-                         "pick one channel (image[c]) and cut the ROI first")
-    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool) or np.iscomplexobj(arr):
-        raise InputError(f"image must hold real numbers, got dtype {arr.dtype}")
+    arr = real_block(image, "sum_intensity")
     if arr.shape[0] < 1 or arr.shape[1] < 1:
         raise InputError(f"the block {arr.shape} is empty; choose an ROI of at least one line and one pixel")
     arr = np.ascontiguousarray(arr, dtype=np.float64)
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        row, col = np.argwhere(bad)[0]
-        raise InputError(f"image has {int(bad.sum())} NaN/inf pixel(s) (first at line {row}, pixel {col}); "
-                         "replace them (e.g. np.nan_to_num) or choose an ROI without them")
+    reject_non_finite(arr)
     return arr
 
 

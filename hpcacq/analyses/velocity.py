@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import checks
 from ..errors import AnalysisCancelled, InputError
-from .base import AnalysisResult
+from .base import AnalysisResult, real_block, reject_non_finite
 from .options import Units, options_from_mapping, stored_params
 from .runtime import chunk_bounds, run_chunks
 from .velocity_options import SCORE_ENERGY_POWER, SCORES, RadonOptions
@@ -82,24 +82,10 @@ def clean_velocity(velocity_mm_s: np.ndarray, *, n_sd: float = 2.0) -> np.ndarra
 
 
 def _check_image(image) -> np.ndarray:
-    arr = np.asarray(image)
-    if arr.ndim != 2:
-        raise InputError(
-            f"radon_velocity needs a 2-D block (n_lines, n_pixels), got shape {arr.shape}; "
-            f"pick one channel (image[c]) and cut the ROI first"
-        )
-    if not (np.issubdtype(arr.dtype, np.number) and not np.iscomplexobj(arr)) and arr.dtype != bool:
-        raise InputError(f"image must hold real numbers, got dtype {arr.dtype}")
-    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    arr = np.ascontiguousarray(real_block(image, "radon_velocity"), dtype=np.float64)
     if arr.shape[1] < 2:
         raise InputError(f"the block is {arr.shape[1]} pixel(s) wide; a velocity needs at least 2 pixels")
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        row, col = np.argwhere(bad)[0]
-        raise InputError(
-            f"image has {int(bad.sum())} NaN/inf pixel(s) (first at line {row}, pixel {col}); "
-            f"replace them (e.g. np.nan_to_num) or choose an ROI without them"
-        )
+    reject_non_finite(arr)
     return arr
 
 
