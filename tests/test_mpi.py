@@ -68,13 +68,13 @@ def streak_files(folder: Path, n: int) -> list[str]:
     return paths
 
 
-def test_real_radon_velocity_same_numbers_on_one_and_two_ranks(tmp_path):
-    pytest.importorskip("hpcacq.analyses.velocity")
+@pytest.mark.parametrize("analysis", ["radon_velocity", "line_correlation_velocity"])
+def test_real_velocity_same_numbers_on_one_and_two_ranks(tmp_path, analysis):
     paths = streak_files(tmp_path, 4)
     outputs = {}
     for n_ranks in (None, 2):
-        out = tmp_path / f"radon_{n_ranks}.h5"
-        job = write_job(tmp_path, paths, out, threads=1 if n_ranks is None else 2)
+        out = tmp_path / f"{analysis}_{n_ranks}.h5"
+        job = write_job(tmp_path, paths, out, threads=1 if n_ranks is None else 2, analysis=analysis)
         done = run(tmp_path, job, n_ranks, env={"HPCACQ_TEST_FAKE": "0"}, timeout=240)
         assert done.returncode == 0, done.stderr
         outputs[n_ranks] = read_back(out)
