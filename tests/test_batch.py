@@ -175,9 +175,11 @@ def test_cancel_event_midway_keeps_finished_files(fakes, tmp_path):
     results = AcqAnalysisBatch(paths, strategy, max_parallel_files=2).run(cancel_event=event, on_file_result=callback)
     assert time.perf_counter() - start < 1.5  # 8 files x 0.2 s / 2 would take 0.8 s more
     outcomes = [r.outcome for r in results]
-    assert outcomes[:2] == [BatchFileOutcome.OK] * 2
-    assert set(outcomes[2:]) == {BatchFileOutcome.CANCELLED}
-    assert all(r.result is not None for r in results[:2])
+    # the two files the callback saw finished (any two: two run at a time and either may end first)
+    finished = {r.file_path for r in done[:2]}
+    assert [r.outcome for r in results if r.file_path in finished] == [BatchFileOutcome.OK] * 2
+    assert all(r.result is not None for r in results if r.file_path in finished)
+    assert outcomes.count(BatchFileOutcome.OK) == 2 and outcomes.count(BatchFileOutcome.CANCELLED) == 6
 
 
 def test_file_record_carries_outcome_and_table(fakes, tmp_path):

@@ -274,7 +274,7 @@ def summary_rows(results: str | os.PathLike, *, analysis: str | None = None, cha
         raise InputError(f"{results} holds no files yet")
     if analysis is None:
         names = [row["analysis"] for row in rows]
-        analysis = max(dict.fromkeys(names), key=names.count)
+        analysis = max(sorted(set(names)), key=names.count)  # the most frequent; a tie goes to the first name
     chosen = _select(rows, analysis, channel, roi_id)
     if not chosen:
         raise InputError(f"no {analysis} rows with these options in {results}; it has: "
