@@ -17,7 +17,7 @@ from typing import Any, NoReturn, TypeVar
 
 from .errors import ParameterError
 
-__all__ = ["fail", "number", "positive", "non_negative", "integer", "one_of", "flag", "optional"]
+__all__ = ["fail", "number", "positive", "non_negative", "integer", "window_lines", "one_of", "flag", "optional"]
 
 T = TypeVar("T")
 
@@ -56,6 +56,15 @@ def integer(name: str, value: Any, low: int | None = None, hint: str = "") -> in
     """An integer (not bool), at least ``low`` when given, as an int."""
     if not isinstance(value, Integral) or isinstance(value, bool) or (low is not None and value < low):
         fail(name, "an integer" if low is None else f"an integer >= {low}", value, hint)
+    return int(value)
+
+
+def window_lines(value: Any, low: int = 4) -> int:
+    """``value`` as an int if it is a multiple of 4 and at least ``low``: the window length of
+    the velocity methods (windows advance by a quarter of it)."""
+    if not isinstance(value, Integral) or isinstance(value, bool) or value < low or value % 4:
+        what = "a positive multiple of 4 (e.g. 16 or 32)" if low <= 4 else f"a multiple of 4, at least {low} (e.g. 32)"
+        fail("window_lines", what, value, "windows advance by window_lines // 4 lines")
     return int(value)
 
 

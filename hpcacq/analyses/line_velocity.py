@@ -3,7 +3,7 @@
 An ROI block is ``(n_lines, n_pixels)``: axis 0 time (one row per line, ``dt_s`` seconds
 apart), axis 1 space along the vessel (``dx_um`` micrometres per pixel). The windows are
 the Radon search's (``window_lines`` lines, one every ``window_lines // 4``; ``time_s`` is
-:func:`hpcacq.analyses.velocity.window_times_s`), so the two analyses compare row for row.
+:func:`hpcacq.kernels.windows.window_times_s`), so the two analyses compare row for row.
 Each window's speed comes from :func:`hpcacq.analyses.narrow_velocity.lag_speed_px_per_line`
 (the method is described there) after each column's running mean over
 ``background_lines`` lines is subtracted; ``velocity_mm_s = px_per_line * dx_um / dt_s /
@@ -30,12 +30,12 @@ import numpy as np
 
 from .. import checks
 from ..errors import AnalysisCancelled, InputError
+from ..kernels.windows import window_count, window_times_s
 from .base import AnalysisResult, real_block, reject_non_finite
 from .line_velocity_options import LineVelocityOptions
-from .narrow_velocity import lag_speed_px_per_line, subtract_running_mean
+from .narrow_velocity import lag_speed_px_per_line, shift_range_px, subtract_running_mean
 from .options import Units, options_from_mapping, stored_params
 from .runtime import chunk_bounds, run_chunks
-from .velocity import window_times_s
 
 __all__ = ["LineVelocityOptions", "line_velocity", "run_block", "UNITS", "FLAG_BITS", "WARMUP", "NO_LAG",
            "MAX_NAN_FRACTION"]
@@ -162,8 +162,7 @@ def run_block(image, options: LineVelocityOptions, units: Units, *, row_offset: 
     row_offset = checks.integer("row_offset", row_offset, 0, "the ROI's first row")
     block = _check_image(image, options.window_lines)
     n_lines, n_pixels = block.shape
-    shift = (min(n_pixels - options.min_overlap_px, 24) if not options.max_shift_px
-             else min(options.max_shift_px, n_pixels - 1))
+    shift = shift_range_px(n_pixels, options.max_shift_px or None, options.min_overlap_px)
     if shift < 2:
         raise InputError(f"lines of {n_pixels} pixels are too short for line_velocity (a shift range of at least "
                          f"2 pixels with min_overlap_px={options.min_overlap_px} shared); lower min_overlap_px "
@@ -172,7 +171,7 @@ def run_block(image, options: LineVelocityOptions, units: Units, *, row_offset: 
         raise AnalysisCancelled("line_velocity cancelled before the background step")
     clean = subtract_running_mean(block, lines=options.background_lines)
     del block
-    n_windows = max(0, n_lines // options.step_lines - 3)
+    n_windows = window_count(n_lines, options.window_lines)
     speed = _speeds(clean, options, n_windows, threads, cancel, progress)
     velocity = speed * units.dx_um / units.dt_s / 1000.0
     flags = np.where(np.isfinite(speed), 0, NO_LAG).astype(np.int32)

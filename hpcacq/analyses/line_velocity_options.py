@@ -7,7 +7,6 @@ The units of a file (``dx_um``, ``dt_s``) are not options: see
 from __future__ import annotations
 
 from dataclasses import dataclass
-from numbers import Integral
 
 from .. import checks
 from .options import option, options_from_mapping
@@ -42,11 +41,7 @@ class LineVelocityOptions:
         15, "Windows in the running median of lag-1 peaks that chooses each window's lags (default 15).", low=1)
 
     def __post_init__(self) -> None:
-        w = self.window_lines
-        if not isinstance(w, Integral) or isinstance(w, bool) or w < 8 or w % 4:
-            checks.fail("window_lines", "a multiple of 4, at least 8 (e.g. 32)", w,
-                        "windows advance by window_lines // 4 lines")
-        object.__setattr__(self, "window_lines", int(w))
+        object.__setattr__(self, "window_lines", checks.window_lines(self.window_lines, 8))
         for name, low, hint in (("background_lines", 0, "0: the whole ROI"), ("max_shift_px", 0, "0: automatic"),
                                 ("min_overlap_px", 1, "e.g. 3"), ("max_lag_lines", 1, "e.g. 32"),
                                 ("select_windows", 1, "e.g. 15")):

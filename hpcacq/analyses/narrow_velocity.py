@@ -56,8 +56,9 @@ import numpy as np
 
 from .. import checks
 from ..errors import InputError
+from ..kernels.windows import window_count, window_times_s
 
-__all__ = ["lag_velocity", "lag_speed_px_per_line", "subtract_running_mean"]
+__all__ = ["lag_velocity", "lag_speed_px_per_line", "shift_range_px", "subtract_running_mean"]
 
 
 def subtract_running_mean(block: np.ndarray, *, lines: int) -> np.ndarray:
@@ -136,6 +137,13 @@ def _running_nanmedian(values: np.ndarray, span: int) -> np.ndarray:
     return out
 
 
+def shift_range_px(n_pixels: int, max_shift_px: int | None, min_overlap_px: int) -> int:
+    """The largest shift searched between two lines, pixels: ``max_shift_px`` capped at
+    ``n_pixels - 1``, or by default ``min(n_pixels - min_overlap_px, 24)``. The fastest
+    measurable speed is one pixel per line less."""
+    return min(n_pixels - min_overlap_px, 24) if max_shift_px is None else min(max_shift_px, n_pixels - 1)
+
+
 def lag_speed_px_per_line(block, *, window_lines: int = 16, max_shift_px: int | None = None,
                           min_overlap_px: int = 3, max_lag_lines: int = 32,
                           select_windows: int = 15) -> np.ndarray:
@@ -147,9 +155,8 @@ def lag_speed_px_per_line(block, *, window_lines: int = 16, max_shift_px: int | 
     """
     x = np.asarray(block, dtype=np.float64)
     n_lines, n_pix = x.shape
-    step = window_lines // 4
-    n_windows = max(0, n_lines // step - 3)
-    shift = min(n_pix - min_overlap_px, 24) if max_shift_px is None else min(max_shift_px, n_pix - 1)
+    n_windows = window_count(n_lines, window_lines)
+    shift = shift_range_px(n_pix, max_shift_px, min_overlap_px)
     if shift < 2:
         raise InputError(f"lines of {n_pix} pixels are too short for the lag estimator (need a shift range "
                          f"of at least 2 pixels with {min_overlap_px} overlapping); lower min_overlap_px")
@@ -209,9 +216,7 @@ def lag_velocity(image, *, dx_um: float, dt_s: float, window_lines: int = 16, ba
     """
     checks.positive("dx_um", dx_um, "e.g. dx_um=0.5")
     checks.positive("dt_s", dt_s, "e.g. dt_s=0.001")
-    w = checks.integer("window_lines", window_lines, 8, "a multiple of 4, e.g. 16")
-    if w % 4:
-        checks.fail("window_lines", "a multiple of 4 (e.g. 16 or 32)", w, "windows advance by window_lines // 4")
+    w = checks.window_lines(window_lines, 8)
     block = np.asarray(image, dtype=np.float64)
     if block.ndim != 2 or block.shape[0] < w or not np.all(np.isfinite(block)):
         raise InputError(f"image must be a finite 2-D (n_lines, n_pixels) array with at least {w} lines, "
@@ -220,6 +225,6 @@ def lag_velocity(image, *, dx_um: float, dt_s: float, window_lines: int = 16, ba
     speed = lag_speed_px_per_line(clean, window_lines=w, max_shift_px=max_shift_px,
                                   min_overlap_px=min_overlap_px, max_lag_lines=max_lag_lines,
                                   select_windows=checks.integer("select_windows", select_windows, 1, "e.g. 15"))
-    time_s = (np.arange(speed.size) * (w // 4) + w / 2) * dt_s
+    time_s = window_times_s(speed.size, window_lines=w, dt_s=dt_s)
     return {"time_s": time_s, "px_per_line": speed, "velocity_mm_s": speed * dx_um / dt_s / 1000.0}
 

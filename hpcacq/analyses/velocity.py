@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import checks
 from ..errors import AnalysisCancelled, InputError
+from ..kernels.windows import window_count, window_times_s
 from .base import AnalysisResult, real_block, reject_non_finite
 from .options import Units, options_from_mapping, stored_params
 from .runtime import chunk_bounds, run_chunks
@@ -65,15 +66,6 @@ UNITS = {"time_s": "s", "theta_deg": "deg", "velocity_mm_s": "mm/s",
 #: Option sets whose runs compile every kernel signature a velocity run uses (``hpcacq compile``).
 WARMUP = ({"score": "variance"}, {"score": "path_normalized"})
 _CHUNK_WINDOWS = 512  # windows per chunk: ~0.05-0.2 s of work, the cancel/progress granularity
-
-
-def window_times_s(n_windows: int, *, window_lines: int, dt_s: float, row_offset: int = 0) -> np.ndarray:
-    """Window centre times in seconds from the image's first line.
-
-    ``(row_offset + k * step + window_lines / 2) * dt_s`` for ``k = 0 .. n_windows - 1``.
-    """
-    step = window_lines // 4
-    return (row_offset + np.arange(n_windows) * step + window_lines / 2) * dt_s
 
 
 def clean_velocity(velocity_mm_s: np.ndarray, *, n_sd: float = 2.0) -> np.ndarray:
@@ -266,8 +258,6 @@ def run_block(image, options: RadonOptions, units: Units, *, row_offset: int = 0
     threads = checks.integer("threads", threads, 1, "e.g. threads=2")
     row_offset = checks.integer("row_offset", row_offset, 0, "the ROI's first row")
     block = _check_image(image)
-    from ..kernels.radon import window_count
-
     n_windows = window_count(block.shape[0], params.window_lines)
     if n_windows < 1:
         raise InputError(
@@ -302,7 +292,6 @@ def _resolution(block, params, theta, separability, threads, cancel) -> dict[str
     background step, in pixels per line: no units needed; NaN when most of its windows are
     unmeasurable).
     """
-    from ..kernels.radon import window_count
     from .narrow_velocity import lag_speed_px_per_line, subtract_running_mean
 
     n_pixels = block.shape[1]

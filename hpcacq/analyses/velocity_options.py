@@ -7,7 +7,6 @@ The units of a file (``dx_um``, ``dt_s``) are not options: see
 from __future__ import annotations
 
 from dataclasses import dataclass
-from numbers import Integral
 
 from .. import checks
 from .options import option, options_from_mapping
@@ -85,11 +84,7 @@ class RadonOptions:
              "(default 1, i.e. faster than tan(89 deg) = 57 px per line).")
 
     def __post_init__(self) -> None:
-        w = self.window_lines
-        if not isinstance(w, Integral) or isinstance(w, bool) or w < 4 or w % 4:
-            checks.fail("window_lines", "a positive multiple of 4 (e.g. 16 or 32)", w,
-                        "windows advance by window_lines // 4 lines")
-        object.__setattr__(self, "window_lines", int(w))
+        object.__setattr__(self, "window_lines", checks.window_lines(self.window_lines))
         checks.positive("clean_sd", self.clean_sd, "e.g. clean_sd=2.0")
         checks.positive("clean_mad", self.clean_mad, "e.g. clean_mad=4.0")
         checks.one_of("clean", self.clean, CLEAN_METHODS)

@@ -33,6 +33,7 @@ import numpy as np
 from numba import njit
 
 from ._jit import JIT_OPTIONS
+from .windows import window_count, window_step
 
 __all__ = ["GROUP", "GRID_FIRST_DEG", "GRID_PER_DEG", "N_GRID", "padded_size", "window_step",
            "window_count", "make_table", "angle_table"]
@@ -49,16 +50,6 @@ _cache_lock = threading.Lock()
 def padded_size(n_rows, n_cols):
     """Side ``N`` of the square skimage pads a ``(n_rows, n_cols)`` window to (``circle=False``)."""
     return int(np.ceil(np.sqrt(2) * max(n_rows, n_cols)))
-
-
-def window_step(window_lines):
-    """Lines between consecutive windows: ``window_lines // 4``."""
-    return window_lines // 4
-
-
-def window_count(n_lines, window_lines):
-    """Number of windows of ``window_lines`` lines in ``n_lines`` lines: ``n_lines // step - 3``."""
-    return max(0, n_lines // window_step(window_lines) - 3)
 
 
 def _rotation_rows(angles_deg, center):
