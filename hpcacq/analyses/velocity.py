@@ -299,17 +299,17 @@ def _resolution(block, params, theta, separability, threads, cancel) -> dict[str
     out = {"n_pixels": float(n_pixels), "median_crossing_lines": n_pixels / abs(speed) if speed else math.nan,
            "window_dependence": math.nan, "long_window_lines": math.nan, "lag_ratio": math.nan}
     long_lines = 4 * params.window_lines
-    if n_pixels > NARROW_PIXELS or window_count(block.shape[0], long_lines) < 8 or not math.isfinite(speed):
+    n = window_count(block.shape[0], long_lines)
+    if n_pixels > NARROW_PIXELS or n < 8 or not math.isfinite(speed):
         return out
     if cancel is not None and cancel():
         raise AnalysisCancelled("radon_velocity cancelled before the narrow-line checks")
     long_params = replace(params, window_lines=long_lines)
-    n = window_count(block.shape[0], long_lines)
     long_theta, long_sep, *_ = _search(block, long_params, n, threads, cancel, None)
     long_speed = median_px_per_line(long_theta, long_sep, min_separability=params.min_separability)
     out.update(window_dependence=long_speed / speed - 1.0, long_window_lines=float(long_lines))
     if n_pixels >= 5 and params.window_lines >= 8:  # lag_velocity's smallest window
-        clean = subtract_running_mean(block, lines=params.background_lines or block.shape[0])
+        clean = subtract_running_mean(block, lines=params.background_lines)  # 0: the whole block, as there
         lag = lag_speed_px_per_line(clean, window_lines=params.window_lines)
         if np.mean(np.isfinite(lag)) >= 0.5:
             out["lag_ratio"] = speed / float(np.nanmedian(lag)) - 1.0

@@ -92,6 +92,16 @@ def cli_words(text: str) -> str:
     return text
 
 
+def read_options(command):
+    """``--transpose`` and ``--axes``: how a file is read, the same for every command that reads one."""
+    command = click.option(
+        "--axes", default=None, metavar="LETTERS",
+        help="What a multi-page TIFF's (or 3-D array's) dimensions are: T = blocks of lines joined in time, "
+             "C = channels, Y = lines, X = pixels (e.g. TYX, CYX). Default: from the file's metadata.")(command)
+    return click.option("--transpose", is_flag=True, default=False,
+                        help="Files are stored pixels x lines: swap the axes after reading.")(command)
+
+
 @contextlib.contextmanager
 def library_errors() -> Iterator[None]:
     """Turn :class:`hpcacq.errors.HpcacqError` (and bad files) into a one-line exit-2 error

@@ -11,7 +11,7 @@ import click
 
 from ..analyses.options import cli_fields, cli_name, help_of
 from ..analyses.registry import ALIASES, REGISTRY, label_of
-from ._common import UsageFailure, is_rank0, library_errors, load_toml, parse_value
+from ._common import UsageFailure, is_rank0, library_errors, load_toml, parse_value, read_options
 
 __all__ = ["run", "parse_time_limit", "build_config"]
 
@@ -272,11 +272,7 @@ class _Display:
 @click.option("--time-limit", default=None, metavar="SECONDS|HH:MM:SS", help="Stop cleanly (exit 3) after this time.")
 @click.option("--stop-file", type=click.Path(), default=None, help="Stop cleanly (exit 3) when this file appears.")
 @click.option("--recursive", is_flag=True, default=False, help="Search folders' subfolders too.")
-@click.option("--transpose", is_flag=True, default=False,
-              help="Files are stored pixels x lines: swap the axes after reading.")
-@click.option("--axes", default=None, metavar="LETTERS",
-              help="What a multi-page TIFF's (or 3-D array's) dimensions are: T = blocks of lines joined in time, "
-                   "C = channels, Y = lines, X = pixels (e.g. TYX, CYX). Default: from the file's metadata.")
+@read_options
 @click.option("--max-memory", default=None, metavar="SIZE",
               help="Per-rank memory bound (4G, 512MiB, 25%); a file needing more is FAILED before it is read. "
                    "Default: $HPCACQ_MAX_MEMORY, else half the node's memory / ranks on the node.")

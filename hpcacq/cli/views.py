@@ -7,7 +7,7 @@ import collections
 import click
 
 from ..analyses.registry import HEADLINE
-from ._common import library_errors
+from ._common import library_errors, read_options
 
 __all__ = ["info", "summary", "MEASUREMENT"]
 
@@ -19,10 +19,7 @@ MEASUREMENT = dict(HEADLINE)
 @click.argument("file", type=click.Path())
 @click.option("--dx-um", type=float, default=None, help="Micrometres per pixel (overrides headers).")
 @click.option("--dt-s", type=float, default=None, help="Seconds per line (overrides headers).")
-@click.option("--transpose", is_flag=True, default=False,
-              help="The file is stored pixels x lines: swap the axes after reading (as `hpcacq run`).")
-@click.option("--axes", default=None, metavar="LETTERS",
-              help="What a multi-page TIFF's (or 3-D array's) dimensions are, e.g. TYX or CYX (as `hpcacq run`).")
+@read_options
 def info(file: str, dx_um: float | None, dt_s: float | None, transpose: bool, axes: str | None) -> int:
     """Show shape, channels, dtype, units (and where they came from) and ROIs of FILE,
     read as `hpcacq run` reads it (a file refused for its orientation or page layout is
