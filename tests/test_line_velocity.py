@@ -51,7 +51,8 @@ def test_same_numbers_as_lag_velocity_and_radon_window_times():
     shifted = line_velocity(image, dx_um=0.4, dt_s=0.002, window_lines=32, background_lines=512, row_offset=100)
     np.testing.assert_array_equal(shifted.columns["time_s"],
                                   window_times_s(n, window_lines=32, dt_s=0.002, row_offset=100))
-    assert result.units == {"time_s": "s", "px_per_line": "px/line", "velocity_mm_s": "mm/s", "flags": "1"}
+    assert result.units == {"time_s": "s", "px_per_line": "px/line", "velocity_mm_s": "mm/s",
+                            "velocity_clean_mm_s": "mm/s", "peak_z": "1", "lags_used": "1", "flags": "1"}
     assert result.analysis == "line_correlation_velocity" and result.params["window_lines"] == 32
 
 
@@ -79,8 +80,8 @@ def test_too_fast_windows_are_nan_flagged_and_the_file_doubtful():
     result = line_velocity(image, dx_um=0.5, dt_s=0.001)
     nan = np.isnan(result.columns["velocity_mm_s"])
     assert nan.mean() > 0.5 and result.summary["fraction_no_lag"] == nan.mean()
-    np.testing.assert_array_equal(result.columns["flags"], np.where(nan, NO_LAG, 0))
-    assert FLAG_BITS == {"no_lag": 1}
+    np.testing.assert_array_equal(result.columns["flags"] & NO_LAG, np.where(nan, NO_LAG, 0))
+    assert FLAG_BITS == {"no_lag": 1, "weak_correlation": 2, "lags_disagree": 4, "clean_rejected": 8}
     assert len(result.warnings) == 1 and "beyond the measurable 3 px per line" in result.warnings[0]
 
 
@@ -114,7 +115,7 @@ def test_registered_and_coexists_with_radon_velocity_on_one_roi():
     assert registry.resolve("line_velocity") == "line_correlation_velocity"
     spec = registry.get_spec("line_correlation_velocity")
     assert spec.exclusive_group is None and spec.options_cls is LineVelocityOptions
-    assert registry.HEADLINE["line_correlation_velocity"] == "velocity_mm_s"
+    assert registry.HEADLINE["line_correlation_velocity"] == "velocity_clean_mm_s"
     image, _ = seven_pixel_lines(1.0, 6, n_lines=512)
     img = AcqImage.from_array(image, dx_um=0.5, dt_s=0.001)
     roi = img.rois.create_rect_roi()
@@ -141,7 +142,8 @@ def test_hpcacq_run_line_velocity_end_to_end(tmp_path, capsys):
     assert len(results) == 2
     for meta, result in results:
         assert result.analysis == "line_correlation_velocity"
-        assert result.units == {"time_s": "s", "px_per_line": "px/line", "velocity_mm_s": "mm/s", "flags": "1"}
+        assert result.units == {"time_s": "s", "px_per_line": "px/line", "velocity_mm_s": "mm/s",
+                            "velocity_clean_mm_s": "mm/s", "peak_z": "1", "lags_used": "1", "flags": "1"}
         pixels = np.asarray(read_acquisition(meta["file"]).data)[0]
         expected = lag_velocity(pixels, dx_um=result.params["dx_um"], dt_s=result.params["dt_s"], window_lines=32)
         np.testing.assert_array_equal(result.columns["velocity_mm_s"], expected["velocity_mm_s"])
@@ -149,7 +151,7 @@ def test_hpcacq_run_line_velocity_end_to_end(tmp_path, capsys):
     assert code == 0 and "line_velocity = line cross-correlation" in out
     assert "[default: 16]" in out and "[default: 32]" in out  # --window-lines: each analysis' own default
     code, out, _ = hpcacq(capsys, "summary", out_h5)
-    assert code == 0 and out.count("median velocity_mm_s") == 2
+    assert code == 0 and out.count("median velocity_clean_mm_s") == 2 and out.count("quality: trusted") == 2
     code, _, err = hpcacq(capsys, "run", folder, "-o", tmp_path / "bad.h5", "--analysis", "line_velocity",
                           "--window-lines", 30)
     assert code == 2 and "--window-lines must be a multiple of 4, at least 8" in err

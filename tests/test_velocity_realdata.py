@@ -2,41 +2,16 @@
 
 from __future__ import annotations
 
-import csv
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from hpcacq.analyses.velocity import THETA_90, radon_velocity
 
+from helpers.realdata import A89_STEMS, HUGE_MM_S, capillary_roi, kymflow_table, local_reference, real_files
+
 tifffile = pytest.importorskip("tifffile")
 pytestmark = pytest.mark.realdata
 
-HUGE_MM_S = 1e5  # kymflow prints about +-5e6 mm/s where the best angle is 90 degrees
-A89_STEMS = [f"20250722_A89_000{i}" for i in range(2, 7)]
-
-
-def _table(path: Path, roi_id: int | None = None) -> dict[str, np.ndarray]:
-    """Numeric columns of a kymflow CSV (optionally the rows of one ROI)."""
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    if roi_id is not None:
-        rows = [r for r in rows if int(r["roi_id"]) == roi_id]
-    # an empty velocity (older a89 layout) marks an undefined window, like the huge values
-    out = {name: np.array([float(r[name]) if r[name] else np.nan for r in rows]) for name in ("time", "velocity")}
-    # the older a89 layout gives the physical steps on the first row only
-    out.update({name: float(rows[0][name]) for name in ("delx", "delt")})
-    return out
-
-
-def _capillary_roi(realdata: Path, roi_id: int):
-    """(r0, r1, c0, c1) of a capillary1 ROI: x = columns, y = rows, half-open."""
-    sidecar = json.loads((realdata / "capillary1" / "Capillary1_0001.json").read_text())
-    (roi,) = [r for r in sidecar["rois"] if r["roi_id"] == roi_id]
-    d = roi["data"]
-    return d["y0"], d["y1"], d["x0"], d["x1"]
 
 
 def _compare(result, ref_time, ref_velocity, *, time_shift_s=0.0, float32_times=False,
@@ -76,8 +51,8 @@ def _default_keeps_kymflow(block, plain, **kwargs):
 def test_capillary1_rois_match_kymflow(realdata, roi_id):
     folder = realdata / "capillary1"
     image = tifffile.imread(folder / "Capillary1_0001.tif")
-    ref = _table(folder / "Capillary1_0001_radon.csv", roi_id)
-    r0, r1, c0, c1 = _capillary_roi(realdata, roi_id)
+    ref = kymflow_table(folder / "Capillary1_0001_radon.csv", roi_id)
+    r0, r1, c0, c1 = capillary_roi(realdata, roi_id)
     block = image[r0:r1, c0:c1]
     kwargs = dict(dx_um=ref["delx"], dt_s=ref["delt"], row_offset=r0, threads=2)
     result = radon_velocity(block, background="none", **kwargs)
@@ -90,7 +65,7 @@ def test_capillary1_rois_match_kymflow(realdata, roi_id):
 def test_a89_whole_image_matches_kymflow(realdata, stem):
     folder = realdata / "a89"
     image = tifffile.imread(folder / f"{stem}.tif")
-    ref = _table(folder / "reference" / f"{stem}.csv")
+    ref = kymflow_table(folder / "reference" / f"{stem}.csv")
     dt_s = ref["delt"]
     result = radon_velocity(image, dx_um=ref["delx"], dt_s=dt_s, background="none")
     # this older table's time is one line later than the window centre (README)
@@ -98,27 +73,6 @@ def test_a89_whole_image_matches_kymflow(realdata, stem):
     agreement = _compare(result, ref["time"], ref["velocity"], time_shift_s=dt_s, blank_thetas=(0.0, 90.0))
     print(f"\n{stem}: {result.n_rows} windows, {agreement:.4%} within 1e-3 mm/s")
     _default_keeps_kymflow(image, result, dx_um=ref["delx"], dt_s=dt_s)
-
-
-def _local_reference(ref_velocity: np.ndarray, dt_s: float, window_lines: int = 16) -> np.ndarray:
-    """The truth proxy of docs/QUALITY.md: median of kymflow's defined, non-zero windows
-    within +-0.125 s of each window."""
-    from hpcacq.analyses.cleaning import local_median
-
-    defined = np.where(np.isfinite(ref_velocity) & (np.abs(ref_velocity) <= HUGE_MM_S) & (ref_velocity != 0),
-                       ref_velocity, np.nan)
-    return local_median(defined, span=int(0.25 / (dt_s * window_lines / 4)))
-
-
-def _real_files(realdata):
-    folder = realdata / "capillary1"
-    image = tifffile.imread(folder / "Capillary1_0001.tif")
-    for roi_id in (1, 2, 3):
-        ref = _table(folder / "Capillary1_0001_radon.csv", roi_id)
-        r0, r1, c0, c1 = _capillary_roi(realdata, roi_id)
-        yield f"Capillary1 ROI {roi_id}", image[r0:r1, c0:c1], ref, r0
-    for stem in A89_STEMS:
-        yield stem, tifffile.imread(realdata / "a89" / f"{stem}.tif"), _table(realdata / "a89" / "reference" / f"{stem}.csv"), 0
 
 
 def test_headline_and_flags_on_every_real_recording(realdata):
@@ -129,7 +83,7 @@ def test_headline_and_flags_on_every_real_recording(realdata):
     windows and reads 10-14 % below the line cross-correlation estimator). Capillary1 ROI 3
     (streaks cross its 12 pixels in 2.3 lines, where aliased speeds also read) is cleared by
     the line cross-correlation agreeing within 1 % (and its wider ROIs 1 and 2 agree too)."""
-    for name, block, ref, r0 in _real_files(realdata):
+    for name, block, ref, r0 in real_files(realdata):
         result = radon_velocity(block, dx_um=ref["delx"], dt_s=ref["delt"], row_offset=r0, threads=2)
         v = ref["velocity"]
         defined = np.isfinite(v) & (np.abs(v) <= HUGE_MM_S) & (v != 0)
@@ -150,7 +104,7 @@ def test_headline_and_flags_on_every_real_recording(realdata):
         elif block.shape[1] > 7:
             assert result.summary["median_crossing_lines"] > 2.5
         flags = result.columns["flags"]
-        local = _local_reference(v, ref["delt"])
+        local = local_reference(v, ref["delt"])
         err = np.abs(result.columns["velocity_mm_s"] - local) / np.abs(local)
         trusted_err = np.nanmedian(err[flags == 0])
         for flag, bit in result.flag_bits.items():

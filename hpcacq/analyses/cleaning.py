@@ -22,11 +22,13 @@ without a usable value and stays NaN. Three recipes, chosen by name:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .velocity_options import CLEAN_METHODS
 
-__all__ = ["CLEAN_METHODS", "clean_trace", "clean_local", "clean_kymflow", "local_median"]
+__all__ = ["CLEAN_METHODS", "clean_trace", "clean_local", "clean_kymflow", "local_median", "local_dispersion"]
 
 
 def _nan_medfilt(v: np.ndarray, size: int) -> np.ndarray:
@@ -128,3 +130,16 @@ def clean_trace(velocity_mm_s, *, method: str = "local", n_sd: float = 2.0, span
     if method == "kymflow_3pt":
         return clean_kymflow(velocity_mm_s, n_sd=n_sd, median_points=3)
     raise ValueError(f"clean method must be one of {', '.join(CLEAN_METHODS)}, got {method!r}")
+
+
+def local_dispersion(velocity_clean, *, span: int) -> float:
+    """Median of |v - local median| / |local median| over the windows with a value.
+
+    About 0.05-0.2 on real recordings; near or above 1 when the angles are noise.
+    """
+    v = np.asarray(velocity_clean, dtype=np.float64)
+    med = local_median(v, span=span)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel = np.abs(v - med) / np.abs(med)
+    rel = rel[np.isfinite(rel)]
+    return float(np.median(rel)) if rel.size else math.nan

@@ -32,21 +32,33 @@ from .. import checks
 from ..errors import AnalysisCancelled, InputError
 from ..kernels.windows import window_count, window_times_s
 from .base import AnalysisResult, real_block, reject_non_finite
+from .cleaning import clean_local, local_dispersion
 from .line_velocity_options import LineVelocityOptions
-from .narrow_velocity import lag_speed_px_per_line, shift_range_px, subtract_running_mean
+from .narrow_velocity import lag_estimate, shift_range_px, subtract_running_mean
 from .options import Units, options_from_mapping, stored_params
 from .runtime import chunk_bounds, run_chunks
 
-__all__ = ["LineVelocityOptions", "line_velocity", "run_block", "UNITS", "FLAG_BITS", "WARMUP", "NO_LAG",
-           "MAX_NAN_FRACTION"]
+__all__ = ["LineVelocityOptions", "line_velocity", "run_block", "window_flags", "file_warnings", "UNITS",
+           "FLAG_BITS", "WARMUP", "NO_LAG", "WEAK_CORRELATION", "LAGS_DISAGREE", "CLEAN_REJECTED",
+           "MAX_NAN_FRACTION", "MIN_TRUSTED_FRACTION", "MAX_DISPERSION"]
 
-UNITS = {"time_s": "s", "px_per_line": "px/line", "velocity_mm_s": "mm/s", "flags": "1"}
-NO_LAG = 1
-FLAG_BITS = {"no_lag": NO_LAG}
+UNITS = {"time_s": "s", "px_per_line": "px/line", "velocity_mm_s": "mm/s", "velocity_clean_mm_s": "mm/s",
+         "peak_z": "1", "lags_used": "1", "flags": "1"}
+NO_LAG = 1            # no lag usable: the speed is NaN
+WEAK_CORRELATION = 2  # lag-1 correlation peak no stronger than noise gives (peak_z < min_peak_z)
+LAGS_DISAGREE = 4     # of two or more lags tried, fewer than half put their peak on one speed
+CLEAN_REJECTED = 8    # a trusted value the local outlier rule removed (disagrees with its neighbours)
+FLAG_BITS = {"no_lag": NO_LAG, "weak_correlation": WEAK_CORRELATION, "lags_disagree": LAGS_DISAGREE,
+             "clean_rejected": CLEAN_REJECTED}
 #: NumPy only: nothing to compile; one small run checks the module imports and runs.
 WARMUP: tuple[dict, ...] = ({},)
 #: A file with more NaN windows than this is doubtful (its speed is beyond the measurable limit).
 MAX_NAN_FRACTION = 0.5
+#: A file with fewer trusted windows than this is doubtful (as radon_velocity's rule).
+MIN_TRUSTED_FRACTION = 0.5
+#: Neighbouring windows disagreeing by more than this (median relative deviation) look like noise.
+MAX_DISPERSION = 0.5
+_CLEAN_MAD = 4.0      # robust SDs of the local outlier rule (radon_velocity's clean_mad default)
 _CHUNK_PIXELS = 1 << 21  # pixels per chunk (~16 MB per float64 temporary; ~0.1-0.5 s of work): cancel/progress granularity
 
 
@@ -60,33 +72,63 @@ def _check_image(image, window_lines: int) -> np.ndarray:
     return arr
 
 
-def _speeds(clean: np.ndarray, options: LineVelocityOptions, n_windows: int, threads: int, cancel, progress):
-    """Speed of every window in pixels per line, chunk by chunk (each with its running-median halo)."""
+def _estimate(clean: np.ndarray, options: LineVelocityOptions, n_windows: int, threads: int, cancel, progress):
+    """Speed, peak z-score, lags tried and lags kept of every window, chunk by chunk (each chunk
+    computed with its running-median halo)."""
     w, step, half = options.window_lines, options.step_lines, options.select_windows // 2
 
-    def work(first: int, stop: int) -> np.ndarray:
+    def work(first: int, stop: int) -> tuple[np.ndarray, ...]:
         k0, k1 = max(0, first - half), min(n_windows, stop + half)
         sub = clean[k0 * step:(k1 - 1) * step + w]  # exactly the lines of windows k0 .. k1 - 1
-        speed = lag_speed_px_per_line(sub, window_lines=w, max_shift_px=options.max_shift_px or None,
-                                      min_overlap_px=options.min_overlap_px, max_lag_lines=options.max_lag_lines,
-                                      select_windows=options.select_windows)
-        return speed[first - k0:stop - k0]
+        est = lag_estimate(sub, window_lines=w, max_shift_px=options.max_shift_px or None,
+                           min_overlap_px=options.min_overlap_px, max_lag_lines=options.max_lag_lines,
+                           select_windows=options.select_windows)
+        return tuple(a[first - k0:stop - k0] for a in est)
 
     chunk = max(64, _CHUNK_PIXELS // (step * clean.shape[1]))
     parts = run_chunks(work, chunk_bounds(n_windows, chunk), threads=threads, cancel=cancel,
                        progress=progress, what="line_velocity", unit="windows")
-    return np.concatenate(parts) if parts else np.empty(0)
+    if not parts:
+        return np.empty(0), np.empty(0), np.empty(0, np.int32), np.empty(0, np.int32)
+    return tuple(np.concatenate([part[k] for part in parts]) for k in range(4))
+
+
+def window_flags(speed: np.ndarray, peak_z: np.ndarray, lags_tried: np.ndarray, lags_kept: np.ndarray, *,
+                 min_peak_z: float) -> np.ndarray:
+    """The ``flags`` of each window before cleaning (``no_lag``, ``weak_correlation``, ``lags_disagree``).
+
+    A window is trusted when none is set: a finite speed, a lag-1 correlation peak of at
+    least ``min_peak_z`` (noise-level peaks read random speeds), and, where two or more lags
+    were tried, at least half of them agreeing on one speed (noise puts each lag's peak
+    somewhere else).
+    """
+    flags = np.zeros(speed.shape, dtype=np.int32)
+    flags[~np.isfinite(speed)] |= NO_LAG
+    flags[~(peak_z >= min_peak_z)] |= WEAK_CORRELATION
+    flags[(lags_tried >= 2) & (2 * lags_kept < lags_tried)] |= LAGS_DISAGREE
+    return flags
 
 
 def file_warnings(summary: dict[str, float]) -> list[str]:
     """Why a file's line velocity as a whole is doubtful (empty when it can be trusted)."""
+    out = []
     nan = summary.get("fraction_no_lag", math.nan)
-    if not nan > MAX_NAN_FRACTION:
-        return []
-    return [f"{nan:.0%} of windows have no usable lag: the speed is likely beyond the measurable "
-            f"{summary.get('max_speed_px_per_line', math.nan):.0f} px per line on "
-            f"{summary.get('n_pixels', math.nan):.0f}-pixel lines (the finite windows read low); "
-            "use a wider ROI or a higher line rate"]
+    if nan > MAX_NAN_FRACTION:
+        out.append(f"{nan:.0%} of windows have no usable lag: the speed is likely beyond the measurable "
+                   f"{summary.get('max_speed_px_per_line', math.nan):.0f} px per line on "
+                   f"{summary.get('n_pixels', math.nan):.0f}-pixel lines (the finite windows read low); "
+                   "use a wider ROI or a higher line rate")
+    trusted = summary.get("fraction_trusted", math.nan)
+    if not trusted >= MIN_TRUSTED_FRACTION and not nan > MAX_NAN_FRACTION:
+        worst = max(FLAG_BITS, key=lambda k: summary.get(f"fraction_{k}", -1.0))
+        out.append(f"only {trusted:.0%} of line_velocity windows trusted, most often {worst} "
+                   f"({summary.get(f'fraction_{worst}', math.nan):.0%})"
+                   + (": the lines correlate no better than noise, no moving streaks to measure"
+                      if worst == "weak_correlation" else ""))
+    dispersion = summary.get("local_dispersion", math.nan)
+    if dispersion > MAX_DISPERSION:
+        out.append(f"neighbouring windows disagree by {dispersion:.0%} (median): the speeds look like noise")
+    return out
 
 
 def line_velocity(image, *, dx_um: float, dt_s: float, window_lines: int = 32, row_offset: int = 0,
@@ -172,18 +214,34 @@ def run_block(image, options: LineVelocityOptions, units: Units, *, row_offset: 
     clean = subtract_running_mean(block, lines=options.background_lines)
     del block
     n_windows = window_count(n_lines, options.window_lines)
-    speed = _speeds(clean, options, n_windows, threads, cancel, progress)
+    speed, peak_z, tried, kept = _estimate(clean, options, n_windows, threads, cancel, progress)
     velocity = speed * units.dx_um / units.dt_s / 1000.0
-    flags = np.where(np.isfinite(speed), 0, NO_LAG).astype(np.int32)
+    flags = window_flags(speed, peak_z, tried, kept, min_peak_z=options.min_peak_z)
+    span = max(7, int(round(options.clean_span_s / (options.step_lines * units.dt_s))))
+    velocity_clean = clean_local(np.where(flags == 0, velocity, np.nan), span=span, n_mad=_CLEAN_MAD)
+    flags[(flags == 0) & ~np.isfinite(velocity_clean)] |= CLEAN_REJECTED
     columns = {"time_s": window_times_s(n_windows, window_lines=options.window_lines, dt_s=units.dt_s,
                                         row_offset=row_offset),
-               "px_per_line": speed, "velocity_mm_s": velocity, "flags": flags}
-    finite = np.isfinite(velocity)
-    summary = {"n_windows": float(n_windows), "n_pixels": float(n_pixels),
-               "max_speed_px_per_line": float(shift - 1),
-               "median_velocity_mm_s": float(np.median(velocity[finite])) if finite.any() else math.nan,
-               "median_px_per_line": float(np.median(speed[finite])) if finite.any() else math.nan,
-               "fraction_no_lag": float(1.0 - finite.mean()) if n_windows else math.nan}
+               "px_per_line": speed, "velocity_mm_s": velocity, "velocity_clean_mm_s": velocity_clean,
+               "peak_z": peak_z, "lags_used": kept, "flags": flags}
+    summary = _summary(flags, speed, velocity, velocity_clean, n_pixels, shift)
+    summary["local_dispersion"] = local_dispersion(velocity_clean, span=span)
     return AnalysisResult(analysis="line_correlation_velocity", params=stored_params(options, units),
                           columns=columns, units=dict(UNITS), flag_bits=dict(FLAG_BITS), summary=summary,
                           warnings=file_warnings(summary))
+
+
+def _summary(flags, speed, velocity, velocity_clean, n_pixels: int, shift: int) -> dict[str, float]:
+    """Per-file scalars: window counts, flag fractions and the headline (median of trusted windows)."""
+    n = len(flags)
+    trusted = flags == 0
+    out = {"n_windows": float(n), "n_pixels": float(n_pixels), "max_speed_px_per_line": float(shift - 1),
+           "fraction_trusted": float(trusted.mean()) if n else math.nan}
+    for name, bit in FLAG_BITS.items():
+        out[f"fraction_{name}"] = float(((flags & bit) != 0).mean()) if n else math.nan
+    out["fraction_nan"] = float((~np.isfinite(velocity_clean)).mean()) if n else math.nan
+    out["median_velocity_mm_s"] = float(np.median(velocity[trusted])) if trusted.any() else math.nan
+    out["median_px_per_line"] = float(np.median(speed[trusted])) if trusted.any() else math.nan
+    finite = np.isfinite(velocity)
+    out["median_velocity_all_mm_s"] = float(np.median(velocity[finite])) if finite.any() else math.nan
+    return out

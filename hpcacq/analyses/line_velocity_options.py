@@ -39,6 +39,14 @@ class LineVelocityOptions:
         32, "Longest lag between the two lines of a pair, lines (default 32).", low=1)
     select_windows: int = option(
         15, "Windows in the running median of lag-1 peaks that chooses each window's lags (default 15).", low=1)
+    min_peak_z: float = option(
+        4.0, "Windows whose lag-1 correlation peak, as a z-score against uncorrelated noise (R * sqrt(pairs * "
+             "overlapping pixels)), is below this get the weak_correlation flag and are NaN in "
+             "velocity_clean_mm_s (default 4: pure noise passes on <= 1% of windows; docs/QUALITY.md); "
+             "0 disables the flag.")
+    clean_span_s: float = option(
+        0.15, "Seconds of neighbouring windows the local outlier rule compares each window with "
+              "(default 0.15, as radon_velocity's clean='local').")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "window_lines", checks.window_lines(self.window_lines, 8))
@@ -46,6 +54,8 @@ class LineVelocityOptions:
                                 ("min_overlap_px", 1, "e.g. 3"), ("max_lag_lines", 1, "e.g. 32"),
                                 ("select_windows", 1, "e.g. 15")):
             object.__setattr__(self, name, checks.integer(name, getattr(self, name), low, hint))
+        checks.non_negative("min_peak_z", self.min_peak_z, "4 is the default (docs/QUALITY.md), 0 disables the flag")
+        checks.positive("clean_span_s", self.clean_span_s, "e.g. clean_span_s=0.15")
         if self.max_shift_px == 1:
             checks.fail("max_shift_px", "0 (automatic) or at least 2", 1, "a shift range of 1 pixel measures nothing")
 

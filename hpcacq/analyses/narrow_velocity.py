@@ -52,13 +52,15 @@ Radon-style windows; written from the description, no code copied.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from .. import checks
 from ..errors import InputError
 from ..kernels.windows import window_count, window_times_s
 
-__all__ = ["lag_velocity", "lag_speed_px_per_line", "shift_range_px", "subtract_running_mean"]
+__all__ = ["LagEstimate", "lag_estimate", "lag_velocity", "lag_speed_px_per_line", "shift_range_px", "subtract_running_mean"]
 
 
 def subtract_running_mean(block: np.ndarray, *, lines: int) -> np.ndarray:
@@ -105,11 +107,25 @@ def _lag_correlation(x: np.ndarray, window_lines: int, lag: int, max_shift: int,
     return out
 
 
-def _peak(r: np.ndarray) -> np.ndarray:
-    """Sub-pixel position (index units) of each row's maximum; NaN at the ends or all-NaN rows."""
+def _peak(r: np.ndarray, zero_tolerance: float) -> np.ndarray:
+    """Sub-pixel position (index units) of each row's peak; NaN at the ends or all-NaN rows.
+
+    The peak is the largest correlation, except that no shift (the middle index) wins when
+    it is a peak of its own within ``zero_tolerance`` of the largest: on a static pattern
+    (stopped cells) a shift that lines up a few pixels by chance can correlate as well as
+    no shift (a shift of 13 pixels sharing 7 of 20 did), and no shift is the one that needs
+    no coincidence. (Where no shift lies on the flank of a broad peak, as at 1.6 pixels per
+    line on 7-pixel lines, it is not a peak of its own and the largest wins.) The sub-pixel
+    position is then fitted around the chosen index.
+    """
     n, k = r.shape
     filled = np.where(np.isfinite(r), r, -np.inf)
     j = np.argmax(filled, axis=1)
+    middle = k // 2
+    at_zero = filled[:, middle]
+    with np.errstate(invalid="ignore"):
+        local_max = (at_zero >= filled[:, middle - 1]) & (at_zero >= filled[:, middle + 1])
+        j = np.where(local_max & (at_zero >= filled[np.arange(n), j] - zero_tolerance), middle, j)
     inner = (j > 0) & (j < k - 1) & np.isfinite(filled[np.arange(n), j])
     jc = np.clip(j, 1, k - 2)
     rows = np.arange(n)
@@ -144,14 +160,35 @@ def shift_range_px(n_pixels: int, max_shift_px: int | None, min_overlap_px: int)
     return min(n_pixels - min_overlap_px, 24) if max_shift_px is None else min(max_shift_px, n_pixels - 1)
 
 
-def lag_speed_px_per_line(block, *, window_lines: int = 16, max_shift_px: int | None = None,
-                          min_overlap_px: int = 3, max_lag_lines: int = 32,
-                          select_windows: int = 15) -> np.ndarray:
-    """Speed of each window in pixels per line (+ toward increasing pixel index); no background step.
+class LagEstimate(NamedTuple):
+    """Per-window output of :func:`lag_estimate` (arrays of shape ``(n_windows,)``).
+
+    Attributes
+    ----------
+    speed : ndarray of float64
+        Pixels per line, + toward increasing pixel index; NaN where no lag is usable.
+    peak_z : ndarray of float64
+        The lag-1 correlation peak as a z-score against uncorrelated noise:
+        ``R * sqrt((W - 1) * overlap)`` with ``overlap`` the pixels shared at the peak's
+        shift (pure noise: median about 2, 99th percentile 3.5-5); NaN where undefined.
+    lags_tried : ndarray of int32
+        Lags whose expected shift stays inside the shift range.
+    lags_kept : ndarray of int32
+        Lags whose peak agrees with the guide speed (those the slope is fitted to).
+    """
+
+    speed: np.ndarray
+    peak_z: np.ndarray
+    lags_tried: np.ndarray
+    lags_kept: np.ndarray
+
+
+def lag_estimate(block, *, window_lines: int = 16, max_shift_px: int | None = None,
+                 min_overlap_px: int = 3, max_lag_lines: int = 32, select_windows: int = 15) -> LagEstimate:
+    """Speed of each window and the evidence behind it; no background step.
 
     ``block`` is ``(n_lines, n_pixels)`` (axis 0 time) with its static background already
     removed. Windows as the Radon search; see the module docstring for the method.
-    Returns float64 of shape ``(n_windows,)``, NaN where the speed cannot be measured.
     """
     x = np.asarray(block, dtype=np.float64)
     n_lines, n_pix = x.shape
@@ -160,22 +197,45 @@ def lag_speed_px_per_line(block, *, window_lines: int = 16, max_shift_px: int | 
     if shift < 2:
         raise InputError(f"lines of {n_pix} pixels are too short for the lag estimator (need a shift range "
                          f"of at least 2 pixels with {min_overlap_px} overlapping); lower min_overlap_px")
-    first = _peak(_lag_correlation(x, window_lines, 1, shift, n_windows)) - shift
+    tolerance = 1.0 / np.sqrt((window_lines - 1) * n_pix)  # about one noise SD of the correlation at no shift
+    r1 = _lag_correlation(x, window_lines, 1, shift, n_windows)
+    first = _peak(r1, tolerance) - shift
     guide = _running_nanmedian(first, select_windows)
     num = np.zeros(n_windows)
     den = np.zeros(n_windows)
+    tried = np.zeros(n_windows, dtype=np.int32)
+    kept = np.zeros(n_windows, dtype=np.int32)
     for lag in range(1, min(window_lines - 1, max_lag_lines) + 1):
         with np.errstate(invalid="ignore"):
             use = np.abs(guide) * lag <= shift - 1.0
         if not use.any():
             break
-        d = first if lag == 1 else _peak(_lag_correlation(x, window_lines, lag, shift, n_windows)) - shift
+        d = first if lag == 1 else _peak(_lag_correlation(x, window_lines, lag, shift, n_windows), tolerance) - shift
         with np.errstate(invalid="ignore"):
             ok = use & (np.abs(d - guide * lag) < 1.0 + 0.3 * lag * np.abs(guide))
         num += np.where(ok, lag * d, 0.0)
         den += np.where(ok, lag * lag, 0.0)
+        tried += use
+        kept += ok
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, num / den, np.nan)
+        speed = np.where(den > 0, num / den, np.nan)
+    return LagEstimate(speed, _peak_z(r1, window_lines, n_pix, shift), tried, kept)
+
+
+def _peak_z(r: np.ndarray, window_lines: int, n_pix: int, shift: int) -> np.ndarray:
+    """Each row's largest ``r * sqrt(samples pooled at that shift)``; NaN for all-NaN rows."""
+    samples = (window_lines - 1) * (n_pix - np.abs(np.arange(-shift, shift + 1)))
+    z = np.where(np.isfinite(r), r * np.sqrt(samples), -np.inf).max(axis=1)
+    return np.where(np.isfinite(z), z, np.nan)
+
+
+def lag_speed_px_per_line(block, **options) -> np.ndarray:
+    """Speed of each window in pixels per line (+ toward increasing pixel index); no background step.
+
+    The ``speed`` of :func:`lag_estimate` (same arguments). Returns float64 of shape
+    ``(n_windows,)``, NaN where the speed cannot be measured.
+    """
+    return lag_estimate(block, **options).speed
 
 
 def lag_velocity(image, *, dx_um: float, dt_s: float, window_lines: int = 16, background_lines: int = 4096,

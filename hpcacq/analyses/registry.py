@@ -159,7 +159,8 @@ REGISTRY: dict[str, AnalysisEntry] = {e.name: e for e in (
                   description="summed intensity of each line (counts)", working_bytes=10.0),
     AnalysisEntry("line_correlation_velocity", "hpcacq.analyses.line_velocity",
                   "hpcacq.analyses.line_velocity_options:LineVelocityOptions", "line_velocity", "line_velocity",
-                  "velocity_mm_s", "mm/s", exclusive_group=None, signed=True, row_word="windows",
+                  "velocity_clean_mm_s", "mm/s", exclusive_group=None, raw_column="velocity_mm_s", signed=True,
+                  row_word="windows",
                   description="line cross-correlation speed for narrow (7-12 px) lines (mm/s)", working_bytes=40.0),
 )}
 ANALYSIS_NAMES: tuple[str, ...] = tuple(REGISTRY)

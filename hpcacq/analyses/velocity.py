@@ -42,7 +42,7 @@ __all__ = [
     "ANGLE_EDGE",
 ]
 
-from .cleaning import clean_kymflow, clean_trace, local_median
+from .cleaning import clean_kymflow, clean_trace, local_dispersion
 from .velocity_quality import (
     ANGLE_EDGE,
     ANGLE_STEP_DEG,
@@ -96,19 +96,6 @@ def _run_chunks(image, params, n_windows, threads, cancel, progress):
     parts = run_chunks(work, chunk_bounds(n_windows, _CHUNK_WINDOWS), threads=threads, cancel=cancel,
                        progress=progress, what="radon_velocity", unit="windows")
     return [np.concatenate([part[k] for part in parts]) for k in range(3)]
-
-
-def local_dispersion(velocity_clean, *, span: int) -> float:
-    """Median of |v - local median| / |local median| over the windows with a value.
-
-    About 0.05-0.2 on real recordings; near or above 1 when the angles are noise.
-    """
-    v = np.asarray(velocity_clean, dtype=np.float64)
-    med = local_median(v, span=span)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rel = np.abs(v - med) / np.abs(med)
-    rel = rel[np.isfinite(rel)]
-    return float(np.median(rel)) if rel.size else math.nan
 
 
 def _background_pass(block, params, theta, separability, threads, cancel, progress):
