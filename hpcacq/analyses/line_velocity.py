@@ -43,7 +43,7 @@ __all__ = ["LineVelocityOptions", "line_velocity", "run_block", "UNITS", "FLAG_B
 UNITS = {"time_s": "s", "px_per_line": "px/line", "velocity_mm_s": "mm/s", "flags": "1"}
 NO_LAG = 1
 FLAG_BITS = {"no_lag": NO_LAG}
-#: NumPy only: nothing to compile; one small run checks the module imports and runs.
+#: One small run compiles (or loads) the kernel of kernels/line_correlation.py (float64 only: one signature).
 WARMUP: tuple[dict, ...] = ({},)
 #: A file with more NaN windows than this is doubtful (its speed is beyond the measurable limit).
 MAX_NAN_FRACTION = 0.5
