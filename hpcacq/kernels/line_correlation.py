@@ -8,7 +8,9 @@ space along the scan line. Windows are the Radon search's: window ``k`` holds li
 ``R[k, s + max_shift]`` is the Pearson correlation of line ``t + lag`` shifted by ``s``
 pixels (pixel ``p + s``) against line ``t`` (pixel ``p``), pooled over every pair of window
 ``k`` and over the overlapping pixels only (``n_pixels - |s|`` of them). NaN where a
-variance is zero (constant lines) or negative by rounding.
+variance is zero (constant lines) or negative by rounding, and where a window pools a
+single point (one pair, one overlapping pixel: ``lag = window_lines - 1`` at
+``|s| = n_pixels - 1``).
 
 How it is fast: one pass over the pairs of lines keeps running sums over the pairs of
 (1) each shift's products over the overlap, computed once per pair and shift (for each
@@ -84,6 +86,9 @@ def _finish(run_ab, start_ab, run_cols, start_cols, pairs, max_shift, prefix, ou
         a0 = max(s, 0)  # pixel a0 + p of the later line meets pixel b0 + p of the earlier one
         b0 = max(-s, 0)
         m = pairs * n
+        if m < 2:  # one point (one pair, one pixel): no correlation (the sums would leave rounding noise)
+            out_row[i] = np.nan
+            continue
         sab = run_ab[i] - start_ab[i]
         sa = prefix[_A, a0 + n] - prefix[_A, a0]
         saa = prefix[_AA, a0 + n] - prefix[_AA, a0]
