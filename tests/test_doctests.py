@@ -19,6 +19,7 @@ DOCUMENTED = {
     "hpcacq.analyses.velocity": ["radon_velocity"],
     "hpcacq.analyses.narrow_velocity": ["lag_velocity"],
     "hpcacq.analyses.line_velocity": ["line_velocity"],
+    "hpcacq.kernels.line_correlation": ["lag_correlation"],
     "hpcacq.analyses.diameter": ["vessel_diameter"],
     "hpcacq.model": ["AcqImage"],
     "hpcacq.jobs.batch": ["AcqAnalysisBatch"],

@@ -50,7 +50,7 @@ LAGS_DISAGREE = 4     # of two or more lags tried, fewer than half put their pea
 CLEAN_REJECTED = 8    # a trusted value the local outlier rule removed (disagrees with its neighbours)
 FLAG_BITS = {"no_lag": NO_LAG, "weak_correlation": WEAK_CORRELATION, "lags_disagree": LAGS_DISAGREE,
              "clean_rejected": CLEAN_REJECTED}
-#: NumPy only: nothing to compile; one small run checks the module imports and runs.
+#: One small run compiles (or loads) the kernel of kernels/line_correlation.py (float64 only: one signature).
 WARMUP: tuple[dict, ...] = ({},)
 #: A file with more NaN windows than this is doubtful (its speed is beyond the measurable limit).
 MAX_NAN_FRACTION = 0.5

@@ -58,6 +58,7 @@ import numpy as np
 
 from .. import checks
 from ..errors import InputError
+from ..kernels.line_correlation import lag_correlation
 from ..kernels.windows import window_count, window_times_s
 
 __all__ = ["LagEstimate", "lag_estimate", "lag_velocity", "lag_speed_px_per_line", "shift_range_px", "subtract_running_mean"]
@@ -80,6 +81,14 @@ def subtract_running_mean(block: np.ndarray, *, lines: int) -> np.ndarray:
     return block - (c[hi] - c[lo]) / (hi - lo)[:, None]
 
 
+def _lag_correlation(x: np.ndarray, window_lines: int, lag: int, max_shift: int, n_windows: int) -> np.ndarray:
+    """``R[k, s + max_shift]``: correlation of lines ``t`` and ``t + lag`` shifted by ``s`` pixels,
+    pooled over window ``k``'s pairs and the overlapping pixels (the Numba kernel
+    :func:`hpcacq.kernels.line_correlation.lag_correlation`; :func:`_lag_correlation_numpy`
+    is the same in NumPy, kept as its reference)."""
+    return lag_correlation(x, window_lines=window_lines, lag=lag, max_shift=max_shift, n_windows=n_windows)
+
+
 def _window_sums(per_pair: np.ndarray, window_lines: int, lag: int, n_windows: int) -> np.ndarray:
     """Sums of ``per_pair`` (row ``t``: the pair of lines ``t, t + lag``) over each window's pairs."""
     c = np.concatenate((np.zeros((1,) + per_pair.shape[1:]), np.cumsum(per_pair, axis=0)))
@@ -87,9 +96,10 @@ def _window_sums(per_pair: np.ndarray, window_lines: int, lag: int, n_windows: i
     return c[starts + window_lines - lag] - c[starts]
 
 
-def _lag_correlation(x: np.ndarray, window_lines: int, lag: int, max_shift: int, n_windows: int) -> np.ndarray:
-    """``R[k, s + max_shift]``: correlation of lines ``t`` and ``t + lag`` shifted by ``s`` pixels,
-    pooled over window ``k``'s pairs and the overlapping pixels."""
+def _lag_correlation_numpy(x: np.ndarray, window_lines: int, lag: int, max_shift: int,
+                           n_windows: int) -> np.ndarray:
+    """:func:`_lag_correlation` in NumPy, one shift at a time (the kernel's reference, for tests
+    and ``benchmarks/bench_line_velocity.py``)."""
     n_pix = x.shape[1]
     out = np.empty((n_windows, 2 * max_shift + 1))
     for i, s in enumerate(range(-max_shift, max_shift + 1)):
