@@ -110,21 +110,28 @@ def window_flags(speed: np.ndarray, peak_z: np.ndarray, lags_tried: np.ndarray, 
 
 
 def file_warnings(summary: dict[str, float]) -> list[str]:
-    """Why a file's line velocity as a whole is doubtful (empty when it can be trusted)."""
+    """Why a file's line velocity as a whole is doubtful (empty when it can be trusted).
+
+    One reason for the untrusted windows, the likeliest first: lines that correlate no
+    better than noise (no moving streaks), then speeds beyond the shift range, then the
+    most frequent flag; and, apart, neighbouring windows that disagree.
+    """
     out = []
+    weak = summary.get("fraction_weak_correlation", math.nan)
     nan = summary.get("fraction_no_lag", math.nan)
-    if nan > MAX_NAN_FRACTION:
+    trusted = summary.get("fraction_trusted", math.nan)
+    if weak > MAX_NAN_FRACTION:
+        out.append(f"in {weak:.0%} of windows the lines correlate no better than noise: no moving streaks "
+                   "to measure (or too few pixels and lines per window: try a longer window_lines)")
+    elif nan > MAX_NAN_FRACTION:
         out.append(f"{nan:.0%} of windows have no usable lag: the speed is likely beyond the measurable "
                    f"{summary.get('max_speed_px_per_line', math.nan):.0f} px per line on "
                    f"{summary.get('n_pixels', math.nan):.0f}-pixel lines (the finite windows read low); "
                    "use a wider ROI or a higher line rate")
-    trusted = summary.get("fraction_trusted", math.nan)
-    if not trusted >= MIN_TRUSTED_FRACTION and not nan > MAX_NAN_FRACTION:
+    elif not trusted >= MIN_TRUSTED_FRACTION:
         worst = max(FLAG_BITS, key=lambda k: summary.get(f"fraction_{k}", -1.0))
         out.append(f"only {trusted:.0%} of line_velocity windows trusted, most often {worst} "
-                   f"({summary.get(f'fraction_{worst}', math.nan):.0%})"
-                   + (": the lines correlate no better than noise, no moving streaks to measure"
-                      if worst == "weak_correlation" else ""))
+                   f"({summary.get(f'fraction_{worst}', math.nan):.0%})")
     dispersion = summary.get("local_dispersion", math.nan)
     if dispersion > MAX_DISPERSION:
         out.append(f"neighbouring windows disagree by {dispersion:.0%} (median): the speeds look like noise")
