@@ -143,7 +143,7 @@ def test_flags_and_headline_on_every_real_recording(realdata, window_lines):
     the 7-px files read 9-18 % faster than kymflow, whose Radon search reads narrow lines slow
     (docs/QUALITY.md). No flag on more than a quarter of the windows, no warning, and every
     flag with at least 20 finite windows marks windows at least 1.5 x further from kymflow's
-    local median than the trusted ones (measured 1.6-12 x)."""
+    local median than the trusted ones (measured 1.6-11 x)."""
     for name, block, ref, r0 in real_files(realdata):
         result = line_velocity(block, dx_um=ref["delx"], dt_s=ref["delt"], window_lines=window_lines,
                                row_offset=r0, threads=2)
