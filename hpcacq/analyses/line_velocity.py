@@ -10,10 +10,15 @@ Each window's speed comes from :func:`hpcacq.analyses.narrow_velocity.lag_speed_
 1000``, positive toward increasing pixel index, as ``radon_velocity``.
 
 Use it on narrow lines (7-12 pixels), where the Radon search reads 10-15% slow: on
-synthetic 7-pixel lines its median error per window is <= 2% from 32-line windows on
-(tests/test_line_velocity.py). Windows with no usable lag (speed beyond
-``max_shift_px - 1`` pixels per line, or no streaks) are NaN with the ``no_lag`` flag;
-a file where most windows are NaN gets a warning (its few finite windows read low).
+synthetic 7-pixel lines cut from a wider scan, over static background, the median error of
+its trusted windows is 1.4-1.8% at 16-line windows and <= 0.9% from 32 lines on
+(tests/test_line_velocity_quality.py). Each window says whether it can be trusted
+(``flags``; docs/QUALITY.md, "line_velocity"): ``no_lag`` (no usable lag: NaN; speed beyond
+``max_shift_px - 1`` pixels per line), ``weak_correlation`` (lag-1 correlation peak as a
+z-score against noise, ``peak_z``, below ``min_peak_z``), ``lags_disagree`` (the lags do not
+line up on one speed) and ``clean_rejected`` (the local outlier rule of radon_velocity's
+``clean="local"``). ``velocity_clean_mm_s`` holds the trusted values; the file's headline is
+their median; a file mostly untrusted, or whose neighbouring windows disagree, gets a warning.
 
 The windows are cut into chunks, each computed with the ``select_windows // 2`` windows
 either side it needs for its running median of lag-1 peaks, so the answer does not depend

@@ -20,7 +20,9 @@ one every ``W // 4`` lines, ``n_lines // (W // 4) - 3`` windows):
    every pair of the window and over the overlapping pixels only (so the score does not
    depend on how many pixels overlap). Its peak is at ``s = v L``.
 3. The peak of each lag is located to sub-pixel precision by a three-point Gaussian fit
-   (parabolic where a value is not positive).
+   (parabolic where a value is not positive). No shift wins over a larger correlation
+   elsewhere when it is a peak of its own within one noise SD of it (stopped cells: a
+   chance match of a few pixels must not beat the static pattern's own position).
 4. A guide speed ``g`` per window: the NaN-aware running median, over ``select_windows``
    windows, of the lag-1 peaks. Lags whose expected shift ``|g| L`` stays at least one
    pixel inside the shift range are used, and a lag whose peak disagrees with ``g L`` by
