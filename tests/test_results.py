@@ -386,25 +386,27 @@ def test_writer_throughput_against_plain_h5py(tmp_path, capsys):
 
     records = [velocity_record(i) for i in range(8)]
     n = 96
-    start = time.perf_counter()
-    with h5py.File(tmp_path / "plain.h5", "w") as f:
-        files = f.create_group("files")
+    best_plain = best_ours = best_total = 0.0
+    for round_ in range(3):  # alternating rounds, best of each: a busy machine slows one round, not the ratio
+        start = time.perf_counter()
+        with h5py.File(tmp_path / f"plain{round_}.h5", "w") as f:
+            files = f.create_group("files")
+            for i in range(n):
+                write_file_group(files, f"f{i}", records[i % 8], "{}")
+        best_plain = max(best_plain, n / (time.perf_counter() - start))
+        start = time.perf_counter()
+        writer = ResultsWriter(tmp_path / f"out{round_}.h5", job_attrs={})
         for i in range(n):
-            write_file_group(files, f"f{i}", records[i % 8], "{}")
-    plain = n / (time.perf_counter() - start)
-    start = time.perf_counter()
-    writer = ResultsWriter(tmp_path / "out.h5", job_attrs={})
-    for i in range(n):
-        records[i % 8].file_path = f"/d/{i}.tif"
-        writer.write_file(records[i % 8])
-    ours = n / (time.perf_counter() - start)
-    writer.close()
-    total = n / (time.perf_counter() - start)
+            records[i % 8].file_path = f"/d/{i}.tif"
+            writer.write_file(records[i % 8])
+        best_ours = max(best_ours, n / (time.perf_counter() - start))
+        writer.close()
+        best_total = max(best_total, n / (time.perf_counter() - start))
+        assert len(read_manifest(tmp_path / f"out{round_}.h5")) == n
     with capsys.disabled():
-        print(f"\nresults writer (7497 rows x 7 columns): {ours:.0f} files/s, {total:.0f} with consolidation; "
-              f"same layout in one plain h5py file: {plain:.0f} files/s")
-    assert len(read_manifest(tmp_path / "out.h5")) == n
-    assert ours > plain / 3
+        print(f"\nresults writer (7497 rows x 7 columns), best of 3: {best_ours:.0f} files/s, {best_total:.0f} with "
+              f"consolidation; same layout in one plain h5py file: {best_plain:.0f} files/s")
+    assert best_ours > best_plain / 3
 
 
 @pytest.mark.realdata
