@@ -68,9 +68,9 @@ def test_static_background_never_reads_as_zero_flow(case, n_pixels, window_lines
 
 @pytest.mark.parametrize("window_lines", [16, 128])
 def test_seven_pixel_lines_with_static_background_are_as_good_as_without(window_lines):
-    """At 7 pixels the method's own spread is larger (no background: ~5 %); static
-    structure never gives trusted zeros, and costs at most a few percent (walls over
-    2 of 7 pixels at W = 128: 8 % against 4.5 %, docs/QUALITY.md)."""
+    """At 7 pixels the method's own bias is larger (no background: 8 % slow at W = 16, 13 %
+    at W = 128); static structure never gives trusted zeros, and costs at most a few percent
+    (walls over 2 of 7 pixels at W = 128: 15.6 % against 13.0 %, docs/QUALITY.md)."""
     speed = _speed(3000, 0.6)
     errors = {}
     for case, kwargs in [("none", {}), *STATIC.items()]:
