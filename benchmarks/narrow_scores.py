@@ -2,8 +2,8 @@
 
 Prints two tables:
 
-1. synthetic lines (7 and 12 px cut from a 27-px scan, so no edge artefact of the
-   generator's blur; 38 and 150 px as generated), constant speed: signed error of the
+1. synthetic lines (7 and 12 px cut from a 27-px scan, the same cells as the published
+   table; 38 and 150 px as generated), constant speed: signed error of the
    median velocity over trusted windows, per score and window;
 2. the real A89 files (``$HPCACQ_REALDATA`` or ``../shared/realdata``): headline per score
    at W = 16 and 64 against kymflow's median, and ``lag_ratio``.

@@ -1,13 +1,14 @@
 """Where the Radon velocity reaches its resolution limits: the figures of docs/QUALITY.md.
 
-Prints four tables (synthetic truth from :mod:`hpcacq.synth.flow`; real files from
+Prints five tables (synthetic truth from :mod:`hpcacq.synth.flow`; real files from
 ``$HPCACQ_REALDATA`` or ``../shared/realdata``):
 
 1. fast flow on 150-px lines: trusted and ``angle_edge`` windows, their median error,
    the file warnings;
 2. measured against true streak crossing (lines per crossing of the scan line);
 3. the real files' headline at windows of 16, 32 and 64 lines;
-4. synthetic median error by line width and window.
+4. synthetic median error by line width and window;
+5. the "synthetic, 96 files" row of the flag table (trusted and flagged windows, error).
 
 Run: ``python benchmarks/quality_limits.py`` (a few minutes on 2 cores).
 """
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hpcacq.analyses.velocity import ANGLE_EDGE, radon_velocity  # noqa: E402
-from hpcacq.synth.flow import make_flow_kymograph, window_truth_px_per_line  # noqa: E402
+from hpcacq.synth.flow import make_flow_kymograph, stall_speed, window_truth_px_per_line  # noqa: E402
 
 DX_UM, DT_S = 0.5, 0.001
 
@@ -102,8 +103,42 @@ def by_width() -> None:
         print(f"   {n_pixels:3d} | {' '.join(cells)}")
 
 
+FLAG_CASES = {"walls": dict(walls=1.5, illumination=0.3, bleach=0.1), "spots": dict(spots=4.0, n_spots=2),
+              "illumination": dict(illumination=1.2, bleach=0.3), "stall": dict(walls=1.5, illumination=0.3),
+              "mild": dict(walls=0.3, spots=0.5, n_spots=1, illumination=0.4, bleach=0.1), "none": {}}
+
+
+def flags_synthetic() -> None:
+    """96 files: 7, 20, 38, 150 px x W = 16-128 x the static cases (and a 0.5 s stall over walls)."""
+    n_windows, trusted, flagged = 0, [], {}
+    for n_pixels in (7, 20, 38, 150):
+        for window in (16, 32, 64, 128):
+            for i, (case, kwargs) in enumerate(FLAG_CASES.items()):
+                speed = (0.6 if n_pixels == 7 else 1.2) * (1 + 0.3 * np.sin(np.arange(4000) / 700.0))
+                if case == "stall":
+                    speed = speed * stall_speed(4000, px_per_line=1.0, stall_start=1500, stall_lines=500)
+                result = radon_velocity(make_flow_kymograph(speed, n_pixels, rng=n_pixels + window + i, **kwargs),
+                                        dx_um=DX_UM, dt_s=DT_S, window_lines=window)
+                truth = window_truth_px_per_line(speed, window) * DX_UM / DT_S / 1000
+                v, flags = result.columns["velocity_mm_s"], result.columns["flags"]
+                moving = truth != 0  # stopped windows: error 0 when they read 0, else 1
+                err = np.where(moving, _err(v, np.where(moving, truth, 1.0)), (v != 0).astype(float))
+                n_windows += v.size
+                trusted.append(err[flags == 0])
+                for name, bit in result.flag_bits.items():
+                    flagged.setdefault(name, []).append(err[(flags & bit) != 0])
+    ok = np.concatenate(trusted)
+    cells = [f"trusted {ok.size / n_windows:.1%} ({np.nanmedian(ok):.3f})"]
+    for name, parts in flagged.items():
+        e = np.concatenate(parts)
+        cells.append(f"{name} {e.size / n_windows:.1%} ({np.nanmedian(e):.2f})" if np.isfinite(e).any()
+                     else f"{name} {e.size / n_windows:.1%}")
+    print("5. synthetic, 96 files: fraction of windows (median error)\n   " + " | ".join(cells))
+
+
 if __name__ == "__main__":
     fast_flow()
     crossing()
     real_windows()
     by_width()
+    flags_synthetic()

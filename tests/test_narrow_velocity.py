@@ -1,8 +1,8 @@
 """The multi-lag cross-correlation estimator on narrow lines, against synthetic truth.
 
-Synthetic 7-pixel lines are cut from the middle of a wider synthetic kymograph: the
-synth blurs along space reflecting at the line's ends, which on a 7-pixel line mirrors
-streaks moving the other way into 4 of the 7 pixels; a real microscope has no such ends.
+Synthetic 7-pixel lines are cut from the middle of a wider synthetic kymograph, where a
+static background can be laid over them on its own. The generator's own 7-pixel lines are
+the same (tests/test_synth_velocity.py); up to 0.1.0 its blur mirrored the line's ends.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .velocity import _blur, _cell_edges, _coverage_integral
+from .velocity import _cell_edges, _render_line, _tape_margin
 
 __all__ = ["make_flow_kymograph", "window_truth_px_per_line", "stall_speed"]
 
@@ -76,13 +76,12 @@ def make_flow_kymograph(speed_px_per_line, n_pixels: int, *, rng=None, cell_dens
     n_lines = speed.size
     rng = np.random.default_rng(rng)
     position = np.concatenate(([0.0], np.cumsum(speed)[:-1]))
-    margin = cell_length_px + 2.0
+    margin = _tape_margin(cell_length_px, psf_sigma_px)
     lo, hi = position.min(), position.max()
     length = (hi - lo) + n_pixels + 2 * margin
     edges = _cell_edges(length, rng, cell_density, cell_length_px)
-    left = np.arange(n_pixels, dtype=np.float64)[None, :] - 0.5 - position[:, None] + hi + margin
-    covered = _coverage_integral(left + 1.0, edges) - _coverage_integral(left, edges)
-    image = background * (1.0 - contrast * _blur(covered, psf_sigma_px))
+    covered = _render_line(-0.5 - position[:, None] + hi + margin, n_pixels, edges, psf_sigma_px)
+    image = background * (1.0 - contrast * covered)
     x = np.arange(n_pixels, dtype=np.float64)
     static = np.zeros(n_pixels)
     if walls:

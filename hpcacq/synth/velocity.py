@@ -6,6 +6,11 @@ pixels per line (positive toward increasing pixel index). Each pixel's value is 
 exact fraction of its area ``[j - 0.5, j + 0.5]`` covered by cells at that line
 (anti-aliased, so sub-pixel positions are rendered faithfully), optionally blurred by a
 Gaussian point-spread function, plus Gaussian noise.
+
+The line is a window on a longer vessel: the cells just beyond its ends exist, and the
+blur at an end pixel sees them (as a microscope's does). So the generators render the
+line plus the blur's reach on both sides and keep the 'valid' part of the convolution;
+a short line is exactly the middle of a wider scan of the same cells.
 """
 
 from __future__ import annotations
@@ -53,19 +58,49 @@ def _coverage_integral(u: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return np.interp(u, knots, covered, left=0.0, right=covered[-1])
 
 
-def _blur(image: np.ndarray, sigma_px: float) -> np.ndarray:
-    """Gaussian blur along space (axis 1), reflecting at the ends."""
-    if sigma_px <= 0:
+def _blur_reach(sigma_px: float) -> int:
+    """Half-width in pixels of the Gaussian kernel of :func:`_blur_valid` (0 for no blur)."""
+    return int(math.ceil(4 * sigma_px)) if sigma_px > 0 else 0
+
+
+def _blur_valid(image: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Gaussian blur along space (axis 1), keeping only the 'valid' part.
+
+    ``image`` holds the line plus ``_blur_reach(sigma_px)`` pixels on each side; the result
+    is the line only (``image.shape[1] - 2 * reach`` pixels), each pixel a weighted sum
+    of real neighbours (no padding, so nothing is invented at the line's ends).
+    """
+    half = _blur_reach(sigma_px)
+    if half == 0:
         return image
-    half = int(math.ceil(4 * sigma_px))
     x = np.arange(-half, half + 1)
     kernel = np.exp(-0.5 * (x / sigma_px) ** 2)
     kernel /= kernel.sum()
-    padded = np.pad(image, ((0, 0), (half, half)), mode="reflect")
-    out = np.zeros_like(image)
+    n_out = image.shape[1] - 2 * half
+    out = np.zeros((image.shape[0], n_out))
     for i, k in enumerate(kernel):
-        out += k * padded[:, i:i + image.shape[1]]
+        out += k * image[:, i:i + n_out]
     return out
+
+
+def _tape_margin(cell_length_px: float, sigma_px: float) -> float:
+    """Tape beyond each end of the line (px): room for a cell, and for the blur's reach."""
+    return max(cell_length_px + 2.0, _blur_reach(sigma_px) + 0.5)
+
+
+def _render_line(pixel0_left: np.ndarray, n_pixels: int, edges: np.ndarray,
+                 sigma_px: float) -> np.ndarray:
+    """Blurred cell coverage (0-1) of ``n_pixels`` pixels at each line.
+
+    ``pixel0_left`` (shape ``(n_lines, 1)``) is the tape coordinate of the left edge of
+    pixel 0 at each line; pixel ``j`` covers ``[pixel0_left + j, pixel0_left + j + 1]``.
+    The pixels within the blur's reach beyond both ends are rendered too (they must lie
+    on the tape: see :func:`_tape_margin`) and consumed by the 'valid' blur.
+    """
+    half = _blur_reach(sigma_px)
+    left = pixel0_left + np.arange(-half, n_pixels + half, dtype=np.float64)[None, :]
+    covered = _coverage_integral(left + 1.0, edges) - _coverage_integral(left, edges)
+    return _blur_valid(covered, sigma_px)
 
 
 def make_velocity_kymograph(n_lines: int, n_pixels: int, *, px_per_line: float, rng=None,
@@ -106,15 +141,14 @@ def make_velocity_kymograph(n_lines: int, n_pixels: int, *, px_per_line: float, 
         raise ValueError(f"cell_density must lie in (0, 1), got {cell_density}")
     rng = np.random.default_rng(rng)
     travel = abs(px_per_line) * n_lines
-    margin = cell_length_px + 2.0
+    margin = _tape_margin(cell_length_px, psf_sigma_px)
     length = travel + n_pixels + 2 * margin
     edges = _cell_edges(length, rng, cell_density, cell_length_px)
-    # tape coordinate of pixel j's left edge at line t: j - 0.5 - v t, shifted to be >= 0
+    # tape coordinate of pixel 0's left edge at line t: -0.5 - v t, shifted to be >= 0
     offset = margin + (travel if px_per_line > 0 else 0.0)
     t = np.arange(n_lines, dtype=np.float64)[:, None]
-    left = np.arange(n_pixels, dtype=np.float64)[None, :] - 0.5 - px_per_line * t + offset
-    covered = _coverage_integral(left + 1.0, edges) - _coverage_integral(left, edges)
-    image = background * (1.0 - contrast * _blur(covered, psf_sigma_px))
+    covered = _render_line(-0.5 - px_per_line * t + offset, n_pixels, edges, psf_sigma_px)
+    image = background * (1.0 - contrast * covered)
     if noise_sd > 0:
         image += rng.normal(0.0, noise_sd, size=image.shape)
     return image
