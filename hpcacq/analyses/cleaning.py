@@ -28,7 +28,7 @@ import numpy as np
 
 from .velocity_options import CLEAN_METHODS
 
-__all__ = ["CLEAN_METHODS", "clean_trace", "clean_local", "clean_kymflow", "local_median", "local_dispersion"]
+__all__ = ["CLEAN_METHODS", "clean_trace", "clean_local", "clean_kymflow", "local_median", "local_dispersion", "span_windows"]
 
 
 def _nan_medfilt(v: np.ndarray, size: int) -> np.ndarray:
@@ -132,14 +132,22 @@ def clean_trace(velocity_mm_s, *, method: str = "local", n_sd: float = 2.0, span
     raise ValueError(f"clean method must be one of {', '.join(CLEAN_METHODS)}, got {method!r}")
 
 
-def local_dispersion(velocity_clean, *, span: int) -> float:
+def local_dispersion(velocity_clean, *, span: int, floor: float = 0.0) -> float:
     """Median of |v - local median| / |local median| over the windows with a value.
 
-    About 0.05-0.2 on real recordings; near or above 1 when the angles are noise.
+    About 0.05-0.2 on real recordings; near or above 1 when the angles are noise. Windows
+    whose local median is at most ``floor`` in magnitude (stopped flow, where a ratio to
+    about 0 means nothing) are left out; with ``floor=0`` only exact zeros are.
     """
     v = np.asarray(velocity_clean, dtype=np.float64)
     med = local_median(v, span=span)
     with np.errstate(invalid="ignore", divide="ignore"):
-        rel = np.abs(v - med) / np.abs(med)
+        rel = np.where(np.abs(med) > floor, np.abs(v - med) / np.abs(med), np.nan)
     rel = rel[np.isfinite(rel)]
     return float(np.median(rel)) if rel.size else math.nan
+
+
+def span_windows(span_s: float, step_lines: int, dt_s: float) -> int:
+    """Windows within ``span_s`` seconds of windows ``step_lines`` lines apart (at least 7):
+    the neighbourhood of the local cleaning rule and of :func:`local_dispersion`."""
+    return max(7, int(round(span_s / (step_lines * dt_s))))

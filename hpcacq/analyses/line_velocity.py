@@ -37,7 +37,7 @@ from .. import checks
 from ..errors import AnalysisCancelled, InputError
 from ..kernels.windows import window_count, window_times_s
 from .base import AnalysisResult, real_block, reject_non_finite
-from .cleaning import clean_local, local_dispersion
+from .cleaning import clean_local, local_dispersion, span_windows
 from .line_velocity_options import LineVelocityOptions
 from .narrow_velocity import lag_estimate, shift_range_px, subtract_running_mean
 from .options import Units, options_from_mapping, stored_params
@@ -63,6 +63,9 @@ MAX_NAN_FRACTION = 0.5
 MIN_TRUSTED_FRACTION = 0.5
 #: Neighbouring windows disagreeing by more than this (median relative deviation) look like noise.
 MAX_DISPERSION = 0.5
+#: Local medians below this speed are stopped flow for the dispersion check (stalls read within
+#: 0.03 px/line of 0: a ratio to them is noise).
+STOPPED_PX_PER_LINE = 0.1
 _CLEAN_MAD = 4.0      # robust SDs of the local outlier rule (radon_velocity's clean_mad default)
 _CHUNK_PIXELS = 1 << 21  # pixels per chunk (~16 MB per float64 temporary; ~0.1-0.5 s of work): cancel/progress granularity
 
@@ -109,7 +112,8 @@ def window_flags(speed: np.ndarray, peak_z: np.ndarray, lags_tried: np.ndarray, 
     """
     flags = np.zeros(speed.shape, dtype=np.int32)
     flags[~np.isfinite(speed)] |= NO_LAG
-    flags[~(peak_z >= min_peak_z)] |= WEAK_CORRELATION
+    if min_peak_z > 0:  # 0 disables the flag
+        flags[~(peak_z >= min_peak_z)] |= WEAK_CORRELATION
     flags[(lags_tried >= 2) & (2 * lags_kept < lags_tried)] |= LAGS_DISAGREE
     return flags
 
@@ -126,8 +130,10 @@ def file_warnings(summary: dict[str, float]) -> list[str]:
     nan = summary.get("fraction_no_lag", math.nan)
     trusted = summary.get("fraction_trusted", math.nan)
     if weak > MAX_NAN_FRACTION:
-        out.append(f"in {weak:.0%} of windows the lines correlate no better than noise: no moving streaks "
-                   "to measure (or too few pixels and lines per window: try a longer window_lines)")
+        out.append(f"in {weak:.0%} of windows the lines correlate no better than noise: no moving streaks, "
+                   f"or streaks faster than the {summary.get('max_speed_px_per_line', math.nan):.0f} px per line "
+                   f"that {summary.get('n_pixels', math.nan):.0f}-pixel lines can measure (then use a wider ROI "
+                   "or a higher line rate)")
     elif nan > MAX_NAN_FRACTION:
         out.append(f"{nan:.0%} of windows have no usable lag: the speed is likely beyond the measurable "
                    f"{summary.get('max_speed_px_per_line', math.nan):.0f} px per line on "
@@ -229,7 +235,7 @@ def run_block(image, options: LineVelocityOptions, units: Units, *, row_offset: 
     speed, peak_z, tried, kept = _estimate(clean, options, n_windows, threads, cancel, progress)
     velocity = speed * units.dx_um / units.dt_s / 1000.0
     flags = window_flags(speed, peak_z, tried, kept, min_peak_z=options.min_peak_z)
-    span = max(7, int(round(options.clean_span_s / (options.step_lines * units.dt_s))))
+    span = span_windows(options.clean_span_s, options.step_lines, units.dt_s)
     velocity_clean = clean_local(np.where(flags == 0, velocity, np.nan), span=span, n_mad=_CLEAN_MAD)
     flags[(flags == 0) & ~np.isfinite(velocity_clean)] |= CLEAN_REJECTED
     columns = {"time_s": window_times_s(n_windows, window_lines=options.window_lines, dt_s=units.dt_s,
@@ -237,7 +243,8 @@ def run_block(image, options: LineVelocityOptions, units: Units, *, row_offset: 
                "px_per_line": speed, "velocity_mm_s": velocity, "velocity_clean_mm_s": velocity_clean,
                "peak_z": peak_z, "lags_used": kept, "flags": flags}
     summary = _summary(flags, speed, velocity, velocity_clean, n_pixels, shift)
-    summary["local_dispersion"] = local_dispersion(velocity_clean, span=span)
+    stopped = STOPPED_PX_PER_LINE * units.dx_um / units.dt_s / 1000.0  # mm/s
+    summary["local_dispersion"] = local_dispersion(velocity_clean, span=span, floor=stopped)
     return AnalysisResult(analysis="line_correlation_velocity", params=stored_params(options, units),
                           columns=columns, units=dict(UNITS), flag_bits=dict(FLAG_BITS), summary=summary,
                           warnings=file_warnings(summary))

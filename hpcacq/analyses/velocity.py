@@ -42,7 +42,7 @@ __all__ = [
     "ANGLE_EDGE",
 ]
 
-from .cleaning import clean_kymflow, clean_trace, local_dispersion
+from .cleaning import clean_kymflow, clean_trace, local_dispersion, span_windows
 from .velocity_quality import (
     ANGLE_EDGE,
     ANGLE_STEP_DEG,
@@ -143,7 +143,7 @@ def _assemble(params: RadonOptions, units: Units, theta, separability, row_offse
     velocity[(flags & THETA_90) != 0] = np.nan
     velocity[stall] = 0.0  # tan(180 deg) is -1.2e-16, not 0
     trusted = np.where(flags == 0, velocity, np.nan)
-    span = max(7, int(round(params.clean_span_s / (params.step_lines * units.dt_s))))
+    span = span_windows(params.clean_span_s, params.step_lines, units.dt_s)
     clean = clean_trace(trusted, method=params.clean, n_sd=params.clean_sd, span=span, n_mad=params.clean_mad)
     flags[np.isfinite(trusted) & ~np.isfinite(clean)] |= CLEAN_REJECTED
     columns = {
