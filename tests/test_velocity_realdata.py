@@ -80,7 +80,7 @@ def test_headline_and_flags_on_every_real_recording(realdata):
     windows it defines; no flag on more than a quarter of the windows; flagged windows
     at least twice as far from the local reference as trusted ones. Doubtful, for the reason
     measured on them: the 7-pixel files (velocity changes by 14-18 % between 16- and 64-line
-    windows and reads 10-14 % below the line cross-correlation estimator). Capillary1 ROI 3
+    windows and reads 8-15 % below the line cross-correlation estimator). Capillary1 ROI 3
     (streaks cross its 12 pixels in 2.3 lines, where aliased speeds also read) is cleared by
     the line cross-correlation agreeing within 1 % (and its wider ROIs 1 and 2 agree too)."""
     for name, block, ref, r0 in real_files(realdata):

@@ -275,11 +275,13 @@ def _resolution(block, params, theta, separability, threads, cancel) -> dict[str
     of at most ``NARROW_PIXELS`` pixels, two second opinions (cheap on lines this narrow):
     ``window_dependence``, the median speed with windows 4 times longer relative to this
     one, and ``lag_ratio``, this median relative to that of the line cross-correlation
-    estimator (:func:`hpcacq.analyses.narrow_velocity.lag_velocity`, same windows and
-    background step, in pixels per line: no units needed; NaN when most of its windows are
-    unmeasurable).
+    estimator (:func:`hpcacq.analyses.narrow_velocity.lag_estimate`, same windows and
+    background step, in pixels per line: no units needed), over its windows that
+    ``line_velocity``'s flags would trust (NaN when fewer than half are).
     """
-    from .narrow_velocity import lag_speed_px_per_line, subtract_running_mean
+    from .line_velocity import window_flags
+    from .line_velocity_options import LineVelocityOptions
+    from .narrow_velocity import lag_estimate, subtract_running_mean
 
     n_pixels = block.shape[1]
     speed = median_px_per_line(theta, separability, min_separability=params.min_separability)
@@ -297,7 +299,8 @@ def _resolution(block, params, theta, separability, threads, cancel) -> dict[str
     out.update(window_dependence=long_speed / speed - 1.0, long_window_lines=float(long_lines))
     if n_pixels >= 5 and params.window_lines >= 8:  # lag_velocity's smallest window
         clean = subtract_running_mean(block, lines=params.background_lines)  # 0: the whole block, as there
-        lag = lag_speed_px_per_line(clean, window_lines=params.window_lines)
-        if np.mean(np.isfinite(lag)) >= 0.5:
-            out["lag_ratio"] = speed / float(np.nanmedian(lag)) - 1.0
+        lag = lag_estimate(clean, window_lines=params.window_lines)
+        trusted = window_flags(*lag, min_peak_z=LineVelocityOptions().min_peak_z) == 0  # as line_velocity's
+        if np.mean(trusted) >= 0.5:
+            out["lag_ratio"] = speed / float(np.median(lag.speed[trusted])) - 1.0
     return out
