@@ -52,7 +52,7 @@ def measure(n_pixels: int, n_lines: int, speed: float, repeat: int) -> dict:
     row = {"pixels": n_pixels, "lines": n_lines}
     speeds = {}
     for name, func in (("kernel", kernel), ("numpy", narrow._lag_correlation_numpy)):
-        narrow._lag_correlation = func  # what line_velocity calls, through lag_speed_px_per_line
+        narrow._lag_correlation = func  # what line_velocity calls, through lag_estimate
         try:
             row[f"{name}_lag1"] = n_lines / best_seconds(lambda f=func: f(clean, 32, 1, shift, n_windows), repeat)
             row[f"{name}_run"] = n_lines / best_seconds(

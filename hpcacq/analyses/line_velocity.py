@@ -4,7 +4,7 @@ An ROI block is ``(n_lines, n_pixels)``: axis 0 time (one row per line, ``dt_s``
 apart), axis 1 space along the vessel (``dx_um`` micrometres per pixel). The windows are
 the Radon search's (``window_lines`` lines, one every ``window_lines // 4``; ``time_s`` is
 :func:`hpcacq.kernels.windows.window_times_s`), so the two analyses compare row for row.
-Each window's speed comes from :func:`hpcacq.analyses.narrow_velocity.lag_speed_px_per_line`
+Each window's speed comes from :func:`hpcacq.analyses.narrow_velocity.lag_estimate`
 (the method is described there) after each column's running mean over
 ``background_lines`` lines is subtracted; ``velocity_mm_s = px_per_line * dx_um / dt_s /
 1000``, positive toward increasing pixel index, as ``radon_velocity``.
@@ -173,16 +173,21 @@ def line_velocity(image, *, dx_um: float, dt_s: float, window_lines: int = 32, r
         ``progress(done_windows, total_windows)`` between chunks.
     **options
         Further :class:`LineVelocityOptions` fields (``background_lines``, ``max_shift_px``,
-        ``min_overlap_px``, ``max_lag_lines``, ``select_windows``).
+        ``min_overlap_px``, ``max_lag_lines``, ``select_windows``, ``min_peak_z``,
+        ``clean_span_s``).
 
     Returns
     -------
     AnalysisResult
         One row per window: ``time_s`` (s, window centre from the image's first line, as
         ``radon_velocity``), ``px_per_line`` (px/line), ``velocity_mm_s`` (mm/s, + toward
-        increasing pixel index; NaN where no lag is usable) and ``flags`` (``no_lag``).
-        ``summary`` holds ``median_velocity_mm_s`` (median of the finite windows) and
-        ``fraction_no_lag``; ``warnings`` says when most windows are NaN.
+        increasing pixel index; NaN where no lag is usable), ``velocity_clean_mm_s`` (the
+        trusted windows after the local outlier rule, NaN elsewhere), ``peak_z`` (the lag-1
+        correlation peak as a z-score against noise), ``lags_used`` and ``flags``
+        (``no_lag``, ``weak_correlation``, ``lags_disagree``, ``clean_rejected``).
+        ``summary`` holds ``median_velocity_mm_s`` (median of the trusted windows),
+        ``fraction_trusted``, ``fraction_<flag>``, ``fraction_nan`` and ``local_dispersion``;
+        ``warnings`` says why a file is doubtful (:func:`file_warnings`).
 
     Raises
     ------

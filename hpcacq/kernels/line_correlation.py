@@ -149,7 +149,8 @@ def lag_correlation(x, *, window_lines, lag, max_shift, n_windows):
     Returns
     -------
     ndarray, float64, shape (n_windows, 2 * max_shift + 1)
-        Correlations in [-1, 1]; NaN where a line set has no variance.
+        Correlations, in [-1, 1] up to rounding (a window whose variance is rounding noise can give
+        +-inf); NaN where a line set has no variance.
 
     Examples
     --------
