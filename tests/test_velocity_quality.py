@@ -204,7 +204,10 @@ def test_on_narrow_lines_the_line_correlation_opinion_measures_the_radon_error()
     radon_error = radon / np.median(speed) - 1
     assert radon_error < -0.05  # the Radon search under-reads 7-pixel lines (docs/QUALITY.md)
     assert result.summary["lag_ratio"] == pytest.approx(radon_error, abs=0.02)
-    assert any("against line cross-correlation" in w for w in result.warnings), result.warnings
+    truth_mm_s = np.median(speed) * DX_UM / DT_S / 1000  # the warning gives the line correlation's speed
+    assert result.summary["line_correlation_mm_s"] == pytest.approx(truth_mm_s, rel=0.02)
+    (warning,) = [w for w in result.warnings if "against line cross-correlation" in w]
+    assert f"which reads {result.summary['line_correlation_mm_s']:.3g} mm/s" in warning
 
 
 @pytest.mark.parametrize("window_lines", [32, 64, 128])

@@ -254,6 +254,7 @@ def run_block(image, options: RadonOptions, units: Units, *, row_offset: int = 0
     theta, separability, plain_zero, reanalysed, static = _search(block, params, n_windows, threads, cancel,
                                                                   progress)
     extra = {"static_fraction": static, **_resolution(block, params, theta, separability, threads, cancel)}
+    extra["line_correlation_mm_s"] = extra.pop("line_correlation_px_per_line") * units.dx_um / units.dt_s / 1000.0
     return _assemble(params, units, theta, separability, row_offset, plain_zero=plain_zero, reanalysed=reanalysed,
                      extra=extra)
 
@@ -277,7 +278,8 @@ def _resolution(block, params, theta, separability, threads, cancel) -> dict[str
     one, and ``lag_ratio``, this median relative to that of the line cross-correlation
     estimator (:func:`hpcacq.analyses.narrow_velocity.lag_estimate`, same windows and
     background step, in pixels per line: no units needed), over its windows that
-    ``line_velocity``'s flags would trust (NaN when fewer than half are).
+    ``line_velocity``'s flags would trust (NaN when fewer than half are); that median
+    itself is ``line_correlation_px_per_line`` (the caller stores it in mm/s).
     """
     from .line_velocity import window_flags
     from .line_velocity_options import LineVelocityOptions
@@ -286,7 +288,8 @@ def _resolution(block, params, theta, separability, threads, cancel) -> dict[str
     n_pixels = block.shape[1]
     speed = median_px_per_line(theta, separability, min_separability=params.min_separability)
     out = {"n_pixels": float(n_pixels), "median_crossing_lines": n_pixels / abs(speed) if speed else math.nan,
-           "window_dependence": math.nan, "long_window_lines": math.nan, "lag_ratio": math.nan}
+           "window_dependence": math.nan, "long_window_lines": math.nan, "lag_ratio": math.nan,
+           "line_correlation_px_per_line": math.nan}
     long_lines = 4 * params.window_lines
     n = window_count(block.shape[0], long_lines)
     if n_pixels > NARROW_PIXELS or n < 8 or not math.isfinite(speed):
@@ -302,5 +305,6 @@ def _resolution(block, params, theta, separability, threads, cancel) -> dict[str
         lag = lag_estimate(clean, window_lines=params.window_lines)
         trusted = window_flags(*lag, min_peak_z=LineVelocityOptions().min_peak_z) == 0  # as line_velocity's
         if np.mean(trusted) >= 0.5:
-            out["lag_ratio"] = speed / float(np.median(lag.speed[trusted])) - 1.0
+            out["line_correlation_px_per_line"] = float(np.median(lag.speed[trusted]))
+            out["lag_ratio"] = speed / out["line_correlation_px_per_line"] - 1.0
     return out
