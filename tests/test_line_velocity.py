@@ -52,7 +52,8 @@ def test_same_numbers_as_lag_velocity_and_radon_window_times():
     np.testing.assert_array_equal(shifted.columns["time_s"],
                                   window_times_s(n, window_lines=32, dt_s=0.002, row_offset=100))
     assert result.units == {"time_s": "s", "px_per_line": "px/line", "velocity_mm_s": "mm/s",
-                            "velocity_clean_mm_s": "mm/s", "peak_z": "1", "lags_used": "1", "flags": "1"}
+                            "velocity_clean_mm_s": "mm/s", "peak_z": "1", "line_centred_z": "1", "lags_used": "1",
+                            "flags": "1"}
     assert result.analysis == "line_correlation_velocity" and result.params["window_lines"] == 32
 
 
@@ -87,7 +88,8 @@ def test_too_fast_windows_are_nan_flagged_and_the_file_doubtful():
     nan = np.isnan(result.columns["velocity_mm_s"])
     assert nan.mean() > 0.5 and result.summary["fraction_no_lag"] == nan.mean()
     np.testing.assert_array_equal(result.columns["flags"] & NO_LAG, np.where(nan, NO_LAG, 0))
-    assert FLAG_BITS == {"no_lag": 1, "weak_correlation": 2, "lags_disagree": 4, "clean_rejected": 8}
+    assert FLAG_BITS == {"no_lag": 1, "weak_correlation": 2, "lags_disagree": 4, "clean_rejected": 8,
+                         "common_mode": 16}
     assert len(result.warnings) == 1 and "beyond the measurable 3 px per line" in result.warnings[0]
 
 
@@ -149,7 +151,8 @@ def test_hpcacq_run_line_velocity_end_to_end(tmp_path, capsys):
     for meta, result in results:
         assert result.analysis == "line_correlation_velocity"
         assert result.units == {"time_s": "s", "px_per_line": "px/line", "velocity_mm_s": "mm/s",
-                            "velocity_clean_mm_s": "mm/s", "peak_z": "1", "lags_used": "1", "flags": "1"}
+                            "velocity_clean_mm_s": "mm/s", "peak_z": "1", "line_centred_z": "1", "lags_used": "1",
+                            "flags": "1"}
         pixels = np.asarray(read_acquisition(meta["file"]).data)[0]
         expected = lag_velocity(pixels, dx_um=result.params["dx_um"], dt_s=result.params["dt_s"], window_lines=32)
         np.testing.assert_array_equal(result.columns["velocity_mm_s"], expected["velocity_mm_s"])

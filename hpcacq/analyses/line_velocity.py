@@ -44,17 +44,21 @@ from .options import Units, options_from_mapping, stored_params
 from .runtime import chunk_bounds, run_chunks
 
 __all__ = ["LineVelocityOptions", "line_velocity", "run_block", "window_flags", "file_warnings", "UNITS",
-           "FLAG_BITS", "WARMUP", "NO_LAG", "WEAK_CORRELATION", "LAGS_DISAGREE", "CLEAN_REJECTED",
+           "FLAG_BITS", "WARMUP", "NO_LAG", "WEAK_CORRELATION", "LAGS_DISAGREE", "CLEAN_REJECTED", "COMMON_MODE",
            "MAX_NAN_FRACTION", "MIN_TRUSTED_FRACTION", "MAX_DISPERSION"]
 
 UNITS = {"time_s": "s", "px_per_line": "px/line", "velocity_mm_s": "mm/s", "velocity_clean_mm_s": "mm/s",
-         "peak_z": "1", "lags_used": "1", "flags": "1"}
+         "peak_z": "1", "line_centred_z": "1", "lags_used": "1", "flags": "1"}
 NO_LAG = 1            # no lag usable: the speed is NaN
 WEAK_CORRELATION = 2  # lag-1 correlation peak no stronger than noise gives (peak_z < min_peak_z)
 LAGS_DISAGREE = 4     # of two or more lags tried, fewer than half put their peak on one speed
 CLEAN_REJECTED = 8    # a trusted value the local outlier rule removed (disagrees with its neighbours)
+COMMON_MODE = 16      # the correlation stands out only through brightness common to whole lines (flicker)
 FLAG_BITS = {"no_lag": NO_LAG, "weak_correlation": WEAK_CORRELATION, "lags_disagree": LAGS_DISAGREE,
-             "clean_rejected": CLEAN_REJECTED}
+             "clean_rejected": CLEAN_REJECTED, "common_mode": COMMON_MODE}
+#: ``line_centred_z`` below this (with ``peak_z`` passing) is flagged ``common_mode``; 0 with
+#: ``min_peak_z`` = 0. Calibrated in docs/QUALITY.md (line flicker over a cell-free stretch).
+MIN_LINE_CENTRED_Z = 3.0
 #: One small run compiles (or loads) the kernel of kernels/line_correlation.py (float64 only: one signature).
 WARMUP: tuple[dict, ...] = ({},)
 #: A file with more NaN windows than this is doubtful (its speed is beyond the measurable limit).
@@ -81,8 +85,8 @@ def _check_image(image, window_lines: int) -> np.ndarray:
 
 
 def _estimate(clean: np.ndarray, options: LineVelocityOptions, n_windows: int, threads: int, cancel, progress):
-    """Speed, peak z-score, lags tried and lags kept of every window, chunk by chunk (each chunk
-    computed with its running-median halo)."""
+    """Speed, peak z-score, lags tried, lags kept and line-centred z-score of every window, chunk
+    by chunk (each chunk computed with its running-median halo)."""
     w, step, half = options.window_lines, options.step_lines, options.select_windows // 2
 
     def work(first: int, stop: int) -> tuple[np.ndarray, ...]:
@@ -97,23 +101,27 @@ def _estimate(clean: np.ndarray, options: LineVelocityOptions, n_windows: int, t
     parts = run_chunks(work, chunk_bounds(n_windows, chunk), threads=threads, cancel=cancel,
                        progress=progress, what="line_velocity", unit="windows")
     if not parts:
-        return np.empty(0), np.empty(0), np.empty(0, np.int32), np.empty(0, np.int32)
-    return tuple(np.concatenate([part[k] for part in parts]) for k in range(4))
+        return np.empty(0), np.empty(0), np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0)
+    return tuple(np.concatenate([part[k] for part in parts]) for k in range(5))
 
 
-def window_flags(speed: np.ndarray, peak_z: np.ndarray, lags_tried: np.ndarray, lags_kept: np.ndarray, *,
-                 min_peak_z: float) -> np.ndarray:
+def window_flags(speed: np.ndarray, peak_z: np.ndarray, lags_tried: np.ndarray, lags_kept: np.ndarray,
+                 line_centred_z: np.ndarray, *, min_peak_z: float) -> np.ndarray:
     """The ``flags`` of each window before cleaning (``no_lag``, ``weak_correlation``, ``lags_disagree``).
 
     A window is trusted when none is set: a finite speed, a lag-1 correlation peak of at
-    least ``min_peak_z`` (noise-level peaks read random speeds), and, where two or more lags
-    were tried, at least half of them agreeing on one speed (noise puts each lag's peak
+    least ``min_peak_z`` (noise-level peaks read random speeds) that still reaches
+    ``MIN_LINE_CENTRED_Z`` once each line's own mean is subtracted (``common_mode``: else
+    brightness common to whole lines, flicker, made it), and, where two or more lags were
+    tried, at least half of them agreeing on one speed (noise puts each lag's peak
     somewhere else).
     """
     flags = np.zeros(speed.shape, dtype=np.int32)
     flags[~np.isfinite(speed)] |= NO_LAG
-    if min_peak_z > 0:  # 0 disables the flag
-        flags[~(peak_z >= min_peak_z)] |= WEAK_CORRELATION
+    if min_peak_z > 0:  # 0 disables both significance flags
+        weak = ~(peak_z >= min_peak_z)
+        flags[weak] |= WEAK_CORRELATION
+        flags[~weak & ~(line_centred_z >= MIN_LINE_CENTRED_Z)] |= COMMON_MODE
     flags[(lags_tried >= 2) & (2 * lags_kept < lags_tried)] |= LAGS_DISAGREE
     return flags
 
@@ -237,16 +245,16 @@ def run_block(image, options: LineVelocityOptions, units: Units, *, row_offset: 
     clean = subtract_running_mean(block, lines=options.background_lines)
     del block
     n_windows = window_count(n_lines, options.window_lines)
-    speed, peak_z, tried, kept = _estimate(clean, options, n_windows, threads, cancel, progress)
+    speed, peak_z, tried, kept, centred_z = _estimate(clean, options, n_windows, threads, cancel, progress)
     velocity = speed * units.dx_um / units.dt_s / 1000.0
-    flags = window_flags(speed, peak_z, tried, kept, min_peak_z=options.min_peak_z)
+    flags = window_flags(speed, peak_z, tried, kept, centred_z, min_peak_z=options.min_peak_z)
     span = span_windows(options.clean_span_s, options.step_lines, units.dt_s)
     velocity_clean = clean_local(np.where(flags == 0, velocity, np.nan), span=span, n_mad=_CLEAN_MAD)
     flags[(flags == 0) & ~np.isfinite(velocity_clean)] |= CLEAN_REJECTED
     columns = {"time_s": window_times_s(n_windows, window_lines=options.window_lines, dt_s=units.dt_s,
                                         row_offset=row_offset),
                "px_per_line": speed, "velocity_mm_s": velocity, "velocity_clean_mm_s": velocity_clean,
-               "peak_z": peak_z, "lags_used": kept, "flags": flags}
+               "peak_z": peak_z, "line_centred_z": centred_z, "lags_used": kept, "flags": flags}
     summary = _summary(flags, speed, velocity, velocity_clean, n_pixels, shift)
     stopped = STOPPED_PX_PER_LINE * units.dx_um / units.dt_s / 1000.0  # mm/s
     summary["local_dispersion"] = local_dispersion(velocity_clean, span=span, floor=stopped)

@@ -189,12 +189,17 @@ class LagEstimate(NamedTuple):
         Lags whose expected shift stays inside the shift range.
     lags_kept : ndarray of int32
         Lags whose peak agrees with the guide speed (those the slope is fitted to).
+    line_centred_z : ndarray of float64
+        ``peak_z`` of the lines with each line's own mean subtracted: what is common to a
+        whole line (brightness flicker) no longer correlates. Lower than ``peak_z`` on
+        narrow lines, where a cell changes the line's mean too.
     """
 
     speed: np.ndarray
     peak_z: np.ndarray
     lags_tried: np.ndarray
     lags_kept: np.ndarray
+    line_centred_z: np.ndarray
 
 
 def lag_estimate(block, *, window_lines: int = 16, max_shift_px: int | None = None,
@@ -233,7 +238,10 @@ def lag_estimate(block, *, window_lines: int = 16, max_shift_px: int | None = No
         kept += ok
     with np.errstate(invalid="ignore", divide="ignore"):
         speed = np.where(den > 0, num / den, np.nan)
-    return LagEstimate(speed, _peak_z(r1, window_lines, n_pix, shift), tried, kept)
+    centred = x - x.mean(axis=1, keepdims=True)
+    r_centred = _lag_correlation(centred, window_lines, 1, shift, n_windows)
+    return LagEstimate(speed, _peak_z(r1, window_lines, n_pix, shift), tried, kept,
+                       _peak_z(r_centred, window_lines, n_pix, shift))
 
 
 def _peak_z(r: np.ndarray, window_lines: int, n_pix: int, shift: int) -> np.ndarray:
