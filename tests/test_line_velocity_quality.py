@@ -205,7 +205,7 @@ def test_line_flicker_over_a_cell_free_stretch_is_not_trusted(n_pixels):
 @pytest.mark.parametrize("window_lines", [16, 32])
 def test_flags_and_headline_on_every_real_recording(realdata, window_lines):
     """Lines of 10 px and more: headline within 5 % of kymflow's median (measured -4.1 to +4.1 %);
-    the 7-px files read 14-18 % faster than kymflow, whose Radon search reads narrow lines slow
+    the 7-px files read 13-18 % faster than kymflow, whose Radon search reads narrow lines slow
     (docs/QUALITY.md). No flag on more than a quarter of the windows, no warning, and every
     flag with at least 20 finite windows marks windows at least 1.5 x further from kymflow's
     local median than the trusted ones (measured 1.6-11 x)."""
