@@ -128,11 +128,17 @@ def test_flow_too_fast_for_the_line_is_never_trusted_and_the_warning_says_so():
     """At about twice the fastest measurable speed the true peak is outside the shift range:
     what is left correlates like noise (measured: 0-3 % trusted)."""
     for n_pixels, speed in ((7, 6.0), (12, 12.0), (38, 28.0)):
-        result = line_velocity(cut_out(np.full(4000, speed), n_pixels, 1), dx_um=DX_UM, dt_s=DT_S)
+        image = cut_out(np.full(4000, speed), n_pixels, 1)
+        result = line_velocity(image, dx_um=DX_UM, dt_s=DT_S)
         assert result.summary["fraction_trusted"] <= 0.05, n_pixels
         limit = min(n_pixels - 3, 24) - 1  # shift range (min_overlap_px = 3, at most 24) less one
-        assert len(result.warnings) == 1 and "wider ROI or a higher line rate" in result.warnings[0]
-        assert f"faster than the {limit} px per line" in result.warnings[0], result.warnings
+        assert len(result.warnings) == 1 and f"faster than the measurable {limit} px per line" in result.warnings[0]
+        if n_pixels - 3 <= 24:  # the line itself is the limit
+            assert "use a wider ROI or a higher line rate" in result.warnings[0], result.warnings
+        else:  # the default 24-pixel shift cap is: raising it measures the speed
+            assert "raise max_shift_px (now 24; these lines allow up to 35)" in result.warnings[0], result.warnings
+            wider = line_velocity(image, dx_um=DX_UM, dt_s=DT_S, max_shift_px=34)
+            assert wider.warnings == [] and abs(wider.summary["median_px_per_line"] / speed - 1) <= 0.01
 
 
 def test_stop_and_go_flow_is_measured_without_a_noise_warning():
@@ -152,21 +158,23 @@ def test_stop_and_go_flow_is_measured_without_a_noise_warning():
 
 
 def test_window_flags_follow_the_rule():
-    speed = np.array([1.0, np.nan, 1.0, 1.0, 1.0, 0.5, 1.0])
-    peak_z = np.array([9.0, 9.0, 3.9, np.nan, 9.0, 4.0, 9.0])
-    tried = np.array([6, 6, 6, 6, 6, 1, 6])
-    kept = np.array([6, 0, 6, 6, 2, 1, 6])
-    centred = np.array([9.0, 9.0, 1.0, 1.0, 9.0, 3.0, 2.9])
+    speed = np.array([1.0, np.nan, 1.0, 1.0, 1.0, 0.5, 1.0, 1.0])
+    peak_z = np.array([9.0, 9.0, 3.9, np.nan, 9.0, 4.0, 9.0, 9.0])
+    tried = np.array([6, 6, 6, 6, 6, 1, 6, 6])
+    kept = np.array([6, 0, 6, 6, 2, 1, 6, 6])
+    centred = np.array([9.0, 9.0, 1.0, 1.0, 9.0, 3.0, 2.9, np.nan])
     flags = window_flags(speed, peak_z, tried, kept, centred, min_peak_z=4.0)
     np.testing.assert_array_equal(flags, [0, NO_LAG | LAGS_DISAGREE, WEAK_CORRELATION, WEAK_CORRELATION,
-                                          LAGS_DISAGREE, 0, COMMON_MODE])
+                                          LAGS_DISAGREE, 0, COMMON_MODE, COMMON_MODE])
+    # a lower min_peak_z lowers the common_mode floor with it (never stricter than min_peak_z)
+    np.testing.assert_array_equal(window_flags(speed, peak_z, tried, kept, centred, min_peak_z=2.0)[6:], [0, COMMON_MODE])
     assert FLAG_BITS == {"no_lag": NO_LAG, "weak_correlation": WEAK_CORRELATION, "lags_disagree": LAGS_DISAGREE,
                          "clean_rejected": CLEAN_REJECTED, "common_mode": COMMON_MODE}
     noise = np.random.default_rng(0).normal(1000.0, 30.0, (3000, 12))
     off = line_velocity(noise, dx_um=DX_UM, dt_s=DT_S, min_peak_z=0)
     assert off.summary["fraction_weak_correlation"] == 0.0  # 0 disables the flag
     np.testing.assert_array_equal(window_flags(speed, peak_z, tried, kept, centred, min_peak_z=0.0),
-                                  [0, NO_LAG | LAGS_DISAGREE, 0, 0, LAGS_DISAGREE, 0, 0])
+                                  [0, NO_LAG | LAGS_DISAGREE, 0, 0, LAGS_DISAGREE, 0, 0, 0])
     with pytest.raises(ParameterError, match="min_peak_z"):
         line_velocity(noise, dx_um=DX_UM, dt_s=DT_S, min_peak_z=-1)
 

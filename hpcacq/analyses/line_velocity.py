@@ -15,9 +15,10 @@ its trusted windows is 1.4-1.8% at 16-line windows and <= 0.9% from 32 lines on
 (tests/test_line_velocity_quality.py). Each window says whether it can be trusted
 (``flags``; docs/QUALITY.md, "line_velocity"): ``no_lag`` (no usable lag: NaN; speed beyond
 ``max_shift_px - 1`` pixels per line), ``weak_correlation`` (lag-1 correlation peak as a
-z-score against noise, ``peak_z``, below ``min_peak_z``), ``lags_disagree`` (the lags do not
-line up on one speed) and ``clean_rejected`` (the local outlier rule of radon_velocity's
-``clean="local"``). ``velocity_clean_mm_s`` holds the trusted values; the file's headline is
+z-score against noise, ``peak_z``, below ``min_peak_z``), ``common_mode`` (the peak rests on
+brightness common to whole lines: ``line_centred_z``, the same z-score with each line's mean
+subtracted, below 3), ``lags_disagree`` (the lags do not line up on one speed) and
+``clean_rejected`` (the local outlier rule of radon_velocity's ``clean="local"``). ``velocity_clean_mm_s`` holds the trusted values; the file's headline is
 their median; a file mostly untrusted, or whose neighbouring windows disagree, gets a warning.
 
 The windows are cut into chunks, each computed with the ``select_windows // 2`` windows
@@ -107,21 +108,23 @@ def _estimate(clean: np.ndarray, options: LineVelocityOptions, n_windows: int, t
 
 def window_flags(speed: np.ndarray, peak_z: np.ndarray, lags_tried: np.ndarray, lags_kept: np.ndarray,
                  line_centred_z: np.ndarray, *, min_peak_z: float) -> np.ndarray:
-    """The ``flags`` of each window before cleaning (``no_lag``, ``weak_correlation``, ``lags_disagree``).
+    """The ``flags`` of each window before cleaning (``no_lag``, ``weak_correlation``,
+    ``lags_disagree``, ``common_mode``; ``clean_rejected`` comes later).
 
     A window is trusted when none is set: a finite speed, a lag-1 correlation peak of at
     least ``min_peak_z`` (noise-level peaks read random speeds) that still reaches
-    ``MIN_LINE_CENTRED_Z`` once each line's own mean is subtracted (``common_mode``: else
-    brightness common to whole lines, flicker, made it), and, where two or more lags were
-    tried, at least half of them agreeing on one speed (noise puts each lag's peak
-    somewhere else).
+    ``min(MIN_LINE_CENTRED_Z, min_peak_z)`` once each line's own mean is subtracted
+    (``common_mode``: else the peak rests on brightness common to whole lines, as flicker
+    makes, or cells filling most of a narrow line; a NaN there is flagged too), and, where
+    two or more lags were tried, at least half of them agreeing on one speed (noise puts
+    each lag's peak somewhere else). ``min_peak_z`` = 0 disables both significance flags.
     """
     flags = np.zeros(speed.shape, dtype=np.int32)
     flags[~np.isfinite(speed)] |= NO_LAG
     if min_peak_z > 0:  # 0 disables both significance flags
         weak = ~(peak_z >= min_peak_z)
         flags[weak] |= WEAK_CORRELATION
-        flags[~weak & ~(line_centred_z >= MIN_LINE_CENTRED_Z)] |= COMMON_MODE
+        flags[~weak & ~(line_centred_z >= min(MIN_LINE_CENTRED_Z, min_peak_z))] |= COMMON_MODE
     flags[(lags_tried >= 2) & (2 * lags_kept < lags_tried)] |= LAGS_DISAGREE
     return flags
 
@@ -134,19 +137,23 @@ def file_warnings(summary: dict[str, float]) -> list[str]:
     most frequent flag; and, apart, neighbouring windows that disagree.
     """
     out = []
+    limit = summary.get("max_speed_px_per_line", math.nan)
+    shift, line_shift = summary.get("max_shift_px", math.nan), summary.get("line_max_shift_px", math.nan)
+    if shift < line_shift:  # the shift cap (24 by default), not the line, sets the limit
+        remedy = f"raise max_shift_px (now {shift:.0f}; these lines allow up to {line_shift:.0f})"
+    else:
+        remedy = "use a wider ROI or a higher line rate"
     weak = summary.get("fraction_weak_correlation", math.nan)
     nan = summary.get("fraction_no_lag", math.nan)
     trusted = summary.get("fraction_trusted", math.nan)
     if weak > MAX_NAN_FRACTION:
         out.append(f"in {weak:.0%} of windows the lines correlate no better than noise: no moving streaks, "
-                   f"or streaks faster than the {summary.get('max_speed_px_per_line', math.nan):.0f} px per line "
-                   f"that {summary.get('n_pixels', math.nan):.0f}-pixel lines can measure (then use a wider ROI "
-                   "or a higher line rate)")
+                   f"or streaks faster than the measurable {limit:.0f} px per line on "
+                   f"{summary.get('n_pixels', math.nan):.0f}-pixel lines; then {remedy}")
     elif nan > MAX_NAN_FRACTION:
         out.append(f"{nan:.0%} of windows have no usable lag: the speed is likely beyond the measurable "
-                   f"{summary.get('max_speed_px_per_line', math.nan):.0f} px per line on "
-                   f"{summary.get('n_pixels', math.nan):.0f}-pixel lines (the finite windows read low); "
-                   "use a wider ROI or a higher line rate")
+                   f"{limit:.0f} px per line on {summary.get('n_pixels', math.nan):.0f}-pixel lines (the finite "
+                   f"windows read low); {remedy}")
     elif not trusted >= MIN_TRUSTED_FRACTION:
         worst = max(FLAG_BITS, key=lambda k: summary.get(f"fraction_{k}", -1.0))
         out.append(f"only {trusted:.0%} of line_velocity windows trusted, most often {worst} "
@@ -191,10 +198,14 @@ def line_velocity(image, *, dx_um: float, dt_s: float, window_lines: int = 32, r
         ``radon_velocity``), ``px_per_line`` (px/line), ``velocity_mm_s`` (mm/s, + toward
         increasing pixel index; NaN where no lag is usable), ``velocity_clean_mm_s`` (the
         trusted windows after the local outlier rule, NaN elsewhere), ``peak_z`` (the lag-1
-        correlation peak as a z-score against noise), ``lags_used`` and ``flags``
-        (``no_lag``, ``weak_correlation``, ``lags_disagree``, ``clean_rejected``).
-        ``summary`` holds ``median_velocity_mm_s`` (median of the trusted windows),
-        ``fraction_trusted``, ``fraction_<flag>``, ``fraction_nan`` and ``local_dispersion``;
+        correlation peak as a z-score against noise), ``line_centred_z`` (the same with each
+        line's mean subtracted), ``lags_used`` and ``flags`` (``no_lag``,
+        ``weak_correlation``, ``lags_disagree``, ``clean_rejected``, ``common_mode``).
+        ``summary`` holds ``median_velocity_mm_s`` and ``median_px_per_line`` (medians of the
+        trusted windows), ``median_velocity_all_mm_s`` (of every finite window),
+        ``fraction_trusted``, ``fraction_<flag>``, ``fraction_nan``, ``local_dispersion``,
+        ``n_windows``, ``n_pixels``, ``max_shift_px``, ``line_max_shift_px`` and
+        ``max_speed_px_per_line``;
         ``warnings`` says why a file is doubtful (:func:`file_warnings`).
 
     Raises
@@ -256,6 +267,7 @@ def run_block(image, options: LineVelocityOptions, units: Units, *, row_offset: 
                "px_per_line": speed, "velocity_mm_s": velocity, "velocity_clean_mm_s": velocity_clean,
                "peak_z": peak_z, "line_centred_z": centred_z, "lags_used": kept, "flags": flags}
     summary = _summary(flags, speed, velocity, velocity_clean, n_pixels, shift)
+    summary["line_max_shift_px"] = float(n_pixels - options.min_overlap_px)
     stopped = STOPPED_PX_PER_LINE * units.dx_um / units.dt_s / 1000.0  # mm/s
     summary["local_dispersion"] = local_dispersion(velocity_clean, span=span, floor=stopped)
     return AnalysisResult(analysis="line_correlation_velocity", params=stored_params(options, units),
@@ -267,7 +279,8 @@ def _summary(flags, speed, velocity, velocity_clean, n_pixels: int, shift: int) 
     """Per-file scalars: window counts, flag fractions and the headline (median of trusted windows)."""
     n = len(flags)
     trusted = flags == 0
-    out = {"n_windows": float(n), "n_pixels": float(n_pixels), "max_speed_px_per_line": float(shift - 1),
+    out = {"n_windows": float(n), "n_pixels": float(n_pixels), "max_shift_px": float(shift),
+           "max_speed_px_per_line": float(shift - 1),
            "fraction_trusted": float(trusted.mean()) if n else math.nan}
     for name, bit in FLAG_BITS.items():
         out[f"fraction_{name}"] = float(((flags & bit) != 0).mean()) if n else math.nan

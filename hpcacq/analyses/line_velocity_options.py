@@ -44,7 +44,7 @@ class LineVelocityOptions:
         4.0, "Windows whose lag-1 correlation peak, as a z-score against uncorrelated noise (R * sqrt(pairs * "
              "overlapping pixels)), is below this get the weak_correlation flag and are NaN in "
              "velocity_clean_mm_s (default 4: white noise reaches it on <= 0.3% of windows; docs/QUALITY.md); "
-             "0 disables the flag.")
+             "0 disables it and common_mode.")
     clean_span_s: float = option(
         0.15, "Seconds of neighbouring windows the local outlier rule compares each window with "
               "(default 0.15, as radon_velocity's clean='local').")
@@ -55,7 +55,7 @@ class LineVelocityOptions:
                                 ("min_overlap_px", 1, "e.g. 3"), ("max_lag_lines", 1, "e.g. 32"),
                                 ("select_windows", 1, "e.g. 15")):
             object.__setattr__(self, name, checks.integer(name, getattr(self, name), low, hint))
-        checks.non_negative("min_peak_z", self.min_peak_z, "4 is the default (docs/QUALITY.md), 0 disables the flag")
+        checks.non_negative("min_peak_z", self.min_peak_z, "4 is the default (docs/QUALITY.md), 0 disables the flags")
         checks.positive("clean_span_s", self.clean_span_s, "e.g. clean_span_s=0.15")
         if self.max_shift_px == 1:
             checks.fail("max_shift_px", "0 (automatic) or at least 2", 1, "a shift range of 1 pixel measures nothing")

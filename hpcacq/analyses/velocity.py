@@ -278,8 +278,10 @@ def _resolution(block, params, theta, separability, threads, cancel) -> dict[str
     one, and ``lag_ratio``, this median relative to that of the line cross-correlation
     estimator (:func:`hpcacq.analyses.narrow_velocity.lag_estimate`, same windows and
     background step, in pixels per line: no units needed), over its windows that
-    ``line_velocity``'s flags would trust (NaN when fewer than half are); that median
-    itself is ``line_correlation_px_per_line`` (the caller stores it in mm/s).
+    ``line_velocity``'s flags would trust before its outlier rule (NaN when fewer than half
+    are); that median itself is ``line_correlation_px_per_line`` (the caller stores it in
+    mm/s). It is not ``--analysis line_velocity``'s headline: that one has its own window
+    length (32 by default), background and outlier rule.
     """
     from .line_velocity import window_flags
     from .line_velocity_options import LineVelocityOptions
@@ -303,7 +305,8 @@ def _resolution(block, params, theta, separability, threads, cancel) -> dict[str
     if n_pixels >= 5 and params.window_lines >= 8:  # lag_velocity's smallest window
         clean = subtract_running_mean(block, lines=params.background_lines)  # 0: the whole block, as there
         lag = lag_estimate(clean, window_lines=params.window_lines)
-        trusted = window_flags(*lag, min_peak_z=LineVelocityOptions().min_peak_z) == 0  # as line_velocity's
+        trusted = window_flags(lag.speed, lag.peak_z, lag.lags_tried, lag.lags_kept, lag.line_centred_z,
+                               min_peak_z=LineVelocityOptions().min_peak_z) == 0  # as line_velocity's, before cleaning
         if np.mean(trusted) >= 0.5:
             out["line_correlation_px_per_line"] = float(np.median(lag.speed[trusted]))
             out["lag_ratio"] = speed / out["line_correlation_px_per_line"] - 1.0

@@ -288,7 +288,8 @@ def file_warnings(summary: dict[str, float], *, score: str = "variance") -> list
             parts.append(f"{dependence:+.0%} with windows of {summary.get('long_window_lines', math.nan):.0f} lines")
         if math.isfinite(lag):
             other = summary.get("line_correlation_mm_s", math.nan)
-            parts.append(f"{lag:+.0%} against line cross-correlation (lag_velocity, which reads {other:.3g} mm/s)")
+            parts.append(f"{lag:+.0%} against line cross-correlation over the same windows (its trusted windows "
+                         f"read {other:.3g} mm/s)")
         out.append(f"on {summary.get('n_pixels', math.nan):.0f}-pixel lines the Radon velocity is uncertain: "
                    f"{', '.join(parts)} (docs/QUALITY.md, narrow lines"
                    + ("; compare --analysis line_velocity and score=balanced)" if score != "balanced" else ")"))
