@@ -99,3 +99,37 @@ def test_bad_inputs_say_what_to_fix():
         lag_velocity(np.ones((100, 3)), dx_um=0.5, dt_s=0.001)
     with pytest.raises(InputError, match="2-D"):
         lag_velocity(np.ones(100), dx_um=0.5, dt_s=0.001)
+
+
+def test_running_mean_is_summed_in_chunks_with_the_same_answer_and_one_copy_of_memory(monkeypatch):
+    """Chunks of lines give the whole-block formula's answer (exactly on integers, to rounding on
+    floats), and the only block-sized allocation is the float64 result: the whole-block
+    cumulative sum and its index gathers held about four more copies."""
+    import tracemalloc
+
+    import hpcacq.analyses.narrow_velocity as nv
+
+    def whole_block(block, lines):
+        block = np.asarray(block, dtype=np.float64)
+        n = block.shape[0]
+        c = np.concatenate((np.zeros((1, block.shape[1])), np.cumsum(block, axis=0)))
+        t = np.arange(n)
+        lo, hi = np.clip(t - lines // 2, 0, n), np.clip(t + lines // 2 + 1, 0, n)
+        return block - (c[hi] - c[lo]) / (hi - lo)[:, None]
+
+    rng = np.random.default_rng(1)
+    counts = rng.integers(0, 4000, (20000, 7)).astype(np.uint16)
+    floats = rng.normal(1000.0, 30.0, (20000, 7))
+    monkeypatch.setattr(nv, "_MEAN_CHUNK_LINES", 1000)
+    for lines in (4096, 101, 1):
+        np.testing.assert_array_equal(nv.subtract_running_mean(counts, lines=lines), whole_block(counts, lines))
+        # the whole block's running sums reach 2e7, rounded to about 4e-9 (the chunks' are smaller)
+        np.testing.assert_allclose(nv.subtract_running_mean(floats, lines=lines), whole_block(floats, lines),
+                                   rtol=0, atol=1e-8)
+    monkeypatch.setattr(nv, "_MEAN_CHUNK_LINES", 1 << 16)
+    big = rng.integers(0, 4000, (1_000_000, 7)).astype(np.uint16)
+    tracemalloc.start()
+    nv.subtract_running_mean(big, lines=4096)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak <= 8 * big.size + 40e6, peak / big.size  # the result + a few 65 536-line chunks

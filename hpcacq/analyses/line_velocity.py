@@ -40,11 +40,11 @@ from ..kernels.windows import window_count, window_times_s
 from .base import AnalysisResult, real_block, reject_non_finite
 from .cleaning import clean_local, local_dispersion, span_windows
 from .line_velocity_options import LineVelocityOptions
-from .narrow_velocity import lag_estimate, shift_range_px, subtract_running_mean
+from .narrow_velocity import LagEstimate, lag_estimate, shift_range_px, subtract_running_mean
 from .options import Units, options_from_mapping, stored_params
 from .runtime import chunk_bounds, run_chunks
 
-__all__ = ["LineVelocityOptions", "line_velocity", "run_block", "window_flags", "file_warnings", "UNITS",
+__all__ = ["LineVelocityOptions", "line_velocity", "run_block", "estimate_windows", "window_flags", "file_warnings", "UNITS",
            "FLAG_BITS", "WARMUP", "NO_LAG", "WEAK_CORRELATION", "LAGS_DISAGREE", "CLEAN_REJECTED", "COMMON_MODE",
            "MAX_NAN_FRACTION", "MIN_TRUSTED_FRACTION", "MAX_DISPERSION"]
 
@@ -85,9 +85,13 @@ def _check_image(image, window_lines: int) -> np.ndarray:
     return arr
 
 
-def _estimate(clean: np.ndarray, options: LineVelocityOptions, n_windows: int, threads: int, cancel, progress):
-    """Speed, peak z-score, lags tried, lags kept and line-centred z-score of every window, chunk
-    by chunk (each chunk computed with its running-median halo)."""
+def estimate_windows(clean: np.ndarray, options: LineVelocityOptions, n_windows: int, *, threads: int = 1,
+                     cancel=None, progress=None) -> LagEstimate:
+    """:func:`~hpcacq.analyses.narrow_velocity.lag_estimate` of the background-removed block
+    ``clean``, chunk by chunk (each chunk with the running-median halo it needs, so the
+    answer does not depend on the chunking beyond rounding): memory stays a few chunks of
+    about ``_CHUNK_PIXELS`` pixels besides ``clean``. ``threads``, ``cancel`` and
+    ``progress`` as :func:`line_velocity`'s."""
     w, step, half = options.window_lines, options.step_lines, options.select_windows // 2
 
     def work(first: int, stop: int) -> tuple[np.ndarray, ...]:
@@ -102,8 +106,8 @@ def _estimate(clean: np.ndarray, options: LineVelocityOptions, n_windows: int, t
     parts = run_chunks(work, chunk_bounds(n_windows, chunk), threads=threads, cancel=cancel,
                        progress=progress, what="line_velocity", unit="windows")
     if not parts:
-        return np.empty(0), np.empty(0), np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0)
-    return tuple(np.concatenate([part[k] for part in parts]) for k in range(5))
+        return LagEstimate(np.empty(0), np.empty(0), np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0))
+    return LagEstimate(*(np.concatenate([part[k] for part in parts]) for k in range(5)))
 
 
 def window_flags(speed: np.ndarray, peak_z: np.ndarray, lags_tried: np.ndarray, lags_kept: np.ndarray,
@@ -256,7 +260,8 @@ def run_block(image, options: LineVelocityOptions, units: Units, *, row_offset: 
     clean = subtract_running_mean(block, lines=options.background_lines)
     del block
     n_windows = window_count(n_lines, options.window_lines)
-    speed, peak_z, tried, kept, centred_z = _estimate(clean, options, n_windows, threads, cancel, progress)
+    speed, peak_z, tried, kept, centred_z = estimate_windows(clean, options, n_windows, threads=threads,
+                                                            cancel=cancel, progress=progress)
     velocity = speed * units.dx_um / units.dt_s / 1000.0
     flags = window_flags(speed, peak_z, tried, kept, centred_z, min_peak_z=options.min_peak_z)
     span = span_windows(options.clean_span_s, options.step_lines, units.dt_s)

@@ -70,17 +70,28 @@ def subtract_running_mean(block: np.ndarray, *, lines: int) -> np.ndarray:
     """``block`` minus each column's centred running mean over about ``lines`` lines.
 
     ``lines <= 0`` or ``lines >= n_lines`` subtracts each column's mean over the block.
-    Axis 0 is time. Returns a new float64 array.
+    Axis 0 is time. Returns a new float64 array; besides it, memory stays within a few
+    chunks of ``_MEAN_CHUNK_LINES`` lines (the running sums are taken chunk by chunk over
+    each chunk's lines and the ``lines // 2`` either side).
     """
-    block = np.asarray(block, dtype=np.float64)
+    block = np.asarray(block)
     n = block.shape[0]
     if lines <= 0 or lines >= n:
-        return block - block.mean(axis=0, keepdims=True)
-    c = np.concatenate((np.zeros((1, block.shape[1])), np.cumsum(block, axis=0)))
-    t = np.arange(n)
-    lo = np.clip(t - lines // 2, 0, n)
-    hi = np.clip(t + lines // 2 + 1, 0, n)
-    return block - (c[hi] - c[lo]) / (hi - lo)[:, None]
+        return block - block.mean(axis=0, dtype=np.float64, keepdims=True)
+    half = lines // 2
+    out = np.empty(block.shape, dtype=np.float64)
+    for a in range(0, n, _MEAN_CHUNK_LINES):
+        b = min(n, a + _MEAN_CHUNK_LINES)
+        first, stop = max(0, a - half), min(n, b + half + 1)
+        c = np.zeros((stop - first + 1, block.shape[1]))
+        np.cumsum(block[first:stop], axis=0, dtype=np.float64, out=c[1:])
+        t = np.arange(a, b)
+        lo, hi = np.clip(t - half, 0, n), np.clip(t + half + 1, 0, n)
+        np.subtract(block[a:b], (c[hi - first] - c[lo - first]) / (hi - lo)[:, None], out=out[a:b])
+    return out
+
+
+_MEAN_CHUNK_LINES = 1 << 16  # lines per chunk of subtract_running_mean
 
 
 def _lag_correlation(x: np.ndarray, window_lines: int, lag: int, max_shift: int, n_windows: int) -> np.ndarray:

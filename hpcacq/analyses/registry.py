@@ -146,7 +146,7 @@ class AnalysisSpec:
 REGISTRY: dict[str, AnalysisEntry] = {e.name: e for e in (
     AnalysisEntry("radon_velocity", "hpcacq.analyses.velocity", "hpcacq.analyses.velocity_options:RadonOptions",
                   "radon_velocity", "velocity", "velocity_clean_mm_s", "mm/s",
-                  description="Radon streak angle (mm/s)", working_bytes=10.0,
+                  description="Radon streak angle (mm/s)", working_bytes=22.0,
                   raw_column="velocity_mm_s", signed=True, row_word="windows",
                   acqstore=("hpcacq.analyses.acqstore_radon", "RADON_SCHEMA", "radon_params_from_acqstore")),
     AnalysisEntry("diameter", "hpcacq.analyses.diameter", "hpcacq.analyses.diameter_options:DiameterOptions",
@@ -161,7 +161,7 @@ REGISTRY: dict[str, AnalysisEntry] = {e.name: e for e in (
                   "hpcacq.analyses.line_velocity_options:LineVelocityOptions", "line_velocity", "line_velocity",
                   "velocity_clean_mm_s", "mm/s", exclusive_group=None, raw_column="velocity_mm_s", signed=True,
                   row_word="windows",
-                  description="line cross-correlation speed for narrow (7-12 px) lines (mm/s)", working_bytes=40.0),
+                  description="line cross-correlation speed for narrow (7-12 px) lines (mm/s)", working_bytes=20.0),
 )}
 ANALYSIS_NAMES: tuple[str, ...] = tuple(REGISTRY)
 #: Every name a user may type (label or registered name) -> registered name.

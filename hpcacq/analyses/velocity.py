@@ -283,9 +283,9 @@ def _resolution(block, params, theta, separability, threads, cancel) -> dict[str
     mm/s). It is not ``--analysis line_velocity``'s headline: that one has its own window
     length (32 by default), background and outlier rule.
     """
-    from .line_velocity import window_flags
+    from .line_velocity import estimate_windows, window_flags
     from .line_velocity_options import LineVelocityOptions
-    from .narrow_velocity import lag_estimate, subtract_running_mean
+    from .narrow_velocity import subtract_running_mean
 
     n_pixels = block.shape[1]
     speed = median_px_per_line(theta, separability, min_separability=params.min_separability)
@@ -304,9 +304,11 @@ def _resolution(block, params, theta, separability, threads, cancel) -> dict[str
     out.update(window_dependence=long_speed / speed - 1.0, long_window_lines=float(long_lines))
     if n_pixels >= 5 and params.window_lines >= 8:  # lag_velocity's smallest window
         clean = subtract_running_mean(block, lines=params.background_lines)  # 0: the whole block, as there
-        lag = lag_estimate(clean, window_lines=params.window_lines)
+        lag_options = LineVelocityOptions(window_lines=params.window_lines)  # lag_estimate's defaults otherwise
+        lag = estimate_windows(clean, lag_options, window_count(block.shape[0], params.window_lines),
+                               threads=threads, cancel=cancel)
         trusted = window_flags(lag.speed, lag.peak_z, lag.lags_tried, lag.lags_kept, lag.line_centred_z,
-                               min_peak_z=LineVelocityOptions().min_peak_z) == 0  # as line_velocity's, before cleaning
+                               min_peak_z=lag_options.min_peak_z) == 0  # as line_velocity's, before cleaning
         if np.mean(trusted) >= 0.5:
             out["line_correlation_px_per_line"] = float(np.median(lag.speed[trusted]))
             out["lag_ratio"] = speed / out["line_correlation_px_per_line"] - 1.0
