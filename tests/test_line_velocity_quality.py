@@ -173,6 +173,9 @@ def test_window_flags_follow_the_rule():
     noise = np.random.default_rng(0).normal(1000.0, 30.0, (3000, 12))
     off = line_velocity(noise, dx_um=DX_UM, dt_s=DT_S, min_peak_z=0)
     assert off.summary["fraction_weak_correlation"] == 0.0  # 0 disables the flag
+    assert off.summary["fraction_common_mode"] == 0.0 and off.summary["min_line_centred_z"] == 0.0
+    on = line_velocity(noise, dx_um=DX_UM, dt_s=DT_S)  # the stored result says which thresholds made its flags
+    assert on.summary["min_line_centred_z"] == 3.0 and on.summary["stopped_px_per_line"] == 0.1
     np.testing.assert_array_equal(window_flags(speed, peak_z, tried, kept, centred, min_peak_z=0.0),
                                   [0, NO_LAG | LAGS_DISAGREE, 0, 0, LAGS_DISAGREE, 0, 0, 0])
     with pytest.raises(ParameterError, match="min_peak_z"):

@@ -208,8 +208,9 @@ def line_velocity(image, *, dx_um: float, dt_s: float, window_lines: int = 32, r
         ``summary`` holds ``median_velocity_mm_s`` and ``median_px_per_line`` (medians of the
         trusted windows), ``median_velocity_all_mm_s`` (of every finite window),
         ``fraction_trusted``, ``fraction_<flag>``, ``fraction_nan``, ``local_dispersion``,
-        ``n_windows``, ``n_pixels``, ``max_shift_px``, ``line_max_shift_px`` and
-        ``max_speed_px_per_line``;
+        ``n_windows``, ``n_pixels``, ``max_shift_px``, ``line_max_shift_px``,
+        ``max_speed_px_per_line`` and the fixed thresholds ``min_line_centred_z`` and
+        ``stopped_px_per_line``;
         ``warnings`` says why a file is doubtful (:func:`file_warnings`).
 
     Raises
@@ -273,6 +274,9 @@ def run_block(image, options: LineVelocityOptions, units: Units, *, row_offset: 
                "peak_z": peak_z, "line_centred_z": centred_z, "lags_used": kept, "flags": flags}
     summary = _summary(flags, speed, velocity, velocity_clean, n_pixels, shift)
     summary["line_max_shift_px"] = float(n_pixels - options.min_overlap_px)
+    # the fixed thresholds behind the flags and the warning, so a stored result says what made it
+    summary["min_line_centred_z"] = min(MIN_LINE_CENTRED_Z, float(options.min_peak_z))
+    summary["stopped_px_per_line"] = STOPPED_PX_PER_LINE
     stopped = STOPPED_PX_PER_LINE * units.dx_um / units.dt_s / 1000.0  # mm/s
     summary["local_dispersion"] = local_dispersion(velocity_clean, span=span, floor=stopped)
     return AnalysisResult(analysis="line_correlation_velocity", params=stored_params(options, units),
