@@ -43,6 +43,7 @@ from .line_velocity_options import LineVelocityOptions
 from .narrow_velocity import LagEstimate, lag_estimate, shift_range_px, subtract_running_mean
 from .options import Units, options_from_mapping, stored_params
 from .runtime import chunk_bounds, run_chunks
+from .velocity_quality import trust_summary
 
 __all__ = ["LineVelocityOptions", "line_velocity", "run_block", "estimate_windows", "window_flags", "file_warnings", "UNITS",
            "FLAG_BITS", "WARMUP", "NO_LAG", "WEAK_CORRELATION", "LAGS_DISAGREE", "CLEAN_REJECTED", "COMMON_MODE",
@@ -263,7 +264,7 @@ def run_block(image, options: LineVelocityOptions, units: Units, *, row_offset: 
     n_windows = window_count(n_lines, options.window_lines)
     speed, peak_z, tried, kept, centred_z = estimate_windows(clean, options, n_windows, threads=threads,
                                                             cancel=cancel, progress=progress)
-    velocity = speed * units.dx_um / units.dt_s / 1000.0
+    velocity = units.mm_per_s(speed)
     flags = window_flags(speed, peak_z, tried, kept, centred_z, min_peak_z=options.min_peak_z)
     span = span_windows(options.clean_span_s, options.step_lines, units.dt_s)
     velocity_clean = clean_local(np.where(flags == 0, velocity, np.nan), span=span, n_mad=_CLEAN_MAD)
@@ -277,25 +278,18 @@ def run_block(image, options: LineVelocityOptions, units: Units, *, row_offset: 
     # the fixed thresholds behind the flags and the warning, so a stored result says what made it
     summary["min_line_centred_z"] = min(MIN_LINE_CENTRED_Z, float(options.min_peak_z))
     summary["stopped_px_per_line"] = STOPPED_PX_PER_LINE
-    stopped = STOPPED_PX_PER_LINE * units.dx_um / units.dt_s / 1000.0  # mm/s
-    summary["local_dispersion"] = local_dispersion(velocity_clean, span=span, floor=stopped)
+    summary["local_dispersion"] = local_dispersion(velocity_clean, span=span, floor=units.mm_per_s(STOPPED_PX_PER_LINE))
     return AnalysisResult(analysis="line_correlation_velocity", params=stored_params(options, units),
                           columns=columns, units=dict(UNITS), flag_bits=dict(FLAG_BITS), summary=summary,
                           warnings=file_warnings(summary))
 
 
 def _summary(flags, speed, velocity, velocity_clean, n_pixels: int, shift: int) -> dict[str, float]:
-    """Per-file scalars: window counts, flag fractions and the headline (median of trusted windows)."""
-    n = len(flags)
+    """Per-file scalars: window counts and shift range, then :func:`trust_summary`'s flag fractions
+    and headline (median of trusted windows), and the trusted median in pixels per line."""
     trusted = flags == 0
-    out = {"n_windows": float(n), "n_pixels": float(n_pixels), "max_shift_px": float(shift),
-           "max_speed_px_per_line": float(shift - 1),
-           "fraction_trusted": float(trusted.mean()) if n else math.nan}
-    for name, bit in FLAG_BITS.items():
-        out[f"fraction_{name}"] = float(((flags & bit) != 0).mean()) if n else math.nan
-    out["fraction_nan"] = float((~np.isfinite(velocity_clean)).mean()) if n else math.nan
-    out["median_velocity_mm_s"] = float(np.median(velocity[trusted])) if trusted.any() else math.nan
+    out = {"n_windows": float(len(flags)), "n_pixels": float(n_pixels), "max_shift_px": float(shift),
+           "max_speed_px_per_line": float(shift - 1)}
+    out.update(trust_summary(flags, FLAG_BITS, velocity, velocity_clean))
     out["median_px_per_line"] = float(np.median(speed[trusted])) if trusted.any() else math.nan
-    finite = np.isfinite(velocity)
-    out["median_velocity_all_mm_s"] = float(np.median(velocity[finite])) if finite.any() else math.nan
     return out

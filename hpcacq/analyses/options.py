@@ -84,6 +84,10 @@ class Units:
             require_unit(name, getattr(self, name), UNIT_HINTS[name])
             object.__setattr__(self, name, checks.positive(name, getattr(self, name), UNIT_HINTS[name]))
 
+    def mm_per_s(self, px_per_line):
+        """A speed in pixels per line (number or array) in mm/s: ``px_per_line * dx_um / dt_s / 1000``."""
+        return px_per_line * self.dx_um / self.dt_s / 1000.0
+
 
 @dataclass(frozen=True)
 class NoOptions:

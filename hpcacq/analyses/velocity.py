@@ -254,7 +254,7 @@ def run_block(image, options: RadonOptions, units: Units, *, row_offset: int = 0
     theta, separability, plain_zero, reanalysed, static = _search(block, params, n_windows, threads, cancel,
                                                                   progress)
     extra = {"static_fraction": static, **_resolution(block, params, theta, separability, threads, cancel)}
-    extra["line_correlation_mm_s"] = extra.pop("line_correlation_px_per_line") * units.dx_um / units.dt_s / 1000.0
+    extra["line_correlation_mm_s"] = units.mm_per_s(extra.pop("line_correlation_px_per_line"))
     return _assemble(params, units, theta, separability, row_offset, plain_zero=plain_zero, reanalysed=reanalysed,
                      extra=extra)
 

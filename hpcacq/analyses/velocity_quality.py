@@ -41,7 +41,7 @@ from .velocity_options import BACKGROUND_MODES
 
 __all__ = [
     "THETA_90", "LOW_SEPARABILITY", "CLEAN_REJECTED", "THETA_0", "STATIC_BACKGROUND", "ANGLE_EDGE",
-    "FLAG_BITS", "BACKGROUND_MODES", "remove_background", "window_flags", "quality_summary",
+    "FLAG_BITS", "BACKGROUND_MODES", "remove_background", "window_flags", "trust_summary", "quality_summary",
     "file_warnings", "median_px_per_line", "NARROW_PIXELS", "ANGLE_STEP_DEG", "angle_step_fraction",
 ]
 
@@ -207,22 +207,36 @@ def window_flags(theta_deg, separability, *, plain_zero, reanalysed, min_separab
     return flags, stall
 
 
-def quality_summary(flags: np.ndarray, velocity_clean: np.ndarray, velocity: np.ndarray,
-                    theta_deg: np.ndarray, stall: np.ndarray) -> dict[str, float]:
-    """Per-file quality scalars: fraction trusted, per flag, NaN, stalls, headline median."""
+def trust_summary(flags: np.ndarray, flag_bits: dict[str, int], velocity: np.ndarray,
+                  velocity_clean: np.ndarray) -> dict[str, float]:
+    """The quality scalars every velocity analysis stores (radon_velocity, line_velocity).
+
+    ``fraction_trusted`` (no flag, finite value), ``fraction_<flag>`` for each of
+    ``flag_bits``, ``fraction_nan`` (of ``velocity_clean``), the headline
+    ``median_velocity_mm_s`` (median of the trusted windows) and
+    ``median_velocity_all_mm_s`` (of every finite window); NaN for an empty file.
+    """
     n = len(flags)
-    out: dict[str, float] = {}
     trusted = (flags == 0) & np.isfinite(velocity)
-    out["fraction_trusted"] = float(trusted.mean()) if n else math.nan
-    for name, bit in FLAG_BITS.items():
+    out = {"fraction_trusted": float(trusted.mean()) if n else math.nan}
+    for name, bit in flag_bits.items():
         out[f"fraction_{name}"] = float(((flags & bit) != 0).mean()) if n else math.nan
     out["fraction_nan"] = float((~np.isfinite(velocity_clean)).mean()) if n else math.nan
-    out["fraction_stall"] = float(stall.mean()) if n else math.nan
     good = velocity[trusted]
     out["median_velocity_mm_s"] = float(np.median(good)) if good.size else math.nan
-    out["median_abs_velocity_mm_s"] = float(np.median(np.abs(good))) if good.size else math.nan
     finite = velocity[np.isfinite(velocity)]
     out["median_velocity_all_mm_s"] = float(np.median(finite)) if finite.size else math.nan
+    return out
+
+
+def quality_summary(flags: np.ndarray, velocity_clean: np.ndarray, velocity: np.ndarray,
+                    theta_deg: np.ndarray, stall: np.ndarray) -> dict[str, float]:
+    """Per-file quality scalars: :func:`trust_summary`, stalls and the median speed of the trusted windows."""
+    out = trust_summary(flags, FLAG_BITS, velocity, velocity_clean)
+    n = len(flags)
+    out["fraction_stall"] = float(stall.mean()) if n else math.nan
+    good = velocity[(flags == 0) & np.isfinite(velocity)]
+    out["median_abs_velocity_mm_s"] = float(np.median(np.abs(good))) if good.size else math.nan
     out["fraction_plain_theta_0"] = math.nan  # filled by the caller
     return out
 
